@@ -1,0 +1,216 @@
+//! Distinguished names as bytes: parsing (RFC 4514, with the LDAPv2 leniency
+//! of RFC 1779 that old clients rely on) and the normalised key that makes
+//! every spelling of one name find one entry.
+//!
+//! Pure functions, called on the connection worker threads.
+
+use crate::schema::Attr;
+
+/// One relative distinguished name: `type=value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rdn {
+    /// The attribute type, resolved through the schema's aliases.
+    pub attr: Attr,
+    /// The value with escapes and surrounding spaces removed, as written.
+    pub value: Vec<u8>,
+}
+
+/// A parsed DN, most specific RDN first.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Dn {
+    pub rdns: Vec<Rdn>,
+}
+
+/// Why a DN could not be parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InvalidDn;
+
+impl Dn {
+    /// Parses a DN. The empty string is the root (no RDNs).
+    pub fn parse(input: &[u8]) -> Result<Dn, InvalidDn> {
+        let mut rdns = Vec::new();
+        if input.iter().all(|&b| b == b' ') {
+            return Ok(Dn { rdns });
+        }
+        for part in split_unescaped(input, |b| b == b',' || b == b';') {
+            let part = trim(part);
+            let eq = part.iter().position(|&b| b == b'=').ok_or(InvalidDn)?;
+            let name = trim(&part[..eq]);
+            if name.is_empty() || !name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-.;:".contains(&b)) {
+                return Err(InvalidDn);
+            }
+            let value = unescape_value(trim(&part[eq + 1..]))?;
+            rdns.push(Rdn {
+                attr: Attr::from_name(name),
+                value,
+            });
+        }
+        Ok(Dn { rdns })
+    }
+
+    /// The DN built from RDNs.
+    pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
+        Dn { rdns }
+    }
+
+    /// The normalised key: types by their schema name in lowercase, values
+    /// folded to lowercase ASCII, one space-free separator. Two spellings
+    /// of one name have one key.
+    pub fn key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(64);
+        for (i, rdn) in self.rdns.iter().enumerate() {
+            if i > 0 {
+                key.push(b',');
+            }
+            key.extend(rdn.attr.name().iter().map(u8::to_ascii_lowercase));
+            key.push(b'=');
+            for &b in &rdn.value {
+                if matches!(b, b',' | b'\\' | b'+' | b';' | b'=') {
+                    key.push(b'\\');
+                }
+                key.push(b.to_ascii_lowercase());
+            }
+        }
+        key
+    }
+
+    /// The DN written out in RFC 4514 form, values escaped where needed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        for (i, rdn) in self.rdns.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(rdn.attr.name());
+            out.push(b'=');
+            for (j, &b) in rdn.value.iter().enumerate() {
+                let edge_space = b == b' ' && (j == 0 || j + 1 == rdn.value.len());
+                if matches!(b, b',' | b'\\' | b'+' | b';' | b'"' | b'<' | b'>' | b'=')
+                    || edge_space
+                    || (j == 0 && b == b'#')
+                {
+                    out.push(b'\\');
+                }
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// The DN without its first RDN.
+    pub fn parent(&self) -> Dn {
+        Dn {
+            rdns: self.rdns.iter().skip(1).cloned().collect(),
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.rdns.is_empty()
+    }
+}
+
+/// Splits on separator bytes that are neither escaped nor inside quotes.
+fn split_unescaped(input: &[u8], sep: impl Fn(u8) -> bool) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut i, mut quoted) = (0, 0, false);
+    while i < input.len() {
+        match input[i] {
+            b'\\' => i += 1,
+            b'"' => quoted = !quoted,
+            b if !quoted && sep(b) => {
+                parts.push(&input[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&input[start..]);
+    parts
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' '] = s {
+        s = rest;
+    }
+    s
+}
+
+fn unescape_value(value: &[u8]) -> Result<Vec<u8>, InvalidDn> {
+    if let [b'"', inner @ .., b'"'] = value {
+        return unescape_value_inner(inner);
+    }
+    unescape_value_inner(value)
+}
+
+fn unescape_value_inner(value: &[u8]) -> Result<Vec<u8>, InvalidDn> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if value[i] == b'\\' {
+            let next = *value.get(i + 1).ok_or(InvalidDn)?;
+            if let (Some(h), Some(l)) = (hex(next), value.get(i + 2).and_then(|&b| hex(b))) {
+                out.push(h << 4 | l);
+                i += 3;
+            } else {
+                out.push(next);
+                i += 2;
+            }
+        } else {
+            out.push(value[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::attr;
+
+    #[test]
+    fn spellings_of_one_name_share_a_key() {
+        let a = Dn::parse(b"cn=Eric,ou=Dynamic,o=Intranet").unwrap();
+        let b = Dn::parse(b"CN = eric , OU=dynamic,  o = INTRANET").unwrap();
+        let c = Dn::parse(b"commonName=ERIC;ou=Dynamic;o=Intranet").unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.key(), c.key());
+        assert_eq!(a.key(), b"cn=eric,ou=dynamic,o=intranet");
+    }
+
+    #[test]
+    fn escapes_and_quotes_are_values_not_separators() {
+        let dn = Dn::parse(br#"cn=Gruber\, Eric,ou=x"#).unwrap();
+        assert_eq!(dn.rdns.len(), 2);
+        assert_eq!(dn.rdns[0].value, b"Gruber, Eric");
+        let dn = Dn::parse(br#"cn="a,b",ou=x"#).unwrap();
+        assert_eq!(dn.rdns[0].value, b"a,b");
+        let dn = Dn::parse(br"cn=Jos\c3\a9").unwrap();
+        assert_eq!(dn.rdns[0].value, "Jos\u{e9}".as_bytes());
+        assert_eq!(Dn::parse(b"cn=a\\,b").unwrap().to_bytes(), b"cn=a\\,b");
+    }
+
+    #[test]
+    fn raw_latin1_bytes_are_kept() {
+        let dn = Dn::parse(b"cn=Jos\xe9,ou=Dynamic,o=Intranet").unwrap();
+        assert_eq!(dn.rdns[0].value, b"Jos\xe9");
+        assert_eq!(dn.rdns[0].attr, attr::CN);
+    }
+
+    #[test]
+    fn malformed_names_are_refused() {
+        assert_eq!(Dn::parse(b"no equals sign"), Err(InvalidDn));
+        assert_eq!(Dn::parse(b"cn=a,,o=b"), Err(InvalidDn));
+        assert_eq!(Dn::parse(b"=value"), Err(InvalidDn));
+        assert_eq!(Dn::parse(b"cn=trailing\\"), Err(InvalidDn));
+        assert!(Dn::parse(b"").unwrap().is_root());
+    }
+}

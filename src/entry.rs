@@ -1,0 +1,361 @@
+//! A directory entry and its compact attribute storage.
+//!
+//! Entries live in the store and are read by every worker thread. A
+//! million registered users must fit in well under a gigabyte, so the
+//! attributes of an entry are packed into one buffer instead of a vector
+//! of vectors (three allocations per value): each attribute is its schema
+//! code (or, for names the schema does not know, the name itself), a value
+//! count and the length-prefixed values. Modifications unpack, change and
+//! repack; entries are small and modifications rare next to reads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::schema::{ATTRIBUTES, Attr, attr};
+
+/// The normalised DN that keys an entry in the store.
+pub type Key = Arc<[u8]>;
+
+/// Expiry time meaning "never".
+pub const NEVER: u64 = u64::MAX;
+
+const OTHER: u8 = 0xff;
+
+/// An attribute type and its values, unpacked.
+pub type AttrValues = (Attr, Vec<Vec<u8>>);
+
+/// The attributes of one entry, packed.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub struct Attributes {
+    packed: Box<[u8]>,
+}
+
+impl Attributes {
+    /// Packs attributes; attributes without values are dropped and
+    /// repeated types are merged.
+    pub fn from_list(list: Vec<AttrValues>) -> Attributes {
+        let mut merged: Vec<AttrValues> = Vec::with_capacity(list.len());
+        for (a, values) in list {
+            if values.is_empty() {
+                continue;
+            }
+            match merged.iter_mut().find(|(m, _)| *m == a) {
+                Some((_, vals)) => vals.extend(values),
+                None => merged.push((a, values)),
+            }
+        }
+        let mut buf = Vec::with_capacity(
+            merged
+                .iter()
+                .map(|(_, v)| 4 + v.iter().map(|x| x.len() + 2).sum::<usize>())
+                .sum(),
+        );
+        for (a, values) in &merged {
+            match a {
+                Attr::Known(code) => buf.push(*code),
+                Attr::Other(name) => {
+                    buf.push(OTHER);
+                    push_len(&mut buf, name.len());
+                    buf.extend_from_slice(name);
+                }
+            }
+            push_len(&mut buf, values.len());
+            for v in values {
+                push_len(&mut buf, v.len());
+                buf.extend_from_slice(v);
+            }
+        }
+        Attributes {
+            packed: buf.into_boxed_slice(),
+        }
+    }
+
+    /// Unpacks into a list of attributes with their values.
+    pub fn to_list(&self) -> Vec<AttrValues> {
+        self.iter()
+            .map(|(a, vals)| (a.to_owned(), vals.map(<[u8]>::to_vec).collect()))
+            .collect()
+    }
+
+    /// Every attribute, in the order stored.
+    pub fn iter(&self) -> AttrIter<'_> {
+        AttrIter { rest: &self.packed }
+    }
+
+    /// The values of one attribute type.
+    pub fn get<'a>(&'a self, want: &Attr) -> Values<'a> {
+        for (a, values) in self.iter() {
+            if a == *want {
+                return values;
+            }
+        }
+        Values { rest: &[], left: 0 }
+    }
+
+    /// The first value of an attribute.
+    pub fn first(&self, want: &Attr) -> Option<&[u8]> {
+        self.get(want).next()
+    }
+
+    pub fn has(&self, want: &Attr) -> bool {
+        self.get(want).left > 0
+    }
+
+    /// Bytes of memory held, for accounting.
+    pub fn heap_size(&self) -> usize {
+        self.packed.len()
+    }
+}
+
+/// An attribute type borrowed from packed storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrRef<'a> {
+    Known(u8),
+    Other(&'a [u8]),
+}
+
+impl AttrRef<'_> {
+    pub fn to_owned(self) -> Attr {
+        match self {
+            AttrRef::Known(c) => Attr::Known(c),
+            AttrRef::Other(n) => Attr::Other(n.into()),
+        }
+    }
+
+    pub fn name(&self) -> &[u8] {
+        match self {
+            AttrRef::Known(c) => ATTRIBUTES[*c as usize].name.as_bytes(),
+            AttrRef::Other(n) => n,
+        }
+    }
+}
+
+impl PartialEq<Attr> for AttrRef<'_> {
+    fn eq(&self, other: &Attr) -> bool {
+        match (self, other) {
+            (AttrRef::Known(a), Attr::Known(b)) => a == b,
+            (AttrRef::Other(a), Attr::Other(b)) => *a == &**b,
+            _ => false,
+        }
+    }
+}
+
+pub struct AttrIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for AttrIter<'a> {
+    type Item = (AttrRef<'a>, Values<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&code, mut rest) = self.rest.split_first()?;
+        let a = if code == OTHER {
+            let (len, r) = take_len(rest);
+            let (name, r) = r.split_at(len);
+            rest = r;
+            AttrRef::Other(name)
+        } else {
+            AttrRef::Known(code)
+        };
+        let (count, r) = take_len(rest);
+        // Find where this attribute's values end.
+        let mut end = r;
+        for _ in 0..count {
+            let (len, after) = take_len(end);
+            end = &after[len..];
+        }
+        let values = Values {
+            rest: &r[..r.len() - end.len()],
+            left: count,
+        };
+        self.rest = end;
+        Some((a, values))
+    }
+}
+
+/// The values of one attribute.
+#[derive(Clone)]
+pub struct Values<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let (len, r) = take_len(self.rest);
+        let (v, r) = r.split_at(len);
+        self.rest = r;
+        Some(v)
+    }
+}
+
+impl Values<'_> {
+    /// How many values are left.
+    pub fn len(&self) -> usize {
+        self.left
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+}
+
+fn push_len(buf: &mut Vec<u8>, mut len: usize) {
+    while len >= 0x80 {
+        buf.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    buf.push(len as u8);
+}
+
+fn take_len(buf: &[u8]) -> (usize, &[u8]) {
+    let (mut len, mut shift, mut i) = (0usize, 0, 0);
+    while let Some(&b) = buf.get(i) {
+        len |= ((b & 0x7f) as usize) << shift;
+        i += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    (len, &buf[i..])
+}
+
+/// What kind of ILS object an entry is, from its objectClass values.
+pub mod class {
+    pub const PERSON: u8 = 1;
+    pub const APPLICATION: u8 = 2;
+    pub const CONFERENCE: u8 = 4;
+    pub const DYNAMIC: u8 = 8;
+}
+
+/// One entry of the directory.
+#[derive(Debug)]
+pub struct Entry {
+    /// The DN as it was first written.
+    pub dn: Box<[u8]>,
+    /// The normalised DN, the entry's key in the store.
+    pub key: Key,
+    /// Where the parent's key starts inside `key`.
+    pub parent_at: u16,
+    pub attrs: Attributes,
+    /// [`class`] bits, kept in step with objectClass.
+    pub classes: u8,
+    /// Milliseconds on the store clock when the entry expires, or [`NEVER`].
+    pub expires: AtomicU64,
+    /// The earliest deadline the expiry heap holds for this entry.
+    pub scheduled: AtomicU64,
+    /// Application entries that live and die with this person.
+    pub dependents: Vec<Key>,
+    /// The person an application entry lives and dies with.
+    pub owner: Option<Key>,
+}
+
+impl Entry {
+    pub fn new(dn: Vec<u8>, key: Vec<u8>, parent_at: usize, attrs: Attributes) -> Entry {
+        let mut entry = Entry {
+            dn: dn.into_boxed_slice(),
+            key: key.into(),
+            parent_at: parent_at.min(u16::MAX as usize) as u16,
+            attrs,
+            classes: 0,
+            expires: AtomicU64::new(NEVER),
+            scheduled: AtomicU64::new(NEVER),
+            dependents: Vec::new(),
+            owner: None,
+        };
+        entry.classes = entry.compute_classes();
+        entry
+    }
+
+    /// The parent's normalised DN.
+    pub fn parent_key(&self) -> &[u8] {
+        self.key.get(self.parent_at as usize..).unwrap_or_default()
+    }
+
+    pub fn compute_classes(&self) -> u8 {
+        let mut bits = 0;
+        for value in self.attrs.get(&attr::OBJECT_CLASS) {
+            for (name, bit) in [
+                (crate::schema::RT_PERSON, class::PERSON),
+                (crate::schema::RT_APPLICATION_USER, class::APPLICATION),
+                (crate::schema::RT_CONFERENCE, class::CONFERENCE),
+                (crate::schema::DYNAMIC_OBJECT, class::DYNAMIC),
+            ] {
+                if value.eq_ignore_ascii_case(name.as_bytes()) {
+                    bits |= bit;
+                }
+            }
+        }
+        bits
+    }
+
+    pub fn is(&self, bit: u8) -> bool {
+        self.classes & bit != 0
+    }
+
+    pub fn expires(&self) -> u64 {
+        self.expires.load(Ordering::Relaxed)
+    }
+
+    /// Whether the entry has expired at `now` (it may not be swept yet).
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires() <= now
+    }
+
+    /// Rough bytes of memory held by the entry.
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Entry>()
+            + self.dn.len()
+            + self.key.len()
+            + self.attrs.heap_size()
+            + self.dependents.len() * 16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> Vec<AttrValues> {
+        vec![
+            (attr::OBJECT_CLASS, vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()]),
+            (attr::CN, vec![b"Jos\xe9".to_vec()]),
+            (Attr::Other(b"timestamp".to_vec().into()), vec![b"1".to_vec()]),
+            (attr::CONFERENCE_BLOB, vec![vec![b'x'; 300]]),
+            (attr::PORT, vec![]),
+            (attr::CN, vec![b"second".to_vec()]),
+        ]
+    }
+
+    #[test]
+    fn packing_round_trips_and_merges_repeated_types() {
+        let attrs = Attributes::from_list(list());
+        let back = attrs.to_list();
+        assert_eq!(back.len(), 4, "empty attribute dropped, cn merged");
+        assert_eq!(back[1], (attr::CN, vec![b"Jos\xe9".to_vec(), b"second".to_vec()]));
+        assert_eq!(back[2].0, Attr::Other(b"timestamp".to_vec().into()));
+        assert_eq!(back[3].1[0].len(), 300);
+        assert_eq!(attrs.first(&attr::CN), Some(&b"Jos\xe9"[..]));
+        assert_eq!(attrs.get(&attr::OBJECT_CLASS).len(), 2);
+        assert!(!attrs.has(&attr::PORT));
+    }
+
+    #[test]
+    fn classes_follow_object_class_in_any_case() {
+        let attrs = Attributes::from_list(vec![(
+            attr::OBJECT_CLASS,
+            vec![b"RTPERSON".to_vec(), b"DynamicObject".to_vec()],
+        )]);
+        let entry = Entry::new(b"cn=a".to_vec(), b"cn=a".to_vec(), 4, attrs);
+        assert!(entry.is(class::PERSON));
+        assert!(entry.is(class::DYNAMIC));
+        assert!(!entry.is(class::CONFERENCE));
+    }
+}

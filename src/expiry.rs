@@ -1,0 +1,189 @@
+//! The expiry thread: forgets dynamic entries whose TTL has run out
+//! (RFC 2589, [MS-TAIL] 3.6).
+//!
+//! It owns a min-heap of deadlines and sleeps on its channel until the
+//! earliest one, so a new deadline or shutdown wakes it at once. A refresh
+//! that moves a deadline later does not tell it anything: when the old
+//! deadline comes up, the entry's own expiry time is later, and the entry
+//! is pushed again with that time. Heap items that no longer match the
+//! entry's earliest scheduled deadline are stale and dropped, so the heap
+//! never needs searching. Removals are done in batches so that a million
+//! entries expiring in the same second never hold the write lock long.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::store::{Deadline, ExpiryMsg, Store};
+
+/// Entries examined per hold of the write lock.
+const BATCH: usize = 512;
+
+/// The longest sleep when nothing is scheduled.
+const IDLE: Duration = Duration::from_secs(3600);
+
+/// Starts the expiry thread.
+pub fn spawn(store: Arc<Store>, inbox: Receiver<ExpiryMsg>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ilsd-expiry".into())
+        .spawn(move || run(&store, &inbox))
+}
+
+fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
+    let mut expiry_heap: BinaryHeap<Reverse<Deadline>> = BinaryHeap::new();
+    loop {
+        let wait = match expiry_heap.peek() {
+            Some(Reverse(next)) => Duration::from_millis(next.at.saturating_sub(store.now())),
+            None => IDLE,
+        };
+        match inbox.recv_timeout(wait) {
+            Ok(ExpiryMsg::Schedule(d)) => expiry_heap.push(Reverse(d)),
+            Ok(ExpiryMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        for msg in inbox.try_iter() {
+            match msg {
+                ExpiryMsg::Schedule(d) => expiry_heap.push(Reverse(d)),
+                ExpiryMsg::Shutdown => return,
+            }
+        }
+        sweep(store, &mut expiry_heap);
+    }
+}
+
+/// Pops every due deadline and removes the entries that have expired.
+/// Returns how many entries were removed.
+pub fn sweep(store: &Store, expiry_heap: &mut BinaryHeap<Reverse<Deadline>>) -> usize {
+    let mut removed = 0;
+    loop {
+        let now = store.now();
+        let mut due = Vec::with_capacity(BATCH);
+        while due.len() < BATCH {
+            match expiry_heap.peek() {
+                Some(Reverse(d)) if d.at <= now => {
+                    if let Some(Reverse(d)) = expiry_heap.pop() {
+                        due.push(d);
+                    }
+                }
+                _ => break,
+            }
+        }
+        if due.is_empty() {
+            return removed;
+        }
+        let mut dir = store.write();
+        for Deadline { at, key } in due {
+            let Some(entry) = dir.get(&key) else {
+                continue;
+            };
+            if entry.scheduled.load(Ordering::Relaxed) != at {
+                // A refresh brought the deadline forward and scheduled it
+                // separately; this item is stale.
+                continue;
+            }
+            let expires = entry.expires();
+            if expires <= now {
+                removed += dir.remove(&key);
+            } else {
+                entry.scheduled.store(expires, Ordering::Relaxed);
+                expiry_heap.push(Reverse(Deadline { at: expires, key }));
+            }
+        }
+        drop(dir);
+        if removed > 0 {
+            log::debug!("expired {removed} entries");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dn::Dn;
+    use crate::entry::{Attributes, Entry};
+    use crate::schema::attr;
+    use crate::store::TtlPolicy;
+
+    fn store() -> (Store, Receiver<ExpiryMsg>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Store::new(TtlPolicy::new(60, 1, 3600), tx), rx)
+    }
+
+    fn add(store: &Store, cn: &str, ttl_ms: u64) {
+        let dn = format!("cn={cn},ou=Dynamic,o=Intranet");
+        let key = Dn::parse(dn.as_bytes()).unwrap().key();
+        let attrs = Attributes::from_list(vec![
+            (attr::OBJECT_CLASS, vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()]),
+            (attr::CN, vec![cn.as_bytes().to_vec()]),
+        ]);
+        let entry = Entry::new(dn.into_bytes(), key, 0, attrs);
+        let at = store.now() + ttl_ms;
+        entry.expires.store(at, Ordering::Relaxed);
+        entry.scheduled.store(at, Ordering::Relaxed);
+        store.write().insert(entry, 0).unwrap();
+    }
+
+    fn heap_from(inbox: &Receiver<ExpiryMsg>) -> BinaryHeap<Reverse<Deadline>> {
+        inbox
+            .try_iter()
+            .filter_map(|m| match m {
+                ExpiryMsg::Schedule(d) => Some(Reverse(d)),
+                ExpiryMsg::Shutdown => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn due_entries_go_and_refreshed_ones_are_rescheduled() {
+        let (store, inbox) = store();
+        add(&store, "gone", 0);
+        add(&store, "kept", 0);
+        let mut heap: BinaryHeap<_> = store
+            .read()
+            .iter()
+            .map(|e| Reverse(Deadline { at: e.expires(), key: e.key.clone() }))
+            .collect();
+        let kept = store.read().by_cn(b"kept")[0].clone();
+        store.set_ttl(store.read().get(&kept).unwrap(), 60);
+        assert!(heap_from(&inbox).is_empty(), "a later deadline sends nothing");
+        assert_eq!(sweep(&store, &mut heap), 1);
+        assert!(store.read().by_cn(b"gone").is_empty());
+        assert_eq!(store.read().by_cn(b"kept").len(), 1);
+        assert_eq!(heap.len(), 1, "the refreshed entry is pushed again");
+        assert!(heap.peek().unwrap().0.at >= store.now() + 59_000);
+    }
+
+    #[test]
+    fn an_earlier_deadline_is_scheduled_and_the_old_item_is_stale() {
+        let (store, inbox) = store();
+        add(&store, "a", 60_000);
+        let key = store.read().by_cn(b"a")[0].clone();
+        let mut heap: BinaryHeap<_> =
+            [Reverse(Deadline { at: store.now() + 60_000, key: key.clone() })].into();
+        store.set_ttl(store.read().get(&key).unwrap(), 0);
+        heap.extend(heap_from(&inbox));
+        assert_eq!(heap.len(), 2);
+        assert_eq!(sweep(&store, &mut heap), 1);
+        assert!(store.read().is_empty());
+    }
+
+    #[test]
+    fn mass_expiry_is_swept_in_batches() {
+        let (store, _inbox) = store();
+        for i in 0..(BATCH * 3 + 7) {
+            add(&store, &format!("u{i}"), 0);
+        }
+        let mut heap: BinaryHeap<_> = store
+            .read()
+            .iter()
+            .map(|e| Reverse(Deadline { at: e.expires(), key: e.key.clone() }))
+            .collect();
+        assert_eq!(sweep(&store, &mut heap), BATCH * 3 + 7);
+        assert!(heap.is_empty());
+    }
+}

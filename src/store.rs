@@ -1,0 +1,456 @@
+//! The in-memory directory: entries keyed by normalised DN behind one
+//! `parking_lot` reader-writer lock, with indexes on `cn` and `uid` so that
+//! a search for one name is a lookup, not a scan.
+//!
+//! Worker threads read and write it; the expiry thread ([`crate::expiry`])
+//! removes what has expired. Refreshing a TTL only stores an atomic in the
+//! entry, under the read lock: the thousands of keep-alives a second that an
+//! ILS server answers never wait for one another. Only a refresh that
+//! brings a deadline forward sends the expiry thread a new deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::dn::Dn;
+use crate::entry::{Attributes, Entry, Key, NEVER, class};
+use crate::schema::{Attr, attr};
+
+/// A deadline for the expiry thread: the entry `key` may expire at `at`.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline {
+    pub at: u64,
+    pub key: Key,
+}
+
+/// What the expiry thread is told.
+#[derive(Debug)]
+pub enum ExpiryMsg {
+    Schedule(Deadline),
+    Shutdown,
+}
+
+/// The administrator's bounds on entry TTLs, in seconds. Changeable while
+/// running (a configuration reload), hence atomics.
+#[derive(Debug)]
+pub struct TtlPolicy {
+    default: AtomicU32,
+    min: AtomicU32,
+    max: AtomicU32,
+}
+
+impl TtlPolicy {
+    pub fn new(default: u32, min: u32, max: u32) -> TtlPolicy {
+        let policy = TtlPolicy {
+            default: AtomicU32::new(0),
+            min: AtomicU32::new(0),
+            max: AtomicU32::new(0),
+        };
+        policy.set(default, min, max);
+        policy
+    }
+
+    pub fn set(&self, default: u32, min: u32, max: u32) {
+        self.min.store(min, Ordering::Relaxed);
+        self.max.store(max.max(min), Ordering::Relaxed);
+        self.default.store(default, Ordering::Relaxed);
+    }
+
+    /// A requested TTL brought within the bounds: real clients ask for far
+    /// more than any sensible maximum (the Dialer sends 180000), so a TTL
+    /// out of bounds is adjusted, never refused.
+    pub fn clamp(&self, requested: u64) -> u32 {
+        let min = self.min.load(Ordering::Relaxed) as u64;
+        let max = self.max.load(Ordering::Relaxed) as u64;
+        requested.clamp(min, max.max(min)) as u32
+    }
+
+    /// The TTL of an entry created without asking for one.
+    pub fn default_ttl(&self) -> u32 {
+        self.clamp(self.default.load(Ordering::Relaxed) as u64)
+    }
+
+    pub fn max(&self) -> u32 {
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+/// The entries and their indexes. Reached through [`Store::read`] and
+/// [`Store::write`].
+#[derive(Default)]
+pub struct Directory {
+    entries: HashMap<Key, Entry>,
+    by_cn: HashMap<Box<[u8]>, Vec<Key>>,
+    by_uid: HashMap<Box<[u8]>, Vec<Key>>,
+    dynamic_count: usize,
+}
+
+/// The entry exists already.
+#[derive(Debug)]
+pub struct AlreadyExists;
+
+/// Folds a value for the name indexes: case-insensitive, surrounding
+/// spaces ignored, as equality matching does.
+pub fn index_key(value: &[u8]) -> Box<[u8]> {
+    let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
+    let end = value.iter().rposition(|&b| b != b' ').map_or(start, |i| i + 1);
+    value[start..end].to_ascii_lowercase().into_boxed_slice()
+}
+
+impl Directory {
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.entries.get_mut(key)
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// Keys of the entries whose cn equals `value` (case-insensitively).
+    pub fn by_cn(&self, value: &[u8]) -> &[Key] {
+        self.by_cn.get(&index_key(value)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Keys of the entries whose uid equals `value` (case-insensitively).
+    pub fn by_uid(&self, value: &[u8]) -> &[Key] {
+        self.by_uid.get(&index_key(value)).map_or(&[], Vec::as_slice)
+    }
+
+    /// When an entry expires: its own deadline, or its person's for an
+    /// application entry that lives with a person.
+    pub fn expires_of(&self, entry: &Entry) -> u64 {
+        match &entry.owner {
+            Some(owner) if entry.expires() == NEVER => self.get(owner).map_or(0, Entry::expires),
+            _ => entry.expires(),
+        }
+    }
+
+    /// Whether an entry is still there for clients at `now`.
+    pub fn alive(&self, entry: &Entry, now: u64) -> bool {
+        self.expires_of(entry) > now
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many dynamic entries are stored (expired ones not yet swept
+    /// included).
+    pub fn dynamic_count(&self) -> usize {
+        self.dynamic_count
+    }
+
+    /// Adds an entry. An expired entry of the same name is replaced: its
+    /// name is free to register again even before the sweep.
+    pub fn insert(&mut self, entry: Entry, now: u64) -> Result<&Entry, AlreadyExists> {
+        if let Some(old) = self.entries.get(&entry.key) {
+            if !old.expired(now) {
+                return Err(AlreadyExists);
+            }
+            let key = old.key.clone();
+            self.remove(&key);
+        }
+        self.index(&entry, true);
+        if entry.is(class::DYNAMIC) {
+            self.dynamic_count += 1;
+        }
+        let key = entry.key.clone();
+        Ok(self.entries.entry(key).or_insert(entry))
+    }
+
+    /// Removes an entry and the application entries that live with it.
+    /// Returns how many entries were removed.
+    pub fn remove(&mut self, key: &[u8]) -> usize {
+        let Some(entry) = self.entries.remove(key) else {
+            return 0;
+        };
+        self.index(&entry, false);
+        if entry.is(class::DYNAMIC) {
+            self.dynamic_count -= 1;
+        }
+        if let Some(owner) = &entry.owner {
+            if let Some(person) = self.entries.get_mut(owner) {
+                person.dependents.retain(|k| **k != *key);
+            }
+        }
+        let mut removed = 1;
+        for dependent in entry.dependents {
+            removed += self.remove(&dependent);
+        }
+        removed
+    }
+
+    /// Replaces an entry's attributes, keeping the indexes in step.
+    pub fn set_attrs(&mut self, key: &[u8], attrs: Attributes) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
+        let old_names = (
+            entry.attrs.get(&attr::CN).map(index_key).collect::<Vec<_>>(),
+            entry.attrs.get(&attr::UID).map(index_key).collect::<Vec<_>>(),
+        );
+        let new_names = (
+            attrs.get(&attr::CN).map(index_key).collect::<Vec<_>>(),
+            attrs.get(&attr::UID).map(index_key).collect::<Vec<_>>(),
+        );
+        let was_dynamic = entry.is(class::DYNAMIC);
+        let reindex = old_names != new_names;
+        let snapshot;
+        if reindex {
+            snapshot = Entry::new(Vec::new(), entry.key.to_vec(), 0, entry.attrs.clone());
+            self.index(&snapshot, false);
+        }
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        entry.attrs = attrs;
+        entry.classes = entry.compute_classes();
+        let is_dynamic = entry.is(class::DYNAMIC);
+        if reindex {
+            let snapshot = Entry::new(Vec::new(), entry.key.to_vec(), 0, entry.attrs.clone());
+            self.index(&snapshot, true);
+        }
+        match (was_dynamic, is_dynamic) {
+            (false, true) => self.dynamic_count += 1,
+            (true, false) => self.dynamic_count -= 1,
+            _ => {}
+        }
+    }
+
+    /// Links an application entry to the person it lives and dies with.
+    pub fn attach(&mut self, person: &Key, application: &Key) {
+        if let Some(app) = self.entries.get_mut(application) {
+            app.owner = Some(person.clone());
+        }
+        if let Some(p) = self.entries.get_mut(person) {
+            if !p.dependents.contains(application) {
+                p.dependents.push(application.clone());
+            }
+        }
+    }
+
+    fn index(&mut self, entry: &Entry, add: bool) {
+        for (a, map) in [(attr::CN, &mut self.by_cn), (attr::UID, &mut self.by_uid)] {
+            for value in entry.attrs.get(&a) {
+                let name = index_key(value);
+                if add {
+                    let keys = map.entry(name).or_default();
+                    if !keys.contains(&entry.key) {
+                        keys.push(entry.key.clone());
+                    }
+                } else if let Some(keys) = map.get_mut(&name) {
+                    keys.retain(|k| *k != entry.key);
+                    if keys.is_empty() {
+                        map.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The directory with its clock, TTL policy and line to the expiry thread.
+pub struct Store {
+    dir: RwLock<Directory>,
+    epoch: Instant,
+    expiry: Sender<ExpiryMsg>,
+    pub ttl: TtlPolicy,
+}
+
+impl Store {
+    pub fn new(ttl: TtlPolicy, expiry: Sender<ExpiryMsg>) -> Store {
+        Store {
+            dir: RwLock::new(Directory::default()),
+            epoch: Instant::now(),
+            expiry,
+            ttl,
+        }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Directory> {
+        self.dir.read()
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.dir.write()
+    }
+
+    /// Milliseconds since the store was created: the clock of every
+    /// deadline.
+    pub fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Sets an entry's TTL, in seconds from now, and makes sure the expiry
+    /// thread will look at it in time. Needs only the read lock.
+    pub fn set_ttl(&self, entry: &Entry, ttl_secs: u32) {
+        let at = self.now().saturating_add(ttl_secs as u64 * 1000);
+        entry.expires.store(at, Ordering::Relaxed);
+        let scheduled = entry.scheduled.fetch_min(at, Ordering::Relaxed);
+        if at < scheduled {
+            self.schedule(at, entry.key.clone());
+        }
+    }
+
+    /// Seconds left before an entry expires (rounded up), if it is dynamic.
+    pub fn ttl_left(dir: &Directory, entry: &Entry, now: u64) -> Option<u64> {
+        match dir.expires_of(entry) {
+            NEVER => None,
+            at => Some(at.saturating_sub(now).div_ceil(1000)),
+        }
+    }
+
+    fn schedule(&self, at: u64, key: Key) {
+        // The expiry thread only stops at shutdown; a failed send then
+        // means nothing is left to expire.
+        let _ = self.expiry.send(ExpiryMsg::Schedule(Deadline { at, key }));
+    }
+
+    /// Asks the expiry thread to stop.
+    pub fn stop_expiry(&self) {
+        let _ = self.expiry.send(ExpiryMsg::Shutdown);
+    }
+}
+
+/// Builds the static tree: `o=Intranet` with `ou=Dynamic`,
+/// `ou=Applications` and `ou=Admin`, and the schema entries under
+/// `cn=Schema,ou=Admin,o=Intranet`.
+pub fn load_static_tree(dir: &mut Directory) {
+    let text = |s: &str| s.as_bytes().to_vec();
+    let mut add = |dn: &str, attrs: Vec<(Attr, Vec<Vec<u8>>)>| {
+        let parsed = Dn::parse(dn.as_bytes()).expect("static DNs are valid");
+        let key = parsed.key();
+        let parent_at = key.len() - parsed.parent().key().len();
+        let entry = Entry::new(text(dn), key, parent_at, Attributes::from_list(attrs));
+        let _ = dir.insert(entry, 0);
+    };
+    add(
+        "o=Intranet",
+        vec![
+            (attr::OBJECT_CLASS, vec![text("top"), text("organization")]),
+            (attr::O, vec![text("Intranet")]),
+        ],
+    );
+    for ou in ["Dynamic", "Applications", "Admin"] {
+        add(
+            &format!("ou={ou},o=Intranet"),
+            vec![
+                (attr::OBJECT_CLASS, vec![text("top"), text("organizationalUnit")]),
+                (attr::OU, vec![text(ou)]),
+            ],
+        );
+    }
+    add(
+        "cn=Schema,ou=Admin,o=Intranet",
+        vec![
+            (attr::OBJECT_CLASS, vec![text("top"), text("container")]),
+            (attr::CN, vec![text("Schema")]),
+        ],
+    );
+    for (cn, attrs) in crate::schema::schema_entries() {
+        add(&format!("cn={cn},cn=Schema,ou=Admin,o=Intranet"), attrs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(cn: &str) -> Entry {
+        let dn = format!("cn={cn},ou=Dynamic,o=Intranet");
+        let parsed = Dn::parse(dn.as_bytes()).unwrap();
+        let key = parsed.key();
+        let parent_at = key.len() - parsed.parent().key().len();
+        let attrs = Attributes::from_list(vec![
+            (
+                attr::OBJECT_CLASS,
+                vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()],
+            ),
+            (attr::CN, vec![cn.as_bytes().to_vec()]),
+        ]);
+        Entry::new(dn.into_bytes(), key, parent_at, attrs)
+    }
+
+    #[test]
+    fn cn_index_finds_entries_case_insensitively_and_forgets_removed_ones() {
+        let mut dir = Directory::default();
+        dir.insert(person("Eric"), 0).unwrap();
+        assert_eq!(dir.by_cn(b"ERIC ").len(), 1);
+        assert!(dir.insert(person("eric"), 0).is_err(), "same key");
+        let key = dir.by_cn(b"eric")[0].clone();
+        assert_eq!(dir.get(&key).unwrap().parent_key(), b"ou=dynamic,o=intranet");
+        assert_eq!(dir.remove(&key), 1);
+        assert!(dir.by_cn(b"eric").is_empty());
+        assert_eq!(dir.dynamic_count(), 0);
+    }
+
+    #[test]
+    fn an_expired_entry_frees_its_name() {
+        let mut dir = Directory::default();
+        let e = person("a");
+        e.expires.store(10, Ordering::Relaxed);
+        dir.insert(e, 0).unwrap();
+        assert!(dir.insert(person("a"), 5).is_err());
+        assert!(dir.insert(person("a"), 10).is_ok());
+        assert_eq!(dir.len(), 1);
+    }
+
+    #[test]
+    fn removing_a_person_removes_its_applications() {
+        let mut dir = Directory::default();
+        let p = dir.insert(person("a"), 0).unwrap().key.clone();
+        let mut app = person("a");
+        app.key = Key::from(&b"cn=a,appname=x,ou=applications,o=intranet"[..]);
+        let a = dir.insert(app, 0).unwrap().key.clone();
+        dir.attach(&p, &a);
+        assert_eq!(dir.remove(&p), 2);
+        assert!(dir.is_empty());
+    }
+
+    #[test]
+    fn set_attrs_reindexes_a_renamed_entry() {
+        let mut dir = Directory::default();
+        let key = dir.insert(person("old"), 0).unwrap().key.clone();
+        let attrs = Attributes::from_list(vec![(attr::CN, vec![b"new".to_vec()])]);
+        dir.set_attrs(&key, attrs);
+        assert!(dir.by_cn(b"old").is_empty());
+        assert_eq!(dir.by_cn(b"new").len(), 1);
+        assert_eq!(dir.dynamic_count(), 0, "no longer a dynamicObject");
+    }
+
+    #[test]
+    fn ttl_policy_lowers_and_raises_instead_of_refusing() {
+        let p = TtlPolicy::new(600, 10, 3600);
+        assert_eq!(p.clamp(180_000), 3600);
+        assert_eq!(p.clamp(1), 10);
+        assert_eq!(p.clamp(300), 300);
+        assert_eq!(p.default_ttl(), 600);
+    }
+
+    #[test]
+    fn static_tree_holds_containers_and_schema() {
+        let mut dir = Directory::default();
+        load_static_tree(&mut dir);
+        for dn in [
+            &b"o=intranet"[..],
+            b"ou=dynamic,o=intranet",
+            b"ou=applications,o=intranet",
+            b"cn=rtperson,cn=schema,ou=admin,o=intranet",
+            b"cn=ntsecuritydescriptor,cn=schema,ou=admin,o=intranet",
+        ] {
+            assert!(dir.get(dn).is_some(), "{}", String::from_utf8_lossy(dn));
+        }
+    }
+}
