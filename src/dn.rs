@@ -65,10 +65,14 @@ impl Dn {
             key.extend(rdn.attr.name().iter().map(u8::to_ascii_lowercase));
             key.push(b'=');
             for &b in &rdn.value {
+                // Separators inside values are written as hex escapes, so
+                // that a ',' in a key is always a separator and a suffix
+                // test on keys is a subtree test.
                 if matches!(b, b',' | b'\\' | b'+' | b';' | b'=') {
-                    key.push(b'\\');
+                    key.extend_from_slice(format!("\\{b:02x}").as_bytes());
+                } else {
+                    key.push(b.to_ascii_lowercase());
                 }
-                key.push(b.to_ascii_lowercase());
             }
         }
         key

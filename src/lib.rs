@@ -12,10 +12,17 @@
 //! ([`expiry`]). They share the [`store::Store`].
 
 pub mod ber;
+pub mod config;
+pub mod connection;
+pub mod daemon;
 pub mod dn;
 pub mod entry;
 pub mod expiry;
 pub mod filter;
+pub mod handler;
+pub mod ils;
+pub mod ops;
 pub mod schema;
+pub mod server;
 pub mod store;
 pub mod wire;

@@ -304,6 +304,44 @@ fn convert_filter(f: LdapFilter) -> Filter<Vec<u8>> {
     }
 }
 
+/// Why the request stream cannot go on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamError {
+    /// The frame is not an LDAP request.
+    Protocol(&'static str),
+    /// The frame announces more than the maximum request size.
+    TooLarge(usize),
+}
+
+impl From<std::io::Error> for StreamError {
+    fn from(_: std::io::Error) -> StreamError {
+        StreamError::Protocol("read error")
+    }
+}
+
+/// Cuts requests off the front of a read buffer: the `tokio_util` codec
+/// interface, used here without any runtime.
+pub struct RequestCodec {
+    pub max_request_size: usize,
+}
+
+impl tokio_util::codec::Decoder for RequestCodec {
+    type Item = Request;
+    type Error = StreamError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, StreamError> {
+        match crate::ber::frame_len(buf, self.max_request_size) {
+            crate::ber::Frame::Complete(n) => {
+                let frame = buf.split_to(n);
+                decode(&frame).map(Some).map_err(|ProtocolError(why)| StreamError::Protocol(why))
+            }
+            crate::ber::Frame::Incomplete => Ok(None),
+            crate::ber::Frame::TooLarge(n) => Err(StreamError::TooLarge(n)),
+            crate::ber::Frame::Invalid => Err(StreamError::Protocol("not an LDAP message")),
+        }
+    }
+}
+
 /// The protocolOp tags of responses.
 pub mod tag {
     pub const BIND: u8 = 0x61;

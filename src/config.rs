@@ -1,0 +1,270 @@
+//! The server's settings, from the configuration file and the command line.
+//!
+//! Every setting has one name, used both as the long option (`--max-ttl`)
+//! and as the keyword of `ilsd.conf` (`max-ttl 3600`); [`SETTINGS`] lists
+//! them for the option parser, `--help` and the man page test. The command
+//! line is applied after the file, so it wins. Read on the main thread at
+//! start and again on reload.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One setting: its name, an argument hint, and one line of help.
+pub struct Setting {
+    pub name: &'static str,
+    pub hint: &'static str,
+    pub help: &'static str,
+    /// Whether it may be given more than once (each adds a value).
+    pub repeatable: bool,
+}
+
+/// Every setting, in the order `--help` lists them.
+pub const SETTINGS: &[Setting] = &[
+    Setting { name: "listen", hint: "ADDR:PORT", help: "listen on this address (repeatable; default 0.0.0.0:1002)", repeatable: true },
+    Setting { name: "default-ttl", hint: "SECONDS", help: "TTL of a dynamic entry created without one (default 600)", repeatable: false },
+    Setting { name: "min-ttl", hint: "SECONDS", help: "shortest TTL; shorter requests are raised (default 10)", repeatable: false },
+    Setting { name: "max-ttl", hint: "SECONDS", help: "longest TTL; longer requests are lowered (default 86400)", repeatable: false },
+    Setting { name: "workers", hint: "N", help: "worker threads kept ready for connections (default 4)", repeatable: false },
+    Setting { name: "max-connections", hint: "N", help: "most connections served at once (default 4096)", repeatable: false },
+    Setting { name: "idle-timeout", hint: "SECONDS", help: "close a connection idle this long (default 300)", repeatable: false },
+    Setting { name: "max-request-size", hint: "BYTES", help: "largest request accepted (default 262144)", repeatable: false },
+    Setting { name: "size-limit", hint: "N", help: "most entries one search returns, 0 for no limit (default 0)", repeatable: false },
+    Setting { name: "time-limit", hint: "SECONDS", help: "longest time one search runs, 0 for no limit (default 0)", repeatable: false },
+    Setting { name: "account", hint: "DN PASSWORD", help: "an account for simple binds (repeatable)", repeatable: true },
+    Setting { name: "observed-ip", hint: "yes|no", help: "store the connection's IPv4 address as ipAddress (default no)", repeatable: false },
+    Setting { name: "log-level", hint: "LEVEL", help: "error, warn, info, debug or trace (default info)", repeatable: false },
+    Setting { name: "user", hint: "USER", help: "run as this user once the sockets are bound", repeatable: false },
+    Setting { name: "group", hint: "GROUP", help: "run as this group once the sockets are bound", repeatable: false },
+];
+
+/// A simple-bind account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The normalised DN.
+    pub key: Vec<u8>,
+    pub password: Vec<u8>,
+}
+
+/// Everything the server can be told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub default_ttl: u32,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    pub workers: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub max_request_size: usize,
+    pub size_limit: usize,
+    pub time_limit: u64,
+    pub accounts: Vec<Account>,
+    pub observed_ip: bool,
+    pub log_level: log::LevelFilter,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 1002))],
+            default_ttl: 600,
+            min_ttl: 10,
+            max_ttl: 86400,
+            workers: 4,
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(300),
+            max_request_size: 256 * 1024,
+            size_limit: 0,
+            time_limit: 0,
+            accounts: Vec::new(),
+            observed_ip: false,
+            log_level: log::LevelFilter::Info,
+            user: None,
+            group: None,
+        }
+    }
+}
+
+/// A bad setting, with where it came from when it came from a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: Option<(PathBuf, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some((path, line)) => write!(f, "{}:{}: {}", path.display(), line, self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn number<T: std::str::FromStr>(value: &str, min: T) -> Result<T, String>
+where
+    T: PartialOrd + fmt::Display,
+{
+    let n: T = value
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number"))?;
+    if n < min {
+        return Err(format!("{value} is below the minimum of {min}"));
+    }
+    Ok(n)
+}
+
+impl Config {
+    /// Applies one setting. `fresh` clears a repeatable setting's earlier
+    /// values first (the command line replaces what the file listed).
+    pub fn set(&mut self, name: &str, value: &str, fresh: bool) -> Result<(), String> {
+        let value = value.trim();
+        match name {
+            "listen" => {
+                if fresh {
+                    self.listen.clear();
+                }
+                let addr = value
+                    .parse()
+                    .map_err(|_| format!("'{value}' is not an address:port (IPv6 as [::1]:1002)"))?;
+                self.listen.push(addr);
+            }
+            "default-ttl" => self.default_ttl = number(value, 1)?,
+            "min-ttl" => self.min_ttl = number(value, 1)?,
+            "max-ttl" => self.max_ttl = number(value, 1)?,
+            "workers" => self.workers = number(value, 1)?,
+            "max-connections" => self.max_connections = number(value, 1)?,
+            "idle-timeout" => self.idle_timeout = Duration::from_secs(number(value, 1)?),
+            "max-request-size" => self.max_request_size = number(value, 64)?,
+            "size-limit" => self.size_limit = number(value, 0)?,
+            "time-limit" => self.time_limit = number(value, 0)?,
+            "account" => {
+                if fresh {
+                    self.accounts.clear();
+                }
+                let (dn, password) = value
+                    .rsplit_once(char::is_whitespace)
+                    .ok_or("an account is 'DN PASSWORD'")?;
+                let dn = crate::dn::Dn::parse(dn.trim().as_bytes())
+                    .map_err(|_| format!("'{}' is not a DN", dn.trim()))?;
+                self.accounts.push(Account {
+                    key: dn.key(),
+                    password: password.as_bytes().to_vec(),
+                });
+            }
+            "observed-ip" => {
+                self.observed_ip = match value {
+                    "yes" | "true" | "on" | "1" | "" => true,
+                    "no" | "false" | "off" | "0" => false,
+                    _ => return Err(format!("'{value}' is not yes or no")),
+                }
+            }
+            "log-level" => {
+                self.log_level = value
+                    .parse()
+                    .map_err(|_| format!("'{value}' is not a log level"))?
+            }
+            "user" => self.user = Some(value.to_string()),
+            "group" => self.group = Some(value.to_string()),
+            _ => return Err(format!("unknown keyword '{name}'")),
+        }
+        Ok(())
+    }
+
+    /// Checks that the settings fit together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_ttl > self.max_ttl {
+            return Err(format!(
+                "min-ttl {} is above max-ttl {}",
+                self.min_ttl, self.max_ttl
+            ));
+        }
+        if self.listen.is_empty() {
+            return Err("nothing to listen on".into());
+        }
+        Ok(())
+    }
+
+    /// Applies a configuration file's text.
+    pub fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (keyword, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let fresh = !seen.contains(&keyword);
+            seen.push(keyword);
+            self.set(keyword, value, fresh).map_err(|message| ConfigError {
+                source: Some((path.to_path_buf(), i + 1)),
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads a configuration file. A missing file is an error only when
+    /// `required` (named by the administrator rather than the default).
+    pub fn load_file(&mut self, path: &Path, required: bool) -> Result<(), ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.apply_file(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(()),
+            Err(e) => Err(ConfigError {
+                source: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keywords_are_the_option_names() {
+        let mut c = Config::default();
+        let text = "# comment\nlisten 127.0.0.1:1\nlisten [::1]:2  # two\nmax-ttl 60\nmin-ttl 1\naccount cn=admin,o=Intranet secret\nobserved-ip yes\n";
+        c.apply_file(Path::new("x.conf"), text).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.max_ttl, 60);
+        assert_eq!(c.accounts[0].key, b"cn=admin,o=intranet");
+        assert_eq!(c.accounts[0].password, b"secret");
+        assert!(c.observed_ip);
+        for s in SETTINGS {
+            let mut probe = Config::default();
+            let err = probe.set(s.name, "", true).err().unwrap_or_default();
+            assert!(!err.contains("unknown keyword"), "{} is not handled", s.name);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let mut c = Config::default();
+        let err = c
+            .apply_file(Path::new("/etc/ilsd/ilsd.conf"), "max-ttl 60\nbogus 1\n")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "/etc/ilsd/ilsd.conf:2: unknown keyword 'bogus'");
+        let err = c.apply_file(Path::new("f"), "max-ttl soon").unwrap_err();
+        assert_eq!(err.to_string(), "f:1: 'soon' is not a number");
+        let err = c.apply_file(Path::new("f"), "min-ttl 0").unwrap_err();
+        assert!(err.to_string().contains("minimum"));
+    }
+
+    #[test]
+    fn min_above_max_is_refused() {
+        let c = Config {
+            min_ttl: 100,
+            max_ttl: 10,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

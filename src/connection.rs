@@ -1,0 +1,134 @@
+//! One client connection, served by one worker thread from accept to close.
+//!
+//! The connection owns the socket, the read buffer and the framing: it reads
+//! into a `BytesMut`, cuts complete LDAPMessages off the front (several may
+//! arrive in one read, one may arrive over many), hands each to the
+//! dispatcher and writes back what the dispatcher produced, one write per
+//! batch of requests. A frame that cannot be LDAP, or that announces more
+//! than the maximum request size, ends the session with a Notice of
+//! Disconnection. A client that stays silent, or trickles a request slower
+//! than the idle timeout, is closed.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ldap3_proto::LdapResultCode;
+
+use tokio_util::codec::Decoder;
+
+use crate::handler::{self, Outcome, Session, Shared};
+use crate::wire::{RequestCodec, StreamError, notice_of_disconnection};
+
+/// Why a session ended, for the log.
+#[derive(Debug)]
+enum End {
+    Unbind,
+    Closed,
+    Idle,
+    ProtocolError(&'static str),
+    TooLarge(usize),
+    Io(io::ErrorKind),
+}
+
+/// Serves a connection until the client leaves, breaks the protocol, idles
+/// out, or the server shuts the reading side down.
+pub fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
+    let started = Instant::now();
+    let mut session = Session::new(peer);
+    let end = run(shared, stream, &mut session);
+    log::info!(
+        "{peer} closed after {:.3}s, {} operations ({})",
+        started.elapsed().as_secs_f64(),
+        session.ops,
+        match &end {
+            End::Unbind => "unbind".to_string(),
+            End::Closed => "client closed".to_string(),
+            End::Idle => "idle timeout".to_string(),
+            End::ProtocolError(why) => format!("protocol error: {why}"),
+            End::TooLarge(n) => format!("request of {n} bytes too large"),
+            End::Io(kind) => format!("{kind}"),
+        }
+    );
+}
+
+fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
+    // Small requests and answers: send each batch of responses at once.
+    let _ = stream.set_nodelay(true);
+    let mut input = BytesMut::with_capacity(4096);
+    let mut out = BytesMut::with_capacity(4096);
+    let mut chunk = [0u8; 16 * 1024];
+    // When the partial request now in the buffer began to arrive.
+    let mut partial_since: Option<Instant> = None;
+    loop {
+        let (max_request, idle) = {
+            let limits = shared.limits.read();
+            (limits.max_request_size, limits.idle_timeout)
+        };
+        let mut codec = RequestCodec { max_request_size: max_request };
+        loop {
+            let request = match codec.decode(&mut input) {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(StreamError::Protocol(why)) => {
+                    return disconnect(stream, &mut out, LdapResultCode::ProtocolError, why, End::ProtocolError(why));
+                }
+                Err(StreamError::TooLarge(n)) => {
+                    return disconnect(stream, &mut out, LdapResultCode::ProtocolError, "request too large", End::TooLarge(n));
+                }
+            };
+            let mut flush = |buf: &mut BytesMut| -> io::Result<()> {
+                stream.write_all(buf)?;
+                buf.clear();
+                Ok(())
+            };
+            if handler::handle(shared, session, request, &mut out, &mut flush) == Outcome::Close {
+                let _ = write_out(stream, &mut out);
+                return End::Unbind;
+            }
+        }
+        if let Err(e) = write_out(stream, &mut out) {
+            return End::Io(e.kind());
+        }
+        partial_since = if input.is_empty() { None } else { partial_since.or(Some(Instant::now())) };
+        // A request must arrive whole within the idle timeout of its first
+        // byte: a trickling client holds a worker no longer than a silent one.
+        let wait = match partial_since {
+            Some(since) => match idle.checked_sub(since.elapsed()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return End::Idle,
+            },
+            None => idle,
+        };
+        let _ = stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+        let _ = stream.set_write_timeout(Some(idle));
+        match stream.read(&mut chunk) {
+            Ok(0) => return End::Closed,
+            Ok(n) => input.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return End::Idle,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return End::Io(e.kind()),
+        }
+        // Keep a long-lived connection's buffer from creeping.
+        if input.is_empty() && input.capacity() > 64 * 1024 {
+            input = BytesMut::with_capacity(4096);
+        }
+    }
+}
+
+fn write_out(mut stream: &TcpStream, out: &mut BytesMut) -> io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(out)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Sends a Notice of Disconnection after any responses already produced.
+fn disconnect(stream: &TcpStream, out: &mut BytesMut, code: LdapResultCode, why: &str, end: End) -> End {
+    notice_of_disconnection(out, code, why);
+    let _ = write_out(stream, out);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    end
+}

@@ -1,0 +1,751 @@
+//! The ILS dialect: one translation layer between what ILS clients send
+//! and the standard directory underneath ([MS-TAIL] 2.2.5, 2.2.6, 3.5;
+//! `interop.md` of the project's shared notes).
+//!
+//! * DNs: NetMeeting names its entry `c=-,o=Microsoft,cn=EMAIL,objectClass=rtPerson`
+//!   and other clients vary it; every such short form names
+//!   `cn=EMAIL,ou=Dynamic,o=Intranet` ([`target`]).
+//! * Names: `sappid` is `applicationID`, `sttl` is `entryTTL` in minutes,
+//!   and common aliases resolve to one attribute ([`crate::schema`]).
+//! * Search: the base `objectClass=rtPerson` means "all persons"; `%` is a
+//!   wildcard inside equality values; `(sttl=N)` is a refresh command, not a
+//!   condition ([`search`]).
+//! * Modify: `smodop` selects what a Modify changes: the person or its
+//!   application entry ([`modify`]).
+//! * Results: a person is shown merged with its application entries
+//!   ([`PersonView`]), under the attribute names the client asked for.
+//!
+//! Pure translation, run on the worker threads; the operation modules
+//! apply the plans to the store.
+
+use ldap3_proto::LdapResultCode;
+
+use crate::dn::{Dn, Rdn};
+use crate::entry::{AttrRef, Entry, class};
+use crate::filter::{Filter, Substrings, ValueSource, text_eq};
+use crate::schema::{self, Attr, attr};
+use crate::store::Directory;
+use crate::wire::{Change, LdapResult, ModKind, Scope, SearchRequest, WireAttr};
+
+/// The suffix every entry lives under.
+pub const SUFFIX: &[u8] = b"o=intranet";
+pub const DYNAMIC_KEY: &[u8] = b"ou=dynamic,o=intranet";
+pub const APPLICATIONS_KEY: &[u8] = b"ou=applications,o=intranet";
+
+/// The entry a request names, after the dialect has rewritten its DN.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub dn: Dn,
+    /// The normalised key.
+    pub key: Vec<u8>,
+    /// The DN to store and return: as the client wrote it, or the
+    /// canonical form of a short-form name.
+    pub written: Vec<u8>,
+    /// The object class a short-form DN carries (`objectClass=rtPerson`).
+    pub class: Option<&'static str>,
+}
+
+impl Target {
+    fn new(dn: Dn, written: Vec<u8>, class: Option<&'static str>) -> Target {
+        Target {
+            key: dn.key(),
+            dn,
+            written,
+            class,
+        }
+    }
+
+    /// Where the parent's key starts inside the key.
+    pub fn parent_at(&self) -> usize {
+        self.key.len() - self.dn.parent().key().len()
+    }
+}
+
+fn invalid_dn() -> LdapResult {
+    LdapResult::new(LdapResultCode::InvalidDNSyntax, "invalid DN syntax")
+}
+
+fn is_attr(rdn: &Rdn, name: &[u8]) -> bool {
+    rdn.attr == Attr::from_name(name)
+}
+
+/// Resolves a DN, rewriting the ILS short forms.
+///
+/// A DN under `o=Intranet` is taken as it is. Otherwise, a DN that carries
+/// an `objectClass=` RDN, or that is a `cn=`/`uid=` with only `c=`/`o=`
+/// RDNs around it, is a short form: its class (rtPerson when none is given)
+/// and its name select the entry `cn=NAME,ou=Dynamic,o=Intranet`
+/// (`cn=NAME,appName=APP,ou=Applications,o=Intranet` for an application
+/// user), whatever the order, case and spacing of its RDNs.
+pub fn target(input: &[u8]) -> Result<Target, LdapResult> {
+    let dn = Dn::parse(input).map_err(|_| invalid_dn())?;
+    let under_suffix = dn
+        .rdns
+        .last()
+        .is_some_and(|r| r.attr == attr::O && r.value.eq_ignore_ascii_case(b"Intranet"));
+    let has_class = dn.rdns.iter().any(|r| r.attr == attr::OBJECT_CLASS);
+    let name_rdn = dn
+        .rdns
+        .iter()
+        .find(|r| r.attr == attr::CN || r.attr == attr::UID);
+    let only_decoration = dn
+        .rdns
+        .iter()
+        .all(|r| [attr::CN, attr::UID, attr::C, attr::O, attr::OBJECT_CLASS].contains(&r.attr));
+    if dn.is_root() || under_suffix || !(has_class || (name_rdn.is_some() && only_decoration)) {
+        return Ok(Target::new(dn, input.to_vec(), None));
+    }
+    let class = match dn.rdns.iter().find(|r| r.attr == attr::OBJECT_CLASS) {
+        Some(r) => Some(
+            [schema::RT_PERSON, schema::RT_APPLICATION_USER, schema::RT_CONFERENCE]
+                .into_iter()
+                .find(|c| c.as_bytes().eq_ignore_ascii_case(&r.value))
+                .ok_or_else(|| {
+                    LdapResult::new(LdapResultCode::NoSuchObject, "no such object class")
+                })?,
+        ),
+        None => Some(schema::RT_PERSON),
+    };
+    let Some(name) = name_rdn else {
+        return Err(invalid_dn());
+    };
+    let name = Rdn {
+        attr: name.attr.clone(),
+        value: percent_decode(&name.value),
+    };
+    let text = |s: &str| s.as_bytes().to_vec();
+    let mut rdns = vec![name];
+    if class == Some(schema::RT_APPLICATION_USER) {
+        let app = dn
+            .rdns
+            .iter()
+            .find(|r| is_attr(r, b"appName"))
+            .map_or_else(|| text("MS-NetMeeting"), |r| r.value.clone());
+        rdns.push(Rdn { attr: attr::APP_NAME, value: app });
+        rdns.push(Rdn { attr: attr::OU, value: text("Applications") });
+    } else {
+        rdns.push(Rdn { attr: attr::OU, value: text("Dynamic") });
+    }
+    rdns.push(Rdn { attr: attr::O, value: text("Intranet") });
+    let dn = Dn::from_rdns(rdns);
+    let written = dn.to_bytes();
+    Ok(Target::new(dn, written, class))
+}
+
+/// Decodes `%HH` escapes, which some clients leave in names
+/// ([MS-TAIL] 4.4.2 shows `cn=egruber@contoso.com%20`), then trims spaces.
+fn percent_decode(value: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        match (value[i], value.get(i + 1).and_then(|&b| hex(b)), value.get(i + 2).and_then(|&b| hex(b))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    crate::filter::trim_spaces(&out).to_vec()
+}
+
+/// Where a search looks.
+#[derive(Debug)]
+pub enum Base {
+    /// The root DSE (base "", scope base).
+    RootDse,
+    /// Every entry of an ILS class: the base `objectClass=rtPerson`.
+    Class(u8),
+    /// A DN of the tree.
+    Entry(Target),
+}
+
+/// One attribute a client asked for, under the name it used.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub name: Vec<u8>,
+    pub want: Want,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Want {
+    Attr(Attr),
+    /// `sttl`: the entry's TTL in minutes.
+    Sttl,
+    /// `*`: every user attribute.
+    AllUser,
+    /// `+`: every operational attribute.
+    AllOperational,
+}
+
+/// A search, translated.
+#[derive(Debug)]
+pub struct SearchPlan {
+    pub base: Base,
+    pub scope: Scope,
+    pub filter: Filter<Attr>,
+    /// `(sttl=N)`: refresh every match to N minutes.
+    pub sttl: Option<u64>,
+    /// An exact name in the filter, for an index lookup: `cn` or `uid`.
+    pub exact_name: Option<(Attr, Vec<u8>)>,
+    pub attrs: Vec<Requested>,
+    pub size_limit: usize,
+    pub time_limit: u64,
+    pub types_only: bool,
+}
+
+/// Translates a search request.
+pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
+    let base = search_base(&req.base, req.scope)?;
+    let mut sttl = None;
+    let filter = strip_sttl(req.filter, &mut sttl).unwrap_or(Filter::And(Vec::new()));
+    let filter = expand_wildcards(filter.map_attrs(&mut |name| Attr::from_name(&name)));
+    let exact_name = exact_name(&filter);
+    Ok(SearchPlan {
+        base,
+        scope: req.scope,
+        filter,
+        sttl,
+        exact_name,
+        attrs: requested(&req.attrs),
+        size_limit: usize::try_from(req.size_limit).unwrap_or(0),
+        time_limit: u64::try_from(req.time_limit).unwrap_or(0),
+        types_only: req.types_only,
+    })
+}
+
+fn search_base(base: &[u8], scope: Scope) -> Result<Base, LdapResult> {
+    let dn = Dn::parse(base).map_err(|_| invalid_dn())?;
+    if dn.is_root() && scope == Scope::Base {
+        return Ok(Base::RootDse);
+    }
+    if let [only] = dn.rdns.as_slice() {
+        if only.attr == attr::OBJECT_CLASS {
+            for (name, bit) in [
+                (schema::RT_PERSON, class::PERSON),
+                (schema::RT_CONFERENCE, class::CONFERENCE),
+                (schema::RT_APPLICATION_USER, class::APPLICATION),
+            ] {
+                if only.value.eq_ignore_ascii_case(name.as_bytes()) {
+                    return Ok(Base::Class(bit));
+                }
+            }
+        }
+    }
+    Ok(Base::Entry(target(base)?))
+}
+
+fn is_sttl(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"sttl")
+}
+
+/// Removes `(sttl=N)` from a filter, wherever it is, recording N. Returns
+/// `None` when nothing is left of the filter.
+fn strip_sttl(filter: Filter<Vec<u8>>, sttl: &mut Option<u64>) -> Option<Filter<Vec<u8>>> {
+    match filter {
+        Filter::Equal(name, value) if is_sttl(&name) => {
+            if let Ok(minutes) = std::str::from_utf8(crate::filter::trim_spaces(&value))
+                .unwrap_or_default()
+                .parse::<u64>()
+            {
+                *sttl = Some(minutes);
+            }
+            None
+        }
+        Filter::Present(name) if is_sttl(&name) => None,
+        Filter::And(v) => Some(Filter::And(
+            v.into_iter().filter_map(|f| strip_sttl(f, sttl)).collect(),
+        )),
+        Filter::Or(v) => {
+            let v: Vec<_> = v.into_iter().filter_map(|f| strip_sttl(f, sttl)).collect();
+            if v.is_empty() { None } else { Some(Filter::Or(v)) }
+        }
+        Filter::Not(x) => strip_sttl(*x, sttl).map(|x| Filter::Not(Box::new(x))),
+        other => Some(other),
+    }
+}
+
+/// Turns `%` (and `*`) inside equality values into substring and presence
+/// filters: `(cn=%)` lists everyone, `(givenname=%ann%)` matches Joanne.
+fn expand_wildcards(filter: Filter<Attr>) -> Filter<Attr> {
+    let is_wild = |b: &u8| *b == b'%' || *b == b'*';
+    match filter {
+        Filter::And(v) => Filter::And(v.into_iter().map(expand_wildcards).collect()),
+        Filter::Or(v) => Filter::Or(v.into_iter().map(expand_wildcards).collect()),
+        Filter::Not(x) => Filter::Not(Box::new(expand_wildcards(*x))),
+        Filter::Equal(a, value) if !a.is_binary() && value.iter().any(is_wild) => {
+            pattern_filter(a, &value)
+        }
+        Filter::Substrings(a, s)
+            if s.initial.iter().chain(&s.any).chain(&s.last).any(|p| p.iter().any(is_wild)) =>
+        {
+            let mut pattern = s.initial.unwrap_or_default();
+            for part in s.any {
+                pattern.push(b'*');
+                pattern.extend(part);
+            }
+            pattern.push(b'*');
+            pattern.extend(s.last.unwrap_or_default());
+            pattern_filter(a, &pattern)
+        }
+        other => other,
+    }
+}
+
+fn pattern_filter(a: Attr, pattern: &[u8]) -> Filter<Attr> {
+    let parts: Vec<&[u8]> = pattern.split(|&b| b == b'%' || b == b'*').collect();
+    if parts.iter().all(|p| p.is_empty()) {
+        return Filter::Present(a);
+    }
+    let nonempty = |p: &&[u8]| (!p.is_empty()).then(|| p.to_vec());
+    let (first, rest) = parts.split_first().map_or((None, &[][..]), |(f, r)| (Some(f), r));
+    let (last, middle) = rest.split_last().map_or((None, &[][..]), |(l, m)| (Some(l), m));
+    Filter::Substrings(
+        a,
+        Substrings {
+            initial: first.and_then(nonempty),
+            any: middle.iter().filter_map(nonempty).collect(),
+            last: last.and_then(nonempty),
+        },
+    )
+}
+
+/// An exact `cn` or `uid` equality that every match must satisfy.
+fn exact_name(filter: &Filter<Attr>) -> Option<(Attr, Vec<u8>)> {
+    match filter {
+        Filter::Equal(a, v) if *a == attr::CN || *a == attr::UID => Some((a.clone(), v.clone())),
+        Filter::And(v) => v.iter().find_map(exact_name),
+        _ => None,
+    }
+}
+
+/// Translates the attribute list of a search.
+pub fn requested(names: &[Vec<u8>]) -> Vec<Requested> {
+    if names.is_empty() {
+        return vec![Requested {
+            name: b"*".to_vec(),
+            want: Want::AllUser,
+        }];
+    }
+    names
+        .iter()
+        .filter(|n| n.as_slice() != b"1.1")
+        .map(|name| Requested {
+            name: name.clone(),
+            want: match name.as_slice() {
+                b"*" => Want::AllUser,
+                b"+" => Want::AllOperational,
+                n if is_sttl(n) => Want::Sttl,
+                n => Want::Attr(Attr::from_name(n)),
+            },
+        })
+        .collect()
+}
+
+/// What an Add stores, translated.
+#[derive(Debug)]
+pub struct AddPlan {
+    pub target: Target,
+    pub attrs: Vec<(Attr, Vec<Vec<u8>>)>,
+    /// The TTL the client asked for, in seconds (`entryTTL`, or `sttl` in
+    /// minutes).
+    pub ttl: Option<u64>,
+}
+
+/// Translates an Add: maps the names, takes the class from a short-form
+/// DN when the request carries none, keeps the naming value among the
+/// attributes, and reads `entryTTL`/`sttl` as the requested TTL. `smodop`
+/// is a Modify command, not data, and is dropped.
+pub fn add(dn: &[u8], wire: Vec<WireAttr>) -> Result<AddPlan, LdapResult> {
+    let target = target(dn)?;
+    let mut ttl = None;
+    let mut attrs: Vec<(Attr, Vec<Vec<u8>>)> = Vec::with_capacity(wire.len() + 2);
+    for (name, values) in wire {
+        if is_sttl(&name) {
+            ttl = first_number(&values).map(|m| m.saturating_mul(60));
+            continue;
+        }
+        let a = Attr::from_name(&name);
+        if a == attr::ENTRY_TTL {
+            ttl = first_number(&values);
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"smodop") {
+            continue;
+        }
+        attrs.push((a, values));
+    }
+    if let Some(class) = target.class {
+        ensure_value(&mut attrs, attr::OBJECT_CLASS, class.as_bytes());
+    }
+    if let Some(rdn) = target.dn.rdns.first() {
+        ensure_value(&mut attrs, rdn.attr.clone(), &rdn.value);
+    }
+    Ok(AddPlan { target, attrs, ttl })
+}
+
+fn first_number(values: &[Vec<u8>]) -> Option<u64> {
+    let v = values.first()?;
+    std::str::from_utf8(crate::filter::trim_spaces(v)).ok()?.parse().ok()
+}
+
+/// Adds a value to an attribute unless an equal one is there.
+pub fn ensure_value(attrs: &mut Vec<(Attr, Vec<Vec<u8>>)>, a: Attr, value: &[u8]) {
+    match attrs.iter_mut().find(|(x, _)| *x == a) {
+        Some((_, values)) => {
+            if !values.iter().any(|v| text_eq(v, value)) {
+                values.push(value.to_vec());
+            }
+        }
+        None => attrs.push((a, vec![value.to_vec()])),
+    }
+}
+
+/// The `smodop` codes of [MS-TAIL] 2.2.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Smodop {
+    AddApp,
+    DeleteApp,
+    ModifyUser,
+    ModifyApp,
+}
+
+/// One change of a Modify, translated.
+#[derive(Debug, Clone)]
+pub struct AttrChange {
+    pub kind: ModKind,
+    pub attr: Attr,
+    pub values: Vec<Vec<u8>>,
+}
+
+/// What a Modify does, translated.
+#[derive(Debug)]
+pub struct ModifyPlan {
+    pub target: Target,
+    pub smodop: Option<Smodop>,
+    pub changes: Vec<AttrChange>,
+    /// A new TTL in seconds: a change of `entryTTL` (or `sttl`, in
+    /// minutes) is a refresh ([MS-TAIL] 3.5.11, 4.5.3).
+    pub ttl: Option<u64>,
+}
+
+/// Translates a Modify.
+pub fn modify(dn: &[u8], wire: Vec<Change>) -> Result<ModifyPlan, LdapResult> {
+    let target = target(dn)?;
+    let mut smodop = None;
+    let mut ttl = None;
+    let mut changes = Vec::with_capacity(wire.len());
+    for change in wire {
+        if change.attr.eq_ignore_ascii_case(b"smodop") {
+            smodop = match first_number(&change.values) {
+                Some(0) => Some(Smodop::AddApp),
+                Some(1) => Some(Smodop::DeleteApp),
+                Some(2) => Some(Smodop::ModifyUser),
+                Some(3) => Some(Smodop::ModifyApp),
+                _ => {
+                    return Err(LdapResult::new(
+                        LdapResultCode::UnwillingToPerform,
+                        "smodop must be 0, 1, 2 or 3",
+                    ));
+                }
+            };
+            continue;
+        }
+        if is_sttl(&change.attr) {
+            ttl = first_number(&change.values).map(|m| m.saturating_mul(60));
+            continue;
+        }
+        let a = Attr::from_name(&change.attr);
+        if a == attr::ENTRY_TTL {
+            if change.kind == ModKind::Delete {
+                return Err(LdapResult::new(
+                    LdapResultCode::UnwillingToPerform,
+                    "entryTTL cannot be deleted; refresh it instead",
+                ));
+            }
+            ttl = Some(first_number(&change.values).ok_or_else(|| {
+                LdapResult::new(LdapResultCode::InvalidAttributeSyntax, "entryTTL must be a number")
+            })?);
+            continue;
+        }
+        changes.push(AttrChange {
+            kind: change.kind,
+            attr: a,
+            values: change.values,
+        });
+    }
+    Ok(ModifyPlan {
+        target,
+        smodop,
+        changes,
+        ttl,
+    })
+}
+
+/// The application name of an `smodop` Modify: `sappname`, else
+/// `sappid`, else NetMeeting's.
+pub fn application_name(changes: &[AttrChange]) -> Vec<u8> {
+    [attr::APP_NAME, attr::APPLICATION_ID]
+        .iter()
+        .find_map(|a| {
+            changes
+                .iter()
+                .find(|c| c.attr == *a && c.kind != ModKind::Delete)
+                .and_then(|c| c.values.first().cloned())
+        })
+        .unwrap_or_else(|| b"ms-netmeeting".to_vec())
+}
+
+/// The DN of a person's application entry.
+pub fn application_dn(cn: &[u8], app: &[u8]) -> Target {
+    let text = |s: &str| s.as_bytes().to_vec();
+    let dn = Dn::from_rdns(vec![
+        Rdn { attr: attr::CN, value: cn.to_vec() },
+        Rdn { attr: attr::APP_NAME, value: app.to_vec() },
+        Rdn { attr: attr::OU, value: text("Applications") },
+        Rdn { attr: attr::O, value: text("Intranet") },
+    ]);
+    let written = dn.to_bytes();
+    Target::new(dn, written, Some(schema::RT_APPLICATION_USER))
+}
+
+/// An entry as clients see it: a person carries the attributes of its
+/// application entries (those with the same cn under ou=Applications);
+/// any other entry is shown as it is.
+pub struct PersonView<'a> {
+    pub entry: &'a Entry,
+    pub apps: Vec<&'a Entry>,
+    /// Seconds left to live, for `entryTTL`.
+    pub ttl: Option<u64>,
+}
+
+impl<'a> PersonView<'a> {
+    pub fn new(dir: &'a Directory, entry: &'a Entry, now: u64) -> PersonView<'a> {
+        let mut apps = Vec::new();
+        if entry.is(class::PERSON) {
+            if let Some(cn) = entry.attrs.first(&attr::CN) {
+                for key in dir.by_cn(cn) {
+                    if let Some(app) = dir.get(key) {
+                        if app.is(class::APPLICATION)
+                            && app.parent_key().ends_with(APPLICATIONS_KEY)
+                            && dir.alive(app, now)
+                        {
+                            apps.push(app);
+                        }
+                    }
+                }
+            }
+        }
+        PersonView {
+            entry,
+            apps,
+            ttl: crate::store::Store::ttl_left(dir, entry, now),
+        }
+    }
+
+    /// The entries whose attributes make up the view that hold `a`: the
+    /// person when it has the attribute, else its applications.
+    fn holders(&self, a: &Attr) -> impl Iterator<Item = &'a Entry> + '_ {
+        let own = self.entry.attrs.has(a);
+        std::iter::once(self.entry)
+            .filter(move |_| own)
+            .chain(self.apps.iter().copied().filter(move |_| !own))
+    }
+
+    /// Calls `f` with each value of `a` in the view.
+    pub fn for_each_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8])) {
+        if *a == attr::ENTRY_TTL {
+            if let Some(ttl) = self.ttl {
+                f(ttl.to_string().as_bytes());
+            }
+            return;
+        }
+        for e in self.holders(a) {
+            for v in e.attrs.get(a) {
+                f(v);
+            }
+        }
+    }
+
+    /// Every stored attribute of the view, the person's first.
+    pub fn attributes(&self) -> Vec<AttrRef<'a>> {
+        let mut out: Vec<AttrRef<'a>> = self.entry.attrs.iter().map(|(a, _)| a).collect();
+        for app in &self.apps {
+            for (a, _) in app.attrs.iter() {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the entry is hidden: `sFlags` 0 ([MS-TAIL] 2.2.2).
+    pub fn hidden(&self) -> bool {
+        let mut hidden = false;
+        let mut seen = false;
+        self.for_each_value(&attr::SFLAGS, &mut |v| {
+            if !seen {
+                hidden = crate::filter::trim_spaces(v) == b"0";
+                seen = true;
+            }
+        });
+        hidden
+    }
+}
+
+impl ValueSource for PersonView<'_> {
+    fn any_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        if *a == attr::ENTRY_TTL {
+            return self.ttl.is_some_and(|ttl| f(ttl.to_string().as_bytes()));
+        }
+        if *a == attr::OBJECT_CLASS && self.entry.attrs.has(a) {
+            return self.entry.attrs.get(a).any(f);
+        }
+        std::iter::once(self.entry)
+            .chain(self.apps.iter().copied())
+            .any(|e| e.attrs.get(a).any(&mut *f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(dn: &[u8]) -> Vec<u8> {
+        target(dn).unwrap().key
+    }
+
+    #[test]
+    fn every_netmeeting_dn_form_names_one_person() {
+        let want = b"cn=egruber@contoso.com,ou=dynamic,o=intranet".to_vec();
+        for dn in [
+            &b"c=-,o=Microsoft,cn=egruber@contoso.com,objectClass=rtPerson"[..],
+            b"c=-,o=Microsoft, cn=egruber@contoso.com, objectClass=rtPerson",
+            b"c=-, o=Microsoft, mailto:cn=egruber@contoso.com%20, objectClass=rtPerson",
+            b"cn=EGRUBER@contoso.com,objectclass=RTPerson",
+            b"objectClass=rtPerson,cn=egruber@contoso.com,o=Other,c=US",
+            b"o=Microsoft,cn=egruber@contoso.com",
+            b"cn=egruber@contoso.com,ou=Dynamic,o=Intranet",
+            b"CN=egruber@contoso.com, OU=dynamic, O=intranet",
+        ] {
+            assert_eq!(key_of(dn), want, "{}", String::from_utf8_lossy(dn));
+        }
+        let t = target(b"c=-,o=Microsoft,cn=Eric@X.com,objectClass=rtPerson").unwrap();
+        assert_eq!(t.written, b"cn=Eric@X.com,ou=Dynamic,o=Intranet");
+        assert_eq!(t.class, Some(schema::RT_PERSON));
+    }
+
+    #[test]
+    fn standard_and_foreign_dns_are_left_alone() {
+        let t = target(b"uid=19168,ou=dynamic,o=Intranet").unwrap();
+        assert_eq!(t.written, b"uid=19168,ou=dynamic,o=Intranet");
+        assert_eq!(t.class, None);
+        assert_eq!(key_of(b"dc=example,dc=com"), b"dc=example,dc=com");
+        assert!(target(b"cn=x,objectClass=rtNothing").is_err());
+        assert!(target(b"not a dn").is_err());
+    }
+
+    fn wire(f: Filter<&str>) -> Filter<Vec<u8>> {
+        f.map_attrs(&mut |a: &str| a.as_bytes().to_vec())
+    }
+
+    fn plan(filter: Filter<Vec<u8>>) -> SearchPlan {
+        search(SearchRequest {
+            base: b"objectClass=rtPerson".to_vec(),
+            scope: Scope::Base,
+            size_limit: 0,
+            time_limit: 0,
+            types_only: false,
+            filter,
+            attrs: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn sttl_is_a_command_and_percent_a_wildcard() {
+        let p = plan(wire(Filter::And(vec![
+            Filter::Equal("objectClass", b"rtPerson".to_vec()),
+            Filter::Equal("cn", b"%ann%".to_vec()),
+            Filter::Equal("sTTL", b"10".to_vec()),
+        ])));
+        assert_eq!(p.sttl, Some(10));
+        assert!(matches!(p.base, Base::Class(class::PERSON)));
+        let Filter::And(parts) = &p.filter else { panic!("{:?}", p.filter) };
+        assert_eq!(parts.len(), 2, "sttl removed");
+        assert_eq!(
+            parts[1],
+            Filter::Substrings(
+                attr::CN,
+                Substrings { initial: None, any: vec![b"ann".to_vec()], last: None }
+            )
+        );
+        assert_eq!(p.exact_name, None);
+        let p = plan(wire(Filter::Equal("cn", b"%".to_vec())));
+        assert_eq!(p.filter, Filter::Present(attr::CN));
+        let p = plan(wire(Filter::Equal("sappid", b"ms-net*".to_vec())));
+        assert!(matches!(p.filter, Filter::Substrings(ref a, _) if *a == attr::APPLICATION_ID));
+    }
+
+    #[test]
+    fn exact_names_are_found_for_the_index() {
+        let p = plan(wire(Filter::And(vec![
+            Filter::Equal("objectClass", b"rtPerson".to_vec()),
+            Filter::Equal("cn", b"eric".to_vec()),
+            Filter::Equal("sttl", b"10".to_vec()),
+        ])));
+        assert_eq!(p.exact_name, Some((attr::CN, b"eric".to_vec())));
+        let p = plan(wire(Filter::Equal("sttl", b"5".to_vec())));
+        assert_eq!(p.filter, Filter::And(vec![]), "only sttl: matches everything");
+    }
+
+    #[test]
+    fn add_takes_the_class_from_the_dn_and_the_ttl_from_sttl() {
+        let plan = add(
+            b"c=-,o=Microsoft,cn=a@b,objectClass=rtPerson",
+            vec![
+                (b"sipaddress".to_vec(), vec![b"1613317642".to_vec()]),
+                (b"sttl".to_vec(), vec![b"10".to_vec()]),
+                (b"smodop".to_vec(), vec![b"0".to_vec()]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(plan.ttl, Some(600));
+        let names: Vec<_> = plan.attrs.iter().map(|(a, _)| a.clone()).collect();
+        assert_eq!(names, vec![attr::IP_ADDRESS, attr::OBJECT_CLASS, attr::CN]);
+    }
+
+    #[test]
+    fn modify_reads_smodop_and_entry_ttl() {
+        let change = |a: &str, v: &str| Change {
+            kind: ModKind::Replace,
+            attr: a.as_bytes().to_vec(),
+            values: vec![v.as_bytes().to_vec()],
+        };
+        let plan = modify(
+            b"cn=x,ou=dynamic,o=Intranet",
+            vec![change("smodop", "0"), change("sappid", "ms-netmeeting"), change("EntryTTL", "1800")],
+        )
+        .unwrap();
+        assert_eq!(plan.smodop, Some(Smodop::AddApp));
+        assert_eq!(plan.ttl, Some(1800));
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(application_name(&plan.changes), b"ms-netmeeting");
+        assert!(modify(b"cn=x,ou=dynamic,o=Intranet", vec![change("smodop", "9")]).is_err());
+    }
+
+    #[test]
+    fn requested_names_keep_the_clients_spelling() {
+        let r = requested(&[b"SIPADDRESS".to_vec(), b"sttl".to_vec(), b"+".to_vec()]);
+        assert_eq!(r[0].name, b"SIPADDRESS");
+        assert_eq!(r[0].want, Want::Attr(attr::IP_ADDRESS));
+        assert_eq!(r[1].want, Want::Sttl);
+        assert_eq!(r[2].want, Want::AllOperational);
+        assert!(requested(&[b"1.1".to_vec()]).is_empty());
+    }
+}

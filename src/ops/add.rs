@@ -1,0 +1,65 @@
+//! Add (RFC 4511 section 4.7, [MS-TAIL] 3.5.3): registers a person, an
+//! application user or a conference as a dynamic object.
+//!
+//! Every entry a client adds is dynamic, whether or not it names the
+//! dynamicObject class: ILS holds only who is online now, and an entry
+//! that never expired would outlive the client that forgot it.
+
+use ldap3_proto::LdapResultCode;
+
+use crate::entry::{Attributes, Entry};
+use crate::handler::{Session, Shared};
+use crate::ils::{self, APPLICATIONS_KEY, DYNAMIC_KEY, ensure_value};
+use crate::ops::{check_schema, implicit_container, ip_address_value, live, no_such_object};
+use crate::schema::{self, attr};
+use crate::wire::{LdapResult, Responder, WireAttr, tag};
+
+pub fn add(shared: &Shared, session: &Session, dn: &[u8], attrs: Vec<WireAttr>, resp: &mut Responder<'_>) {
+    let result = match ils::add(dn, attrs) {
+        Ok(plan) => run(shared, session, plan),
+        Err(e) => e,
+    };
+    resp.result(tag::ADD, &result);
+}
+
+fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
+    let ils::AddPlan { target, mut attrs, ttl } = plan;
+    if target.dn.is_root() {
+        return LdapResult::new(LdapResultCode::EntryAlreadyExists, "the root exists");
+    }
+    if let Err(e) = check_schema(&attrs) {
+        return e;
+    }
+    ensure_value(&mut attrs, attr::OBJECT_CLASS, schema::DYNAMIC_OBJECT.as_bytes());
+    if shared.limits.read().observed_ip {
+        if let Some(ip) = ip_address_value(session.peer) {
+            attrs.retain(|(a, _)| *a != attr::IP_ADDRESS);
+            attrs.push((attr::IP_ADDRESS, vec![ip]));
+        }
+    }
+    let ttl = match ttl {
+        Some(requested) => shared.store.ttl.clamp(requested),
+        None => shared.store.ttl.default_ttl(),
+    };
+    let parent_at = target.parent_at();
+    let parent_key = &target.key[parent_at..];
+    let now = shared.store.now();
+    let mut dir = shared.store.write();
+    if live(&dir, parent_key, now).is_none() && !implicit_container(parent_key) {
+        return no_such_object(&dir, &target.dn, now);
+    }
+    if parent_key != DYNAMIC_KEY && parent_key != APPLICATIONS_KEY && !implicit_container(parent_key) {
+        return LdapResult::new(
+            LdapResultCode::UnwillingToPerform,
+            "entries are added under ou=Dynamic or ou=Applications",
+        );
+    }
+    let entry = Entry::new(target.written, target.key.clone(), parent_at, Attributes::from_list(attrs));
+    match dir.insert(entry, now) {
+        Ok(entry) => {
+            shared.store.set_ttl(entry, ttl);
+            LdapResult::success()
+        }
+        Err(_) => LdapResult::new(LdapResultCode::EntryAlreadyExists, "entry already exists"),
+    }
+}

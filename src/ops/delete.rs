@@ -1,0 +1,42 @@
+//! Delete (RFC 4511 section 4.8, [MS-TAIL] 3.5.4): a person goes with its
+//! application entries.
+
+use ldap3_proto::LdapResultCode;
+
+use crate::entry::class;
+use crate::handler::Shared;
+use crate::ils::{self, APPLICATIONS_KEY};
+use crate::ops::{live, no_such_object};
+use crate::wire::{LdapResult, Responder, tag};
+
+pub fn delete(shared: &Shared, dn: &[u8], resp: &mut Responder<'_>) {
+    let result = match ils::target(dn) {
+        Ok(target) => run(shared, &target),
+        Err(e) => e,
+    };
+    resp.result(tag::DELETE, &result);
+}
+
+fn run(shared: &Shared, target: &ils::Target) -> LdapResult {
+    let now = shared.store.now();
+    let mut dir = shared.store.write();
+    let Some(entry) = live(&dir, &target.key, now) else {
+        return no_such_object(&dir, &target.dn, now);
+    };
+    if !entry.is(class::DYNAMIC) {
+        return LdapResult::new(LdapResultCode::UnwillingToPerform, "the static tree cannot be changed");
+    }
+    // Application entries of the same user, including those the Dialer
+    // added on their own ([MS-TAIL] 3.5.4 removes both).
+    let mut doomed = vec![entry.key.clone()];
+    if entry.is(class::PERSON) {
+        if let Some(cn) = entry.attrs.first(&crate::schema::attr::CN) {
+            doomed.extend(dir.by_cn(cn).iter().filter(|k| {
+                dir.get(k).is_some_and(|e| e.is(class::APPLICATION) && e.parent_key().ends_with(APPLICATIONS_KEY))
+            }).cloned());
+        }
+    }
+    let removed: usize = doomed.iter().map(|k| dir.remove(k)).sum();
+    log::debug!("deleted {} ({removed} entries)", String::from_utf8_lossy(&target.written));
+    LdapResult::success()
+}

@@ -1,0 +1,228 @@
+//! Modify (RFC 4511 section 4.6) with the ILS `smodop` semantics of
+//! [MS-TAIL] 2.2.3: 0 creates the person's application entry, 1 removes
+//! it, 2 changes the person and 3 changes the application. Without
+//! `smodop` the change applies to the named entry itself (GnomeMeeting
+//! writes the application attributes straight onto the person). A change
+//! of `entryTTL` is a refresh ([MS-TAIL] 4.5.3).
+
+use ldap3_proto::LdapResultCode;
+
+use crate::entry::{AttrValues, Attributes, Entry, Key, class};
+use crate::filter::text_eq;
+use crate::handler::{Session, Shared};
+use crate::ils::{self, AttrChange, Smodop, ensure_value};
+use crate::ops::{check_schema, ip_address_value, live, no_such_object};
+use crate::schema::{self, Attr, attr};
+use crate::store::Directory;
+use crate::wire::{Change, LdapResult, ModKind, Responder, tag};
+
+pub fn modify(shared: &Shared, session: &Session, dn: &[u8], changes: Vec<Change>, resp: &mut Responder<'_>) {
+    let result = match ils::modify(dn, changes) {
+        Ok(plan) => run(shared, session, plan).err().unwrap_or_else(LdapResult::success),
+        Err(e) => e,
+    };
+    resp.result(tag::MODIFY, &result);
+}
+
+fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<(), LdapResult> {
+    if shared.limits.read().observed_ip && plan.changes.iter().any(|c| c.attr == attr::IP_ADDRESS) {
+        if let Some(ip) = ip_address_value(session.peer) {
+            plan.changes.retain(|c| c.attr != attr::IP_ADDRESS);
+            plan.changes.push(AttrChange { kind: ModKind::Replace, attr: attr::IP_ADDRESS, values: vec![ip] });
+        }
+    }
+    let now = shared.store.now();
+    let mut dir = shared.store.write();
+    let Some(entry) = live(&dir, &plan.target.key, now) else {
+        return Err(no_such_object(&dir, &plan.target.dn, now));
+    };
+    if !entry.is(class::DYNAMIC) {
+        return Err(LdapResult::new(LdapResultCode::UnwillingToPerform, "the static tree cannot be changed"));
+    }
+    let key = entry.key.clone();
+    match plan.smodop {
+        None | Some(Smodop::ModifyUser) => change_entry(&mut dir, &key, &plan.changes)?,
+        Some(Smodop::AddApp) => add_application(&mut dir, &key, &plan.changes, now)?,
+        Some(Smodop::DeleteApp) => {
+            for app in applications(&dir, &key, &plan.changes) {
+                dir.remove(&app);
+            }
+        }
+        Some(Smodop::ModifyApp) => {
+            let apps = applications(&dir, &key, &plan.changes);
+            if apps.is_empty() {
+                return Err(LdapResult::new(LdapResultCode::NoSuchObject, "the user has no application entry"));
+            }
+            for app in apps {
+                change_entry(&mut dir, &app, &plan.changes)?;
+            }
+        }
+    }
+    if let Some(ttl) = plan.ttl {
+        if let Some(entry) = dir.get(&key) {
+            shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
+        }
+    }
+    Ok(())
+}
+
+/// Applies changes to one entry, all or nothing.
+fn change_entry(dir: &mut Directory, key: &Key, changes: &[AttrChange]) -> Result<(), LdapResult> {
+    let Some(entry) = dir.get(key) else {
+        return Err(LdapResult::new(LdapResultCode::NoSuchObject, "no such object"));
+    };
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut attrs = entry.attrs.to_list();
+    for change in changes {
+        apply(&mut attrs, change)?;
+    }
+    check_rdn(entry, &attrs)?;
+    check_schema(&attrs)?;
+    if !attrs.iter().any(|(a, v)| *a == attr::OBJECT_CLASS && v.iter().any(|c| text_eq(c, schema::DYNAMIC_OBJECT.as_bytes()))) {
+        return Err(LdapResult::new(LdapResultCode::ObjectClassModsProhibited, "dynamicObject cannot be removed"));
+    }
+    dir.set_attrs(key, Attributes::from_list(attrs));
+    Ok(())
+}
+
+/// One change on unpacked attributes (RFC 4511 section 4.6).
+fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapResult> {
+    let binary = change.attr.is_binary();
+    let same = |a: &[u8], b: &[u8]| if binary { a == b } else { text_eq(a, b) };
+    let pos = attrs.iter().position(|(a, _)| *a == change.attr);
+    match change.kind {
+        ModKind::Add => {
+            if change.values.is_empty() {
+                return Err(LdapResult::new(LdapResultCode::ProtocolError, "add needs values"));
+            }
+            let current = match pos {
+                Some(i) => &mut attrs[i].1,
+                None => {
+                    attrs.push((change.attr.clone(), Vec::new()));
+                    &mut attrs.last_mut().expect("just pushed").1
+                }
+            };
+            for v in &change.values {
+                if current.iter().any(|c| same(c, v)) {
+                    return Err(LdapResult::new(LdapResultCode::AttributeOrValueExists, "value exists"));
+                }
+                current.push(v.clone());
+            }
+        }
+        ModKind::Delete => {
+            let Some(i) = pos else {
+                return Err(LdapResult::new(LdapResultCode::NoSuchAttribute, "no such attribute"));
+            };
+            if change.values.is_empty() {
+                attrs.remove(i);
+            } else {
+                for v in &change.values {
+                    let before = attrs[i].1.len();
+                    attrs[i].1.retain(|c| !same(c, v));
+                    if attrs[i].1.len() == before {
+                        return Err(LdapResult::new(LdapResultCode::NoSuchAttribute, "no such value"));
+                    }
+                }
+                if attrs[i].1.is_empty() {
+                    attrs.remove(i);
+                }
+            }
+        }
+        ModKind::Replace => {
+            match pos {
+                Some(i) if change.values.is_empty() => {
+                    attrs.remove(i);
+                }
+                Some(i) => attrs[i].1 = change.values.clone(),
+                None if change.values.is_empty() => {}
+                None => attrs.push((change.attr.clone(), change.values.clone())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The naming value must stay (RFC 4511 section 4.6: notAllowedOnRDN).
+fn check_rdn(entry: &Entry, attrs: &[AttrValues]) -> Result<(), LdapResult> {
+    let Ok(dn) = crate::dn::Dn::parse(&entry.dn) else {
+        return Ok(());
+    };
+    let Some(rdn) = dn.rdns.first() else { return Ok(()) };
+    let kept = attrs.iter().any(|(a, v)| *a == rdn.attr && v.iter().any(|x| text_eq(x, &rdn.value)));
+    if kept {
+        Ok(())
+    } else {
+        Err(LdapResult::new(LdapResultCode::NotALlowedOnRDN, "the naming value cannot be removed"))
+    }
+}
+
+/// smodop 0: creates (or updates) the person's application entry, which
+/// then lives and dies with the person.
+fn add_application(dir: &mut Directory, person: &Key, changes: &[AttrChange], now: u64) -> Result<(), LdapResult> {
+    let Some(p) = dir.get(person) else {
+        return Err(LdapResult::new(LdapResultCode::NoSuchObject, "no such object"));
+    };
+    if !p.is(class::PERSON) {
+        return Err(LdapResult::new(LdapResultCode::UnwillingToPerform, "applications belong to an rtPerson"));
+    }
+    let cn = p.attrs.first(&attr::CN).unwrap_or_default().to_vec();
+    let app = ils::application_dn(&cn, &ils::application_name(changes));
+    if live(dir, &app.key, now).is_some() {
+        let key: Key = app.key.into();
+        change_entry(dir, &key, &replace_all(changes))?;
+        dir.attach(person, &key);
+        return Ok(());
+    }
+    let mut attrs: Vec<AttrValues> = Vec::new();
+    for change in changes.iter().filter(|c| c.kind != ModKind::Delete) {
+        attrs.push((change.attr.clone(), change.values.clone()));
+    }
+    for class in [schema::RT_APPLICATION_USER, schema::DYNAMIC_OBJECT] {
+        ensure_value(&mut attrs, attr::OBJECT_CLASS, class.as_bytes());
+    }
+    ensure_value(&mut attrs, attr::CN, &cn);
+    ensure_value(&mut attrs, attr::APP_NAME, &app.dn.rdns[1].value);
+    let parent_at = app.parent_at();
+    let entry = Entry::new(app.written, app.key, parent_at, Attributes::from_list(attrs));
+    let key = dir
+        .insert(entry, now)
+        .map_err(|_| LdapResult::new(LdapResultCode::EntryAlreadyExists, "application entry exists"))?
+        .key
+        .clone();
+    dir.attach(person, &key);
+    Ok(())
+}
+
+/// On an existing application entry, the values of an smodop 0 replace
+/// what was there.
+fn replace_all(changes: &[AttrChange]) -> Vec<AttrChange> {
+    changes
+        .iter()
+        .map(|c| AttrChange { kind: if c.kind == ModKind::Add { ModKind::Replace } else { c.kind }, ..c.clone() })
+        .collect()
+}
+
+/// The application entries an smodop 1 or 3 addresses: the one named by
+/// `sappname`/`sappid` when the Modify names one, else all of the person's.
+fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Key> {
+    let Some(p) = dir.get(person) else { return Vec::new() };
+    let named = [attr::APP_NAME, attr::APPLICATION_ID]
+        .iter()
+        .any(|a: &Attr| changes.iter().any(|c| c.attr == *a && !c.values.is_empty()));
+    let cn = p.attrs.first(&attr::CN).unwrap_or_default();
+    if named {
+        let app = ils::application_dn(cn, &ils::application_name(changes));
+        return dir.get(&app.key).map(|e| vec![e.key.clone()]).unwrap_or_default();
+    }
+    let mut keys = p.dependents.clone();
+    for key in dir.by_cn(cn) {
+        if !keys.contains(key)
+            && dir.get(key).is_some_and(|e| e.is(class::APPLICATION) && e.parent_key().ends_with(ils::APPLICATIONS_KEY))
+        {
+            keys.push(key.clone());
+        }
+    }
+    keys
+}

@@ -1,0 +1,285 @@
+//! Search (RFC 4511 section 4.5, [MS-TAIL] 3.5.6, 3.5.7, 3.5.11, 4.2, 4.3):
+//! the root DSE, lookups by name through the index, scans, the `sttl`
+//! refresh, and results under the names the client asked for.
+//!
+//! Entries are encoded while the read lock is held. A result too large
+//! for one buffer is finished in chunks, releasing the lock between them,
+//! so that a client listing a million users neither holds every write back
+//! nor needs the whole answer in memory.
+
+use std::time::{Duration, Instant};
+
+use ldap3_proto::LdapResultCode;
+
+use crate::entry::{Entry, Key, class};
+use crate::handler::{Flush, Shared};
+use crate::ils::{self, Base, PersonView, Requested, SearchPlan, Want};
+use crate::ops::{extended, implicit_container, live, no_such_object};
+use crate::schema::{Attr, attr};
+use crate::store::Store;
+use crate::wire::{LdapResult, Responder, Scope, SearchRequest, tag};
+
+/// Output written before the rest of a result is finished in chunks.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Entries encoded per hold of the read lock once chunking.
+const CHUNK_ENTRIES: usize = 1024;
+
+pub fn search(shared: &Shared, req: SearchRequest, resp: &mut Responder<'_>, flush: Flush<'_>) {
+    let result = match ils::search(req) {
+        Ok(plan) => run(shared, plan, resp, flush),
+        Err(e) => e,
+    };
+    resp.result(tag::SEARCH_DONE, &result);
+}
+
+/// How the search is going: limits and counts.
+struct Progress {
+    sent: usize,
+    size_limit: usize,
+    deadline: Option<Instant>,
+}
+
+impl Progress {
+    fn check(&self) -> Result<(), LdapResult> {
+        if self.size_limit > 0 && self.sent >= self.size_limit {
+            return Err(LdapResult::new(LdapResultCode::SizeLimitExceeded, "size limit exceeded"));
+        }
+        self.check_time()
+    }
+
+    fn check_time(&self) -> Result<(), LdapResult> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(LdapResult::new(LdapResultCode::TimeLimitExceeded, "time limit exceeded"));
+        }
+        Ok(())
+    }
+}
+
+fn smallest_nonzero(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
+}
+
+fn run(shared: &Shared, plan: SearchPlan, resp: &mut Responder<'_>, flush: Flush<'_>) -> LdapResult {
+    let (size_limit, time_limit) = {
+        let limits = shared.limits.read();
+        let size = smallest_nonzero(plan.size_limit as u64, limits.size_limit as u64) as usize;
+        (size, smallest_nonzero(plan.time_limit, limits.time_limit))
+    };
+    let mut progress = Progress {
+        sent: 0,
+        size_limit,
+        deadline: (time_limit > 0).then(|| Instant::now() + Duration::from_secs(time_limit)),
+    };
+    if let Base::RootDse = plan.base {
+        root_dse(&plan, resp);
+        return LdapResult::success();
+    }
+    let store = &shared.store;
+    let now = store.now();
+    let sttl = plan.sttl.map(|minutes| store.ttl.clamp(minutes.saturating_mul(60)));
+    let mut rest: Vec<Key> = Vec::new();
+    {
+        let dir = store.read();
+        let base_key = match &plan.base {
+            Base::Entry(t) => {
+                if live(&dir, &t.key, now).is_none() && !implicit_container(&t.key) {
+                    return no_such_object(&dir, &t.dn, now);
+                }
+                Some(t.key.as_slice())
+            }
+            _ => None,
+        };
+        let mut examined = 0usize;
+        let mut visit = |entry: &Entry| -> Result<(), LdapResult> {
+            examined += 1;
+            if examined % 4096 == 0 {
+                progress.check_time()?;
+            }
+            if !selected(&plan, base_key, entry) || !dir.alive(entry, now) {
+                return Ok(());
+            }
+            let mut view = PersonView::new(&dir, entry, now);
+            if !plan.filter.matches(&view) {
+                return Ok(());
+            }
+            if let Some(ttl) = sttl {
+                refresh(store, &view, ttl);
+                view.ttl = Store::ttl_left(&dir, entry, now);
+            }
+            if view.hidden() && plan.exact_name.is_none() {
+                return Ok(());
+            }
+            progress.check()?;
+            if resp.out.len() < CHUNK_BYTES {
+                send_entry(resp, &plan, &view);
+            } else {
+                rest.push(entry.key.clone());
+            }
+            progress.sent += 1;
+            Ok(())
+        };
+        let outcome = match (&plan.base, plan.scope, &plan.exact_name) {
+            (Base::Entry(t), Scope::Base, _) => dir.get(&t.key).map_or(Ok(()), &mut visit),
+            (_, _, Some((a, name))) => {
+                let keys = if *a == attr::CN { dir.by_cn(name) } else { dir.by_uid(name) };
+                keys.iter().filter_map(|k| dir.get(k)).try_for_each(&mut visit)
+            }
+            _ => dir.iter().try_for_each(&mut visit),
+        };
+        if let Err(e) = outcome {
+            // A limit was reached: what was found so far is sent.
+            drop(dir);
+            return finish_chunks(store, &plan, rest, resp, flush, now).map_or_else(|e| e, |()| e);
+        }
+    }
+    finish_chunks(store, &plan, rest, resp, flush, now).err().unwrap_or_else(LdapResult::success)
+}
+
+/// Sends the entries that did not fit in the first buffer, a chunk at a
+/// time, flushing between chunks without holding the lock.
+fn finish_chunks(
+    store: &Store,
+    plan: &SearchPlan,
+    rest: Vec<Key>,
+    resp: &mut Responder<'_>,
+    flush: Flush<'_>,
+    now: u64,
+) -> Result<(), LdapResult> {
+    let io_error = |_| LdapResult::new(LdapResultCode::Other, "client went away");
+    for chunk in rest.chunks(CHUNK_ENTRIES) {
+        flush(resp.out).map_err(io_error)?;
+        let dir = store.read();
+        for key in chunk {
+            if let Some(entry) = live(&dir, key, now) {
+                send_entry(resp, plan, &PersonView::new(&dir, entry, now));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an entry is inside the search's base and scope.
+fn selected(plan: &SearchPlan, base_key: Option<&[u8]>, entry: &Entry) -> bool {
+    match (&plan.base, base_key) {
+        (Base::Class(bit), _) => entry.is(*bit),
+        (_, Some(base)) => {
+            let key: &[u8] = &entry.key;
+            match plan.scope {
+                Scope::Base => key == base,
+                Scope::OneLevel => entry.parent_key() == base,
+                Scope::Subtree => {
+                    key == base
+                        || base.is_empty()
+                        || (key.len() > base.len() && key.ends_with(base) && key[key.len() - base.len() - 1] == b',')
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The `sttl` refresh of a matched entry and of the applications shown
+/// with it.
+fn refresh(store: &Store, view: &PersonView<'_>, ttl: u32) {
+    if view.entry.is(class::DYNAMIC) {
+        store.set_ttl(view.entry, ttl);
+    }
+    for app in &view.apps {
+        if app.owner.is_none() && app.is(class::DYNAMIC) {
+            store.set_ttl(app, ttl);
+        }
+    }
+}
+
+/// Writes one SearchResultEntry with the attributes the client asked for,
+/// in its order and under its names.
+fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>) {
+    let mut attrs: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+    for Requested { name, want } in &plan.attrs {
+        match want {
+            Want::Attr(a) => push_attr(&mut attrs, plan, view, name, a),
+            Want::Sttl => {
+                if let Some(ttl) = view.ttl {
+                    let minutes = ttl.div_ceil(60).to_string().into_bytes();
+                    if !attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                        attrs.push((name.clone(), if plan.types_only { vec![] } else { vec![minutes] }));
+                    }
+                }
+            }
+            Want::AllUser => {
+                for a in view.attributes() {
+                    let a = a.to_owned();
+                    push_attr(&mut attrs, plan, view, a.name(), &a);
+                }
+            }
+            Want::AllOperational => push_attr(&mut attrs, plan, view, attr::ENTRY_TTL.name(), &attr::ENTRY_TTL),
+        }
+    }
+    resp.entry(
+        &view.entry.dn,
+        attrs.iter().map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
+    );
+}
+
+/// Adds an attribute of the view to a result under `name`, once.
+fn push_attr(attrs: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>, plan: &SearchPlan, view: &PersonView<'_>, name: &[u8], a: &Attr) {
+    if attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        return;
+    }
+    let mut values = Vec::new();
+    view.for_each_value(a, &mut |v| values.push(v.to_vec()));
+    if values.is_empty() {
+        return;
+    }
+    if plan.types_only {
+        values.clear();
+    }
+    attrs.push((name.to_vec(), values));
+}
+
+/// The root DSE (RFC 4512 section 5.1): what this server supports.
+fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
+    let text = |s: &str| s.as_bytes().to_vec();
+    let all: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("objectClass", vec![text("top")]),
+        ("namingContexts", vec![text("o=Intranet")]),
+        ("supportedLDAPVersion", vec![text("2"), text("3")]),
+        ("supportedSASLMechanisms", vec![text("NTLM")]),
+        ("supportedExtension", vec![extended::REFRESH.to_vec(), extended::WHO_AM_I.to_vec()]),
+        ("dynamicSubtrees", vec![text("ou=Dynamic,o=Intranet"), text("ou=Applications,o=Intranet")]),
+        ("vendorName", vec![text("ilsd")]),
+        ("vendorVersion", vec![text(concat!("ilsd ", env!("CARGO_PKG_VERSION")))]),
+    ];
+    let wants_all = plan.attrs.iter().any(|r| matches!(r.want, Want::AllUser | Want::AllOperational));
+    let mut chosen: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+    if wants_all {
+        chosen = all.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.clone())).collect();
+    } else {
+        for r in &plan.attrs {
+            if let Some((_, v)) = all.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&r.name)) {
+                chosen.push((r.name.clone(), v.clone()));
+            }
+        }
+    }
+    if plan.types_only {
+        chosen.iter_mut().for_each(|(_, v)| v.clear());
+    }
+    if !plan.filter.matches(&RootDseValues(&all)) {
+        return;
+    }
+    resp.entry(b"", chosen.iter().map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))));
+}
+
+struct RootDseValues<'a>(&'a [(&'a str, Vec<Vec<u8>>)]);
+
+impl crate::filter::ValueSource for RootDseValues<'_> {
+    fn any_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.0
+            .iter()
+            .filter(|(n, _)| Attr::from_name(n.as_bytes()) == *a)
+            .any(|(_, vals)| vals.iter().any(|v| f(v)))
+    }
+}

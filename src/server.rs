@@ -1,0 +1,301 @@
+//! The server: listeners, the worker pool, the expiry thread, and the
+//! handle that starts, reloads and stops them.
+//!
+//! Threads: one acceptor per listening socket hands each connection over a
+//! `crossbeam_channel` to the worker pool. The pool starts with
+//! `workers` threads, grows when every worker is busy, up to the connection
+//! limit, and workers above the initial number retire after a minute
+//! without work. A connection over the limit is told "busy" with a Notice
+//! of Disconnection and closed by the acceptor itself.
+//!
+//! Shutdown stops the acceptors (each is woken by a connection to itself),
+//! shuts the reading side of every open connection so that requests in
+//! flight are answered and idle clients let go at once, and joins every
+//! thread.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use ldap3_proto::LdapResultCode;
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::Config;
+use crate::connection;
+use crate::expiry;
+use crate::handler::{Limits, Shared};
+use crate::store::{self, Store, TtlPolicy};
+use crate::wire::notice_of_disconnection;
+
+/// How long a worker above the initial number waits for work before it
+/// retires.
+const RETIRE_AFTER: Duration = Duration::from_secs(60);
+
+/// Stack of a worker thread: requests are shallow, filters are bounded
+/// in depth, and thousands of connections mean thousands of stacks.
+const WORKER_STACK: usize = 256 * 1024;
+
+/// The worker pool and the connections it serves.
+struct Pool {
+    jobs: Mutex<Option<Sender<(TcpStream, SocketAddr)>>>,
+    inbox: Receiver<(TcpStream, SocketAddr)>,
+    /// Workers alive, and those waiting for a connection.
+    workers: AtomicUsize,
+    idle: AtomicUsize,
+    min_workers: usize,
+    /// Connections being served, to shut down at stop.
+    open: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    next_id: AtomicU64,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    addrs: Vec<SocketAddr>,
+    stopping: Arc<AtomicBool>,
+    acceptors: Vec<JoinHandle<()>>,
+    expiry: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds every listen address of the configuration and starts.
+    pub fn start(config: &Config) -> io::Result<Server> {
+        let listeners = config
+            .listen
+            .iter()
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Server::from_listeners(config, listeners)
+    }
+
+    /// Starts on sockets that are already bound (socket activation, tests).
+    pub fn from_listeners(config: &Config, listeners: Vec<TcpListener>) -> io::Result<Server> {
+        let (expiry_tx, expiry_rx) = crossbeam_channel::unbounded();
+        let ttl = TtlPolicy::new(config.default_ttl, config.min_ttl, config.max_ttl);
+        let store = Arc::new(Store::new(ttl, expiry_tx));
+        store::load_static_tree(&mut store.write());
+        let shared = Arc::new(Shared {
+            store,
+            limits: RwLock::new(Limits::from_config(config)),
+        });
+        let expiry = expiry::spawn(shared.store.clone(), expiry_rx)?;
+        let (jobs, inbox) = crossbeam_channel::unbounded();
+        let pool = Arc::new(Pool {
+            jobs: Mutex::new(Some(jobs)),
+            inbox,
+            workers: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            min_workers: config.workers,
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            handles: Mutex::new(Vec::new()),
+        });
+        for _ in 0..config.workers {
+            spawn_worker(&pool, &shared)?;
+        }
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut addrs = Vec::new();
+        let mut acceptors = Vec::new();
+        for listener in listeners {
+            let addr = listener.local_addr()?;
+            addrs.push(addr);
+            let (pool, shared, stopping) = (pool.clone(), shared.clone(), stopping.clone());
+            acceptors.push(
+                std::thread::Builder::new()
+                    .name(format!("ilsd-accept-{addr}"))
+                    .spawn(move || accept_loop(&listener, &pool, &shared, &stopping))?,
+            );
+            log::info!("listening on {addr}");
+        }
+        Ok(Server {
+            shared,
+            pool,
+            addrs,
+            stopping,
+            acceptors,
+            expiry: Some(expiry),
+        })
+    }
+
+    /// The first listening address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Every listening address.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The state the threads share, for inspection.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Applies what can change without a restart: TTL bounds and limits.
+    /// Entries are kept.
+    pub fn reload(&self, config: &Config) {
+        self.shared.store.ttl.set(config.default_ttl, config.min_ttl, config.max_ttl);
+        *self.shared.limits.write() = Limits::from_config(config);
+    }
+
+    /// How many connections are being served.
+    pub fn connections(&self) -> usize {
+        self.pool.open.lock().len()
+    }
+
+    /// Stops accepting, lets requests in flight finish, closes every
+    /// connection and joins every thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for addr in &self.addrs {
+            // Wake the acceptor blocked in accept().
+            let _ = TcpStream::connect_timeout(&wake_address(*addr), Duration::from_secs(1));
+        }
+        for handle in self.acceptors.drain(..) {
+            let _ = handle.join();
+        }
+        // Dropping the sender tells idle workers to exit; shutting the
+        // reading side ends every session after its current request.
+        self.pool.jobs.lock().take();
+        for stream in self.pool.open.lock().values() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        let handles: Vec<_> = self.pool.handles.lock().drain(..).collect();
+        for handle in handles {
+            let _ = handle.join();
+        }
+        self.shared.store.stop_expiry();
+        if let Some(handle) = self.expiry.take() {
+            let _ = handle.join();
+        }
+        log::info!("stopped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connecting to 0.0.0.0 or :: is not portable; the loopback of the same
+/// family reaches the same listener.
+fn wake_address(addr: SocketAddr) -> SocketAddr {
+    let mut target = addr;
+    if addr.ip().is_unspecified() {
+        target.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    target
+}
+
+fn accept_loop(listener: &TcpListener, pool: &Arc<Pool>, shared: &Arc<Shared>, stopping: &AtomicBool) {
+    loop {
+        let accepted = listener.accept();
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // rather than spin.
+                log::warn!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let max = shared.limits.read().max_connections;
+        let busy = pool.workers.load(Ordering::SeqCst).saturating_sub(pool.idle.load(Ordering::SeqCst));
+        if busy >= max {
+            log::warn!("{peer} refused: {max} connections already");
+            refuse(stream);
+            continue;
+        }
+        if pool.idle.load(Ordering::SeqCst) == 0 {
+            if let Err(e) = spawn_worker(pool, shared) {
+                log::error!("cannot start a worker: {e}");
+                refuse(stream);
+                continue;
+            }
+        }
+        if let Some(jobs) = pool.jobs.lock().as_ref() {
+            let _ = jobs.send((stream, peer));
+        }
+    }
+}
+
+/// Tells a client over the connection limit that the server is busy.
+fn refuse(mut stream: TcpStream) {
+    let mut out = BytesMut::new();
+    notice_of_disconnection(&mut out, LdapResultCode::Busy, "too many connections");
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(&out);
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn spawn_worker(pool: &Arc<Pool>, shared: &Arc<Shared>) -> io::Result<()> {
+    let (p, s) = (pool.clone(), shared.clone());
+    pool.workers.fetch_add(1, Ordering::SeqCst);
+    pool.idle.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name("ilsd-worker".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || worker(&p, &s));
+    match spawned {
+        Ok(handle) => {
+            let mut handles = pool.handles.lock();
+            handles.retain(|h| !h.is_finished());
+            handles.push(handle);
+            Ok(())
+        }
+        Err(e) => {
+            pool.workers.fetch_sub(1, Ordering::SeqCst);
+            pool.idle.fetch_sub(1, Ordering::SeqCst);
+            Err(e)
+        }
+    }
+}
+
+fn worker(pool: &Pool, shared: &Shared) {
+    loop {
+        match pool.inbox.recv_timeout(RETIRE_AFTER) {
+            Ok((stream, peer)) => {
+                pool.idle.fetch_sub(1, Ordering::SeqCst);
+                let stream = Arc::new(stream);
+                let id = pool.next_id.fetch_add(1, Ordering::Relaxed);
+                pool.open.lock().insert(id, stream.clone());
+                connection::serve(shared, &stream, peer);
+                pool.open.lock().remove(&id);
+                pool.idle.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if pool.workers.load(Ordering::SeqCst) > pool.min_workers {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    pool.idle.fetch_sub(1, Ordering::SeqCst);
+    pool.workers.fetch_sub(1, Ordering::SeqCst);
+}

@@ -1,0 +1,134 @@
+//! NetMeeting's flows of [MS-TAIL] 4.1 to 4.4, sent byte for byte as
+//! NetMeeting 3.01 sends them: LDAPv2 anonymous binds, Windows' four-byte
+//! BER lengths, the short-form DNs and the `sttl` refresh search.
+
+mod common;
+
+use common::*;
+
+const NM_DN: &[u8] = b"c=-,o=Microsoft, cn=egruber@contoso.com, objectClass=rtPerson";
+
+fn register(raw: &mut Raw, dn: &[u8], cn: &[u8]) {
+    assert_eq!(raw.code(&bind_v2(1)), SUCCESS);
+    let add_req = add(
+        2,
+        dn,
+        &[
+            (b"cn", &[cn]),
+            (b"givenname", &[b"Eric"]),
+            (b"surname", &[b"Gruber"]),
+            (b"rfc822mailbox", &[cn]),
+            (b"location", &[b"Seattle"]),
+            (b"comment", &[b"Participant"]),
+            (b"c", &[b"-"]),
+            (b"sipaddress", &[b"3758139584"]),
+            (b"sflags", &[b"1"]),
+            (b"ssecurity", &[b"21912384"]),
+            (b"ilsA26214430", &[b"0"]),
+            (b"ilsA26279966", &[b"84020942"]),
+            (b"ilsA32833566", &[b"1"]),
+            (b"ilsA32964638", &[b"1"]),
+            (b"ilsA39321630", &[b"2"]),
+        ],
+    );
+    assert_eq!(raw.code(&add_req), SUCCESS, "add");
+    let modify_req = modify(
+        3,
+        dn,
+        &[
+            (2, b"smodop", &[b"0"]),
+            (2, b"sappid", &[b"ms-netmeeting"]),
+            (2, b"smimetype", &[b"text/iuls"]),
+            (2, b"sappguid", &[b"008aff194794cf118796444553540000"]),
+            (2, b"sprotid", &[b"t120", b"h323"]),
+            (2, b"sprotmimetype", &[b"text/t120", b"text/h323"]),
+            (2, b"sport", &[b"1503", b"1720"]),
+        ],
+    );
+    assert_eq!(raw.code(&modify_req), SUCCESS, "modify");
+}
+
+fn find_netmeeting_users(raw: &mut Raw, attrs: &[&[u8]]) -> Vec<RawEntry> {
+    let filter = f::and(&[
+        f::eq(b"objectClass", b"rtPerson"),
+        f::eq(b"cn", b"%"),
+        f::eq(b"sappid", b"ms-netmeeting"),
+        f::eq(b"sprotid", b"h323"),
+    ]);
+    let (entries, done) = raw.call(&search(10, b"objectClass=rtPerson", 0, filter, attrs));
+    assert!(matches!(done, Response::Result { code: 0, tag: 5, .. }), "{done:?}");
+    entries
+}
+
+#[test]
+fn registration_makes_a_dynamic_person_with_its_application() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    raw.send(&unbind(4));
+    assert!(raw.closed(), "unbind closes the session");
+
+    let mut raw = server.raw();
+    let attrs: &[&[u8]] = &[b"cn", b"sipaddress", b"sappid", b"sport", b"givenname", b"sttl"];
+    let entries = find_netmeeting_users(&mut raw, attrs);
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!(e.dn, b"cn=egruber@contoso.com,ou=Dynamic,o=Intranet");
+    assert_eq!(e.names(), ["cn", "sipaddress", "sappid", "sport", "givenname", "sttl"]);
+    assert_eq!(e.first("sipaddress"), Some(&b"3758139584"[..]));
+    assert_eq!(e.get("sport").unwrap(), &vec![b"1503".to_vec(), b"1720".to_vec()]);
+    assert_eq!(e.first("sttl"), Some(&b"10"[..]), "default TTL 600 s is 10 minutes");
+
+    // The application entry exists on its own under ou=Applications.
+    let (apps, _) = raw.call(&search(
+        11,
+        b"ou=Applications,o=Intranet",
+        2,
+        f::eq(b"objectClass", b"rtApplicationUser"),
+        &[b"cn", b"applicationID"],
+    ));
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].dn, b"cn=egruber@contoso.com,appName=ms-netmeeting,ou=Applications,o=Intranet");
+}
+
+#[test]
+fn refresh_search_resets_the_ttl_and_finds_nothing_once_gone() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    let refresh = |msgid, sttl: &[u8]| {
+        search(
+            msgid,
+            b"objectClass=rtPerson",
+            0,
+            f::and(&[
+                f::eq(b"objectClass", b"rtPerson"),
+                f::eq(b"cn", b"egruber@contoso.com"),
+                f::eq(b"sttl", sttl),
+            ]),
+            &[b"entryTTL"],
+        )
+    };
+    let (entries, done) = raw.call(&refresh(20, b"3"));
+    assert!(matches!(done, Response::Result { code: 0, .. }));
+    assert_eq!(entries.len(), 1);
+    let ttl: u64 = std::str::from_utf8(entries[0].first("entryTTL").unwrap()).unwrap().parse().unwrap();
+    assert!((170..=180).contains(&ttl), "sttl=3 is 180 seconds, got {ttl}");
+    assert!(entries[0].get("sttl").is_none(), "sttl is never stored");
+
+    assert_eq!(raw.code(&delete(21, b"c=-, o=Microsoft, mailto:cn=egruber@contoso.com%20, objectClass=rtPerson")), SUCCESS);
+    let (entries, done) = raw.call(&refresh(22, b"10"));
+    assert!(entries.is_empty());
+    assert!(matches!(done, Response::Result { code: 0, .. }), "success, so the client re-registers");
+}
+
+#[test]
+fn unregistration_removes_person_and_application() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    assert_eq!(raw.code(&delete(5, b"c=-, o=Microsoft, mailto:cn=egruber@contoso.com%20, objectClass=rtPerson")), SUCCESS);
+    let (all, _) = raw.call(&search(6, b"o=Intranet", 2, f::eq(b"cn", b"egruber@contoso.com"), &[]));
+    assert!(all.is_empty(), "{all:?}");
+    assert_eq!(raw.code(&delete(7, NM_DN)), 32, "noSuchObject the second time");
+}
