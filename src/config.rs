@@ -18,25 +18,28 @@ pub struct Setting {
     pub help: &'static str,
     /// Whether it may be given more than once (each adds a value).
     pub repeatable: bool,
+    /// Whether it is a flag on the command line (`--observed-ip`), and
+    /// `yes` or `no` in the file.
+    pub flag: bool,
 }
 
 /// Every setting, in the order `--help` lists them.
 pub const SETTINGS: &[Setting] = &[
-    Setting { name: "listen", hint: "ADDR:PORT", help: "listen on this address (repeatable; default 0.0.0.0:1002)", repeatable: true },
-    Setting { name: "default-ttl", hint: "SECONDS", help: "TTL of a dynamic entry created without one (default 600)", repeatable: false },
-    Setting { name: "min-ttl", hint: "SECONDS", help: "shortest TTL; shorter requests are raised (default 10)", repeatable: false },
-    Setting { name: "max-ttl", hint: "SECONDS", help: "longest TTL; longer requests are lowered (default 86400)", repeatable: false },
-    Setting { name: "workers", hint: "N", help: "worker threads kept ready for connections (default 4)", repeatable: false },
-    Setting { name: "max-connections", hint: "N", help: "most connections served at once (default 4096)", repeatable: false },
-    Setting { name: "idle-timeout", hint: "SECONDS", help: "close a connection idle this long (default 300)", repeatable: false },
-    Setting { name: "max-request-size", hint: "BYTES", help: "largest request accepted (default 262144)", repeatable: false },
-    Setting { name: "size-limit", hint: "N", help: "most entries one search returns, 0 for no limit (default 0)", repeatable: false },
-    Setting { name: "time-limit", hint: "SECONDS", help: "longest time one search runs, 0 for no limit (default 0)", repeatable: false },
-    Setting { name: "account", hint: "DN PASSWORD", help: "an account for simple binds (repeatable)", repeatable: true },
-    Setting { name: "observed-ip", hint: "yes|no", help: "store the connection's IPv4 address as ipAddress (default no)", repeatable: false },
-    Setting { name: "log-level", hint: "LEVEL", help: "error, warn, info, debug or trace (default info)", repeatable: false },
-    Setting { name: "user", hint: "USER", help: "run as this user once the sockets are bound", repeatable: false },
-    Setting { name: "group", hint: "GROUP", help: "run as this group once the sockets are bound", repeatable: false },
+    Setting { name: "listen", hint: "ADDR:PORT", help: "listen on this address (repeatable; default 0.0.0.0:1002)", repeatable: true, flag: false },
+    Setting { name: "default-ttl", hint: "SECONDS", help: "TTL of a dynamic entry created without one (default 600)", repeatable: false, flag: false },
+    Setting { name: "min-ttl", hint: "SECONDS", help: "shortest TTL; shorter requests are raised (default 10)", repeatable: false, flag: false },
+    Setting { name: "max-ttl", hint: "SECONDS", help: "longest TTL; longer requests are lowered (default 86400)", repeatable: false, flag: false },
+    Setting { name: "workers", hint: "N", help: "worker threads kept ready for connections (default 4)", repeatable: false, flag: false },
+    Setting { name: "max-connections", hint: "N", help: "most connections served at once (default 4096)", repeatable: false, flag: false },
+    Setting { name: "idle-timeout", hint: "SECONDS", help: "close a connection idle this long (default 300)", repeatable: false, flag: false },
+    Setting { name: "max-request-size", hint: "BYTES", help: "largest request accepted (default 262144)", repeatable: false, flag: false },
+    Setting { name: "size-limit", hint: "N", help: "most entries one search returns, 0 for no limit (default 0)", repeatable: false, flag: false },
+    Setting { name: "time-limit", hint: "SECONDS", help: "longest time one search runs, 0 for no limit (default 0)", repeatable: false, flag: false },
+    Setting { name: "account", hint: "DN PASSWORD", help: "an account for simple binds (repeatable)", repeatable: true, flag: false },
+    Setting { name: "observed-ip", hint: "", help: "store the connection's IPv4 address as ipAddress (in the file: yes or no; default no)", repeatable: false, flag: true },
+    Setting { name: "log-level", hint: "LEVEL", help: "error, warn, info, debug or trace (default info)", repeatable: false, flag: false },
+    Setting { name: "user", hint: "USER", help: "run as this user once the sockets are bound", repeatable: false, flag: false },
+    Setting { name: "group", hint: "GROUP", help: "run as this group once the sockets are bound", repeatable: false, flag: false },
 ];
 
 /// A simple-bind account.

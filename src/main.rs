@@ -35,7 +35,9 @@ fn options() -> getopts::Options {
             "group" => "g",
             _ => "",
         };
-        if s.repeatable {
+        if s.flag {
+            opts.optflag(short, s.name, s.help);
+        } else if s.repeatable {
             opts.optmulti(short, s.name, s.help, s.hint);
         } else {
             opts.optopt(short, s.name, s.help, s.hint);
@@ -66,6 +68,12 @@ fn parse_args() -> Result<Option<Args>, DaemonError> {
     let named = matches.opt_str("f");
     let mut settings = Vec::new();
     for s in SETTINGS {
+        if s.flag {
+            if matches.opt_present(s.name) {
+                settings.push((s.name.to_string(), "yes".to_string()));
+            }
+            continue;
+        }
         for value in matches.opt_strs(s.name) {
             settings.push((s.name.to_string(), value));
         }

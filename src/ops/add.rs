@@ -27,9 +27,6 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
     if target.dn.is_root() {
         return LdapResult::new(LdapResultCode::EntryAlreadyExists, "the root exists");
     }
-    if let Err(e) = check_schema(&attrs) {
-        return e;
-    }
     ensure_value(&mut attrs, attr::OBJECT_CLASS, schema::DYNAMIC_OBJECT.as_bytes());
     if shared.limits.read().observed_ip {
         if let Some(ip) = ip_address_value(session.peer) {
@@ -47,6 +44,12 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
     let mut dir = shared.store.write();
     if live(&dir, parent_key, now).is_none() && !implicit_container(parent_key) {
         return no_such_object(&dir, &target.dn, now);
+    }
+    if live(&dir, &target.key, now).is_some() {
+        return LdapResult::new(LdapResultCode::EntryAlreadyExists, "entry already exists");
+    }
+    if let Err(e) = check_schema(&attrs) {
+        return e;
     }
     if parent_key != DYNAMIC_KEY && parent_key != APPLICATIONS_KEY && !implicit_container(parent_key) {
         return LdapResult::new(
