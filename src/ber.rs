@@ -236,10 +236,10 @@ fn escape_filter(tag: &mut StructureTag) {
         // extensible: [1] rule, [2] type, [3] value are strings, [4] is a boolean
         (9, PL::C(inner)) => {
             for t in inner.iter_mut() {
-                if t.id != 4 {
-                    if let PL::P(bytes) = &mut t.payload {
-                        escape_in_place(bytes);
-                    }
+                if t.id != 4
+                    && let PL::P(bytes) = &mut t.payload
+                {
+                    escape_in_place(bytes);
                 }
             }
         }

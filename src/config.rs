@@ -25,21 +25,111 @@ pub struct Setting {
 
 /// Every setting, in the order `--help` lists them.
 pub const SETTINGS: &[Setting] = &[
-    Setting { name: "listen", hint: "ADDR:PORT", help: "listen on this address (repeatable; default 0.0.0.0:1002)", repeatable: true, flag: false },
-    Setting { name: "default-ttl", hint: "SECONDS", help: "TTL of a dynamic entry created without one (default 600)", repeatable: false, flag: false },
-    Setting { name: "min-ttl", hint: "SECONDS", help: "shortest TTL; shorter requests are raised (default 10)", repeatable: false, flag: false },
-    Setting { name: "max-ttl", hint: "SECONDS", help: "longest TTL; longer requests are lowered (default 86400)", repeatable: false, flag: false },
-    Setting { name: "workers", hint: "N", help: "worker threads kept ready for connections (default 4)", repeatable: false, flag: false },
-    Setting { name: "max-connections", hint: "N", help: "most connections served at once (default 4096)", repeatable: false, flag: false },
-    Setting { name: "idle-timeout", hint: "SECONDS", help: "close a connection idle this long (default 300)", repeatable: false, flag: false },
-    Setting { name: "max-request-size", hint: "BYTES", help: "largest request accepted (default 262144)", repeatable: false, flag: false },
-    Setting { name: "size-limit", hint: "N", help: "most entries one search returns, 0 for no limit (default 0)", repeatable: false, flag: false },
-    Setting { name: "time-limit", hint: "SECONDS", help: "longest time one search runs, 0 for no limit (default 0)", repeatable: false, flag: false },
-    Setting { name: "account", hint: "DN PASSWORD", help: "an account for simple binds (repeatable)", repeatable: true, flag: false },
-    Setting { name: "observed-ip", hint: "", help: "store the connection's IPv4 address as ipAddress (in the file: yes or no; default no)", repeatable: false, flag: true },
-    Setting { name: "log-level", hint: "LEVEL", help: "error, warn, info, debug or trace (default info)", repeatable: false, flag: false },
-    Setting { name: "user", hint: "USER", help: "run as this user once the sockets are bound", repeatable: false, flag: false },
-    Setting { name: "group", hint: "GROUP", help: "run as this group once the sockets are bound", repeatable: false, flag: false },
+    Setting {
+        name: "listen",
+        hint: "ADDR:PORT",
+        help: "listen on this address (repeatable; default 0.0.0.0:1002)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "default-ttl",
+        hint: "SECONDS",
+        help: "TTL of a dynamic entry created without one (default 600)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "min-ttl",
+        hint: "SECONDS",
+        help: "shortest TTL; shorter requests are raised (default 10)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "max-ttl",
+        hint: "SECONDS",
+        help: "longest TTL; longer requests are lowered (default 86400)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "workers",
+        hint: "N",
+        help: "worker threads kept ready for connections (default 4)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "max-connections",
+        hint: "N",
+        help: "most connections served at once (default 4096)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "idle-timeout",
+        hint: "SECONDS",
+        help: "close a connection idle this long (default 300)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "max-request-size",
+        hint: "BYTES",
+        help: "largest request accepted (default 262144)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "size-limit",
+        hint: "N",
+        help: "most entries one search returns, 0 for no limit (default 0)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "time-limit",
+        hint: "SECONDS",
+        help: "longest time one search runs, 0 for no limit (default 0)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "account",
+        hint: "DN PASSWORD",
+        help: "an account for simple binds (repeatable)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "observed-ip",
+        hint: "",
+        help: "store the connection's IPv4 address as ipAddress (in the file: yes or no; default no)",
+        repeatable: false,
+        flag: true,
+    },
+    Setting {
+        name: "log-level",
+        hint: "LEVEL",
+        help: "error, warn, info, debug or trace (default info)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "user",
+        hint: "USER",
+        help: "run as this user once the sockets are bound",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "group",
+        hint: "GROUP",
+        help: "run as this group once the sockets are bound",
+        repeatable: false,
+        flag: false,
+    },
 ];
 
 /// A simple-bind account.
@@ -110,9 +200,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn number<T: std::str::FromStr>(value: &str, min: T) -> Result<T, String>
+fn number<T>(value: &str, min: T) -> Result<T, String>
 where
-    T: PartialOrd + fmt::Display,
+    T: std::str::FromStr + PartialOrd + fmt::Display,
 {
     let n: T = value
         .parse()
@@ -133,9 +223,9 @@ impl Config {
                 if fresh {
                     self.listen.clear();
                 }
-                let addr = value
-                    .parse()
-                    .map_err(|_| format!("'{value}' is not an address:port (IPv6 as [::1]:1002)"))?;
+                let addr = value.parse().map_err(|_| {
+                    format!("'{value}' is not an address:port (IPv6 as [::1]:1002)")
+                })?;
                 self.listen.push(addr);
             }
             "default-ttl" => self.default_ttl = number(value, 1)?,
@@ -205,10 +295,11 @@ impl Config {
             let (keyword, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             let fresh = !seen.contains(&keyword);
             seen.push(keyword);
-            self.set(keyword, value, fresh).map_err(|message| ConfigError {
-                source: Some((path.to_path_buf(), i + 1)),
-                message,
-            })?;
+            self.set(keyword, value, fresh)
+                .map_err(|message| ConfigError {
+                    source: Some((path.to_path_buf(), i + 1)),
+                    message,
+                })?;
         }
         Ok(())
     }
@@ -244,7 +335,11 @@ mod tests {
         for s in SETTINGS {
             let mut probe = Config::default();
             let err = probe.set(s.name, "", true).err().unwrap_or_default();
-            assert!(!err.contains("unknown keyword"), "{} is not handled", s.name);
+            assert!(
+                !err.contains("unknown keyword"),
+                "{} is not handled",
+                s.name
+            );
         }
     }
 
@@ -254,7 +349,10 @@ mod tests {
         let err = c
             .apply_file(Path::new("/etc/ilsd/ilsd.conf"), "max-ttl 60\nbogus 1\n")
             .unwrap_err();
-        assert_eq!(err.to_string(), "/etc/ilsd/ilsd.conf:2: unknown keyword 'bogus'");
+        assert_eq!(
+            err.to_string(),
+            "/etc/ilsd/ilsd.conf:2: unknown keyword 'bogus'"
+        );
         let err = c.apply_file(Path::new("f"), "max-ttl soon").unwrap_err();
         assert_eq!(err.to_string(), "f:1: 'soon' is not a number");
         let err = c.apply_file(Path::new("f"), "min-ttl 0").unwrap_err();

@@ -66,16 +66,30 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
             let limits = shared.limits.read();
             (limits.max_request_size, limits.idle_timeout)
         };
-        let mut codec = RequestCodec { max_request_size: max_request };
+        let mut codec = RequestCodec {
+            max_request_size: max_request,
+        };
         loop {
             let request = match codec.decode(&mut input) {
                 Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(StreamError::Protocol(why)) => {
-                    return disconnect(stream, &mut out, LdapResultCode::ProtocolError, why, End::ProtocolError(why));
+                    return disconnect(
+                        stream,
+                        &mut out,
+                        LdapResultCode::ProtocolError,
+                        why,
+                        End::ProtocolError(why),
+                    );
                 }
                 Err(StreamError::TooLarge(n)) => {
-                    return disconnect(stream, &mut out, LdapResultCode::ProtocolError, "request too large", End::TooLarge(n));
+                    return disconnect(
+                        stream,
+                        &mut out,
+                        LdapResultCode::ProtocolError,
+                        "request too large",
+                        End::TooLarge(n),
+                    );
                 }
             };
             let mut flush = |buf: &mut BytesMut| -> io::Result<()> {
@@ -91,7 +105,11 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
         if let Err(e) = write_out(stream, &mut out) {
             return End::Io(e.kind());
         }
-        partial_since = if input.is_empty() { None } else { partial_since.or(Some(Instant::now())) };
+        partial_since = if input.is_empty() {
+            None
+        } else {
+            partial_since.or(Some(Instant::now()))
+        };
         // A request must arrive whole within the idle timeout of its first
         // byte: a trickling client holds a worker no longer than a silent one.
         let wait = match partial_since {
@@ -106,7 +124,14 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
         match stream.read(&mut chunk) {
             Ok(0) => return End::Closed,
             Ok(n) => input.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return End::Idle,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return End::Idle;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return End::Io(e.kind()),
         }
@@ -126,7 +151,13 @@ fn write_out(mut stream: &TcpStream, out: &mut BytesMut) -> io::Result<()> {
 }
 
 /// Sends a Notice of Disconnection after any responses already produced.
-fn disconnect(stream: &TcpStream, out: &mut BytesMut, code: LdapResultCode, why: &str, end: End) -> End {
+fn disconnect(
+    stream: &TcpStream,
+    out: &mut BytesMut,
+    code: LdapResultCode,
+    why: &str,
+    end: End,
+) -> End {
     notice_of_disconnection(out, code, why);
     let _ = write_out(stream, out);
     let _ = stream.shutdown(std::net::Shutdown::Write);

@@ -69,7 +69,9 @@ fn stderr_is_journal() -> bool {
 /// with timestamps otherwise. `RUST_LOG` overrides the configured level.
 pub fn init_logging(level: log::LevelFilter) {
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(level).target(env_logger::Target::Stderr);
+    builder
+        .filter_level(level)
+        .target(env_logger::Target::Stderr);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }
@@ -123,7 +125,11 @@ pub fn activated_listeners() -> Result<Vec<TcpListener>, DaemonError> {
         match fds.take_tcp_listener(i) {
             Ok(Some(l)) => listeners.push(l),
             Ok(None) => {}
-            Err(e) => return Err(DaemonError::Start(format!("passed socket {i} is not a TCP listener: {e}"))),
+            Err(e) => {
+                return Err(DaemonError::Start(format!(
+                    "passed socket {i} is not a TCP listener: {e}"
+                )));
+            }
         }
     }
     Ok(listeners)
@@ -136,12 +142,16 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), Da
     let root = Uid::effective().is_root();
     if user.is_none() && group.is_none() {
         if root {
-            log::warn!("running as root: give --user to drop privileges once the sockets are bound");
+            log::warn!(
+                "running as root: give --user to drop privileges once the sockets are bound"
+            );
         }
         return Ok(());
     }
     if !root {
-        return Err(DaemonError::Permission("--user and --group need to start as root".into()));
+        return Err(DaemonError::Permission(
+            "--user and --group need to start as root".into(),
+        ));
     }
     let found_user = match user {
         Some(name) => Some(

@@ -36,7 +36,11 @@ impl Dn {
             let part = trim(part);
             let eq = part.iter().position(|&b| b == b'=').ok_or(InvalidDn)?;
             let name = trim(&part[..eq]);
-            if name.is_empty() || !name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-.;:".contains(&b)) {
+            if name.is_empty()
+                || !name
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"-.;:".contains(&b))
+            {
                 return Err(InvalidDn);
             }
             let value = unescape_value(trim(&part[eq + 1..]))?;

@@ -325,9 +325,15 @@ mod tests {
 
     fn list() -> Vec<AttrValues> {
         vec![
-            (attr::OBJECT_CLASS, vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()]),
+            (
+                attr::OBJECT_CLASS,
+                vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()],
+            ),
             (attr::CN, vec![b"Jos\xe9".to_vec()]),
-            (Attr::Other(b"timestamp".to_vec().into()), vec![b"1".to_vec()]),
+            (
+                Attr::Other(b"timestamp".to_vec().into()),
+                vec![b"1".to_vec()],
+            ),
             (attr::CONFERENCE_BLOB, vec![vec![b'x'; 300]]),
             (attr::PORT, vec![]),
             (attr::CN, vec![b"second".to_vec()]),
@@ -339,7 +345,10 @@ mod tests {
         let attrs = Attributes::from_list(list());
         let back = attrs.to_list();
         assert_eq!(back.len(), 4, "empty attribute dropped, cn merged");
-        assert_eq!(back[1], (attr::CN, vec![b"Jos\xe9".to_vec(), b"second".to_vec()]));
+        assert_eq!(
+            back[1],
+            (attr::CN, vec![b"Jos\xe9".to_vec(), b"second".to_vec()])
+        );
         assert_eq!(back[2].0, Attr::Other(b"timestamp".to_vec().into()));
         assert_eq!(back[3].1[0].len(), 300);
         assert_eq!(attrs.first(&attr::CN), Some(&b"Jos\xe9"[..]));

@@ -118,7 +118,10 @@ mod tests {
         let dn = format!("cn={cn},ou=Dynamic,o=Intranet");
         let key = Dn::parse(dn.as_bytes()).unwrap().key();
         let attrs = Attributes::from_list(vec![
-            (attr::OBJECT_CLASS, vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()]),
+            (
+                attr::OBJECT_CLASS,
+                vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()],
+            ),
             (attr::CN, vec![cn.as_bytes().to_vec()]),
         ]);
         let entry = Entry::new(dn.into_bytes(), key, 0, attrs);
@@ -146,11 +149,19 @@ mod tests {
         let mut heap: BinaryHeap<_> = store
             .read()
             .iter()
-            .map(|e| Reverse(Deadline { at: e.expires(), key: e.key.clone() }))
+            .map(|e| {
+                Reverse(Deadline {
+                    at: e.expires(),
+                    key: e.key.clone(),
+                })
+            })
             .collect();
         let kept = store.read().by_cn(b"kept")[0].clone();
         store.set_ttl(store.read().get(&kept).unwrap(), 60);
-        assert!(heap_from(&inbox).is_empty(), "a later deadline sends nothing");
+        assert!(
+            heap_from(&inbox).is_empty(),
+            "a later deadline sends nothing"
+        );
         assert_eq!(sweep(&store, &mut heap), 1);
         assert!(store.read().by_cn(b"gone").is_empty());
         assert_eq!(store.read().by_cn(b"kept").len(), 1);
@@ -163,8 +174,11 @@ mod tests {
         let (store, inbox) = store();
         add(&store, "a", 60_000);
         let key = store.read().by_cn(b"a")[0].clone();
-        let mut heap: BinaryHeap<_> =
-            [Reverse(Deadline { at: store.now() + 60_000, key: key.clone() })].into();
+        let mut heap: BinaryHeap<_> = [Reverse(Deadline {
+            at: store.now() + 60_000,
+            key: key.clone(),
+        })]
+        .into();
         store.set_ttl(store.read().get(&key).unwrap(), 0);
         heap.extend(heap_from(&inbox));
         assert_eq!(heap.len(), 2);
@@ -181,7 +195,12 @@ mod tests {
         let mut heap: BinaryHeap<_> = store
             .read()
             .iter()
-            .map(|e| Reverse(Deadline { at: e.expires(), key: e.key.clone() }))
+            .map(|e| {
+                Reverse(Deadline {
+                    at: e.expires(),
+                    key: e.key.clone(),
+                })
+            })
             .collect();
         assert_eq!(sweep(&store, &mut heap), BATCH * 3 + 7);
         assert!(heap.is_empty());

@@ -198,8 +198,14 @@ mod tests {
     fn equality_ignores_ascii_case_and_spaces_but_not_other_bytes() {
         let p = person();
         assert!(eq(attr::CN, b" jos\xe9@example.COM").matches(&p));
-        assert!(!eq(attr::CN, b"jos\xc9@example.com").matches(&p), "0xE9 is not 0xC9");
-        assert!(!eq(attr::NT_SECURITY_DESCRIPTOR, b"\x01abc").matches(&p), "binary is exact");
+        assert!(
+            !eq(attr::CN, b"jos\xc9@example.com").matches(&p),
+            "0xE9 is not 0xC9"
+        );
+        assert!(
+            !eq(attr::NT_SECURITY_DESCRIPTOR, b"\x01abc").matches(&p),
+            "binary is exact"
+        );
         assert!(eq(attr::NT_SECURITY_DESCRIPTOR, b"\x01ABC").matches(&p));
     }
 
@@ -231,7 +237,10 @@ mod tests {
         assert!(sub(Some(b"ann"), &[], None).matches(&p));
         assert!(sub(None, &[b"N M"], Some(b"ie")).matches(&p));
         assert!(sub(Some(b"a"), &[b"m", b"r"], Some(b"e")).matches(&p));
-        assert!(!sub(None, &[b"marie", b"ann"], None).matches(&p), "order matters");
+        assert!(
+            !sub(None, &[b"marie", b"ann"], None).matches(&p),
+            "order matters"
+        );
         assert!(!sub(Some(b"marie"), &[], None).matches(&p));
     }
 
@@ -240,10 +249,10 @@ mod tests {
         let p = person();
         assert!(Filter::GreaterOrEqual(attr::PORT, b"1700".to_vec()).matches(&p));
         assert!(!Filter::GreaterOrEqual(attr::PORT, b"9999".to_vec()).matches(&p));
-        assert!(Filter::LessOrEqual(attr::PORT, b"200".to_vec()).matches(&Values(vec![(
-            attr::PORT,
-            vec![b"30"]
-        )])));
+        assert!(
+            Filter::LessOrEqual(attr::PORT, b"200".to_vec())
+                .matches(&Values(vec![(attr::PORT, vec![b"30"])]))
+        );
         assert!(Filter::LessOrEqual(attr::GIVEN_NAME, b"b".to_vec()).matches(&p));
     }
 

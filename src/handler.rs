@@ -104,7 +104,10 @@ pub fn handle(
     flush: Flush<'_>,
 ) -> Outcome {
     session.ops += 1;
-    let mut resp = Responder { msgid: req.msgid, out };
+    let mut resp = Responder {
+        msgid: req.msgid,
+        out,
+    };
     log::debug!("{} msgid {} {}", session.peer, req.msgid, req.op.name());
     if let Some(control) = req.controls.iter().find(|c| c.critical) {
         // No control is implemented; a critical one must not be ignored
@@ -125,7 +128,11 @@ pub fn handle(
         return Outcome::Continue;
     }
     match req.op {
-        Op::Bind { version, name, auth } => ops::bind::bind(shared, session, version, &name, auth, &mut resp),
+        Op::Bind {
+            version,
+            name,
+            auth,
+        } => ops::bind::bind(shared, session, version, &name, auth, &mut resp),
         Op::Unbind => return Outcome::Close,
         Op::Search(s) => ops::search::search(shared, s, &mut resp, flush),
         Op::Add { dn, attrs } => ops::add::add(shared, session, &dn, attrs, &mut resp),
@@ -138,12 +145,16 @@ pub fn handle(
                 "ILS entries cannot be renamed; delete and add instead",
             ),
         ),
-        Op::Compare { dn, attr, value } => ops::compare::compare(shared, &dn, &attr, &value, &mut resp),
+        Op::Compare { dn, attr, value } => {
+            ops::compare::compare(shared, &dn, &attr, &value, &mut resp)
+        }
         // Requests are served one at a time, so by the time an Abandon is
         // read the operation it names has finished: nothing to do, and
         // Abandon has no response.
         Op::Abandon(_) => {}
-        Op::Extended { oid, value } => ops::extended::extended(shared, session, &oid, value.as_deref(), &mut resp),
+        Op::Extended { oid, value } => {
+            ops::extended::extended(shared, session, &oid, value.as_deref(), &mut resp)
+        }
     }
     Outcome::Continue
 }

@@ -97,12 +97,14 @@ pub fn target(input: &[u8]) -> Result<Target, LdapResult> {
     }
     let class = match dn.rdns.iter().find(|r| r.attr == attr::OBJECT_CLASS) {
         Some(r) => Some(
-            [schema::RT_PERSON, schema::RT_APPLICATION_USER, schema::RT_CONFERENCE]
-                .into_iter()
-                .find(|c| c.as_bytes().eq_ignore_ascii_case(&r.value))
-                .ok_or_else(|| {
-                    LdapResult::new(LdapResultCode::NoSuchObject, "no such object class")
-                })?,
+            [
+                schema::RT_PERSON,
+                schema::RT_APPLICATION_USER,
+                schema::RT_CONFERENCE,
+            ]
+            .into_iter()
+            .find(|c| c.as_bytes().eq_ignore_ascii_case(&r.value))
+            .ok_or_else(|| LdapResult::new(LdapResultCode::NoSuchObject, "no such object class"))?,
         ),
         None => Some(schema::RT_PERSON),
     };
@@ -121,12 +123,24 @@ pub fn target(input: &[u8]) -> Result<Target, LdapResult> {
             .iter()
             .find(|r| is_attr(r, b"appName"))
             .map_or_else(|| text("MS-NetMeeting"), |r| r.value.clone());
-        rdns.push(Rdn { attr: attr::APP_NAME, value: app });
-        rdns.push(Rdn { attr: attr::OU, value: text("Applications") });
+        rdns.push(Rdn {
+            attr: attr::APP_NAME,
+            value: app,
+        });
+        rdns.push(Rdn {
+            attr: attr::OU,
+            value: text("Applications"),
+        });
     } else {
-        rdns.push(Rdn { attr: attr::OU, value: text("Dynamic") });
+        rdns.push(Rdn {
+            attr: attr::OU,
+            value: text("Dynamic"),
+        });
     }
-    rdns.push(Rdn { attr: attr::O, value: text("Intranet") });
+    rdns.push(Rdn {
+        attr: attr::O,
+        value: text("Intranet"),
+    });
     let dn = Dn::from_rdns(rdns);
     let written = dn.to_bytes();
     Ok(Target::new(dn, written, class))
@@ -139,7 +153,11 @@ fn percent_decode(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len());
     let mut i = 0;
     while i < value.len() {
-        match (value[i], value.get(i + 1).and_then(|&b| hex(b)), value.get(i + 2).and_then(|&b| hex(b))) {
+        match (
+            value[i],
+            value.get(i + 1).and_then(|&b| hex(b)),
+            value.get(i + 2).and_then(|&b| hex(b)),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push(h << 4 | l);
                 i += 3;
@@ -223,16 +241,16 @@ fn search_base(base: &[u8], scope: Scope) -> Result<Base, LdapResult> {
     if dn.is_root() && scope == Scope::Base {
         return Ok(Base::RootDse);
     }
-    if let [only] = dn.rdns.as_slice() {
-        if only.attr == attr::OBJECT_CLASS {
-            for (name, bit) in [
-                (schema::RT_PERSON, class::PERSON),
-                (schema::RT_CONFERENCE, class::CONFERENCE),
-                (schema::RT_APPLICATION_USER, class::APPLICATION),
-            ] {
-                if only.value.eq_ignore_ascii_case(name.as_bytes()) {
-                    return Ok(Base::Class(bit));
-                }
+    if let [only] = dn.rdns.as_slice()
+        && only.attr == attr::OBJECT_CLASS
+    {
+        for (name, bit) in [
+            (schema::RT_PERSON, class::PERSON),
+            (schema::RT_CONFERENCE, class::CONFERENCE),
+            (schema::RT_APPLICATION_USER, class::APPLICATION),
+        ] {
+            if only.value.eq_ignore_ascii_case(name.as_bytes()) {
+                return Ok(Base::Class(bit));
             }
         }
     }
@@ -262,7 +280,11 @@ fn strip_sttl(filter: Filter<Vec<u8>>, sttl: &mut Option<u64>) -> Option<Filter<
         )),
         Filter::Or(v) => {
             let v: Vec<_> = v.into_iter().filter_map(|f| strip_sttl(f, sttl)).collect();
-            if v.is_empty() { None } else { Some(Filter::Or(v)) }
+            if v.is_empty() {
+                None
+            } else {
+                Some(Filter::Or(v))
+            }
         }
         Filter::Not(x) => strip_sttl(*x, sttl).map(|x| Filter::Not(Box::new(x))),
         other => Some(other),
@@ -281,7 +303,11 @@ fn expand_wildcards(filter: Filter<Attr>) -> Filter<Attr> {
             pattern_filter(a, &value)
         }
         Filter::Substrings(a, s)
-            if s.initial.iter().chain(&s.any).chain(&s.last).any(|p| p.iter().any(is_wild)) =>
+            if s.initial
+                .iter()
+                .chain(&s.any)
+                .chain(&s.last)
+                .any(|p| p.iter().any(is_wild)) =>
         {
             let mut pattern = s.initial.unwrap_or_default();
             for part in s.any {
@@ -302,8 +328,12 @@ fn pattern_filter(a: Attr, pattern: &[u8]) -> Filter<Attr> {
         return Filter::Present(a);
     }
     let nonempty = |p: &&[u8]| (!p.is_empty()).then(|| p.to_vec());
-    let (first, rest) = parts.split_first().map_or((None, &[][..]), |(f, r)| (Some(f), r));
-    let (last, middle) = rest.split_last().map_or((None, &[][..]), |(l, m)| (Some(l), m));
+    let (first, rest) = parts
+        .split_first()
+        .map_or((None, &[][..]), |(f, r)| (Some(f), r));
+    let (last, middle) = rest
+        .split_last()
+        .map_or((None, &[][..]), |(l, m)| (Some(l), m));
     Filter::Substrings(
         a,
         Substrings {
@@ -390,7 +420,10 @@ pub fn add(dn: &[u8], wire: Vec<WireAttr>) -> Result<AddPlan, LdapResult> {
 
 fn first_number(values: &[Vec<u8>]) -> Option<u64> {
     let v = values.first()?;
-    std::str::from_utf8(crate::filter::trim_spaces(v)).ok()?.parse().ok()
+    std::str::from_utf8(crate::filter::trim_spaces(v))
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Adds a value to an attribute unless an equal one is there.
@@ -468,7 +501,10 @@ pub fn modify(dn: &[u8], wire: Vec<Change>) -> Result<ModifyPlan, LdapResult> {
                 ));
             }
             ttl = Some(first_number(&change.values).ok_or_else(|| {
-                LdapResult::new(LdapResultCode::InvalidAttributeSyntax, "entryTTL must be a number")
+                LdapResult::new(
+                    LdapResultCode::InvalidAttributeSyntax,
+                    "entryTTL must be a number",
+                )
             })?);
             continue;
         }
@@ -504,10 +540,22 @@ pub fn application_name(changes: &[AttrChange]) -> Vec<u8> {
 pub fn application_dn(cn: &[u8], app: &[u8]) -> Target {
     let text = |s: &str| s.as_bytes().to_vec();
     let dn = Dn::from_rdns(vec![
-        Rdn { attr: attr::CN, value: cn.to_vec() },
-        Rdn { attr: attr::APP_NAME, value: app.to_vec() },
-        Rdn { attr: attr::OU, value: text("Applications") },
-        Rdn { attr: attr::O, value: text("Intranet") },
+        Rdn {
+            attr: attr::CN,
+            value: cn.to_vec(),
+        },
+        Rdn {
+            attr: attr::APP_NAME,
+            value: app.to_vec(),
+        },
+        Rdn {
+            attr: attr::OU,
+            value: text("Applications"),
+        },
+        Rdn {
+            attr: attr::O,
+            value: text("Intranet"),
+        },
     ]);
     let written = dn.to_bytes();
     Target::new(dn, written, Some(schema::RT_APPLICATION_USER))
@@ -526,17 +574,16 @@ pub struct PersonView<'a> {
 impl<'a> PersonView<'a> {
     pub fn new(dir: &'a Directory, entry: &'a Entry, now: u64) -> PersonView<'a> {
         let mut apps = Vec::new();
-        if entry.is(class::PERSON) {
-            if let Some(cn) = entry.attrs.first(&attr::CN) {
-                for key in dir.by_cn(cn) {
-                    if let Some(app) = dir.get(key) {
-                        if app.is(class::APPLICATION)
-                            && app.parent_key().ends_with(APPLICATIONS_KEY)
-                            && dir.alive(app, now)
-                        {
-                            apps.push(app);
-                        }
-                    }
+        if entry.is(class::PERSON)
+            && let Some(cn) = entry.attrs.first(&attr::CN)
+        {
+            for key in dir.by_cn(cn) {
+                if let Some(app) = dir.get(key)
+                    && app.is(class::APPLICATION)
+                    && app.parent_key().ends_with(APPLICATIONS_KEY)
+                    && dir.alive(app, now)
+                {
+                    apps.push(app);
                 }
             }
         }
@@ -676,13 +723,19 @@ mod tests {
         ])));
         assert_eq!(p.sttl, Some(10));
         assert!(matches!(p.base, Base::Class(class::PERSON)));
-        let Filter::And(parts) = &p.filter else { panic!("{:?}", p.filter) };
+        let Filter::And(parts) = &p.filter else {
+            panic!("{:?}", p.filter)
+        };
         assert_eq!(parts.len(), 2, "sttl removed");
         assert_eq!(
             parts[1],
             Filter::Substrings(
                 attr::CN,
-                Substrings { initial: None, any: vec![b"ann".to_vec()], last: None }
+                Substrings {
+                    initial: None,
+                    any: vec![b"ann".to_vec()],
+                    last: None
+                }
             )
         );
         assert_eq!(p.exact_name, None);
@@ -701,7 +754,11 @@ mod tests {
         ])));
         assert_eq!(p.exact_name, Some((attr::CN, b"eric".to_vec())));
         let p = plan(wire(Filter::Equal("sttl", b"5".to_vec())));
-        assert_eq!(p.filter, Filter::And(vec![]), "only sttl: matches everything");
+        assert_eq!(
+            p.filter,
+            Filter::And(vec![]),
+            "only sttl: matches everything"
+        );
     }
 
     #[test]
@@ -729,7 +786,11 @@ mod tests {
         };
         let plan = modify(
             b"cn=x,ou=dynamic,o=Intranet",
-            vec![change("smodop", "0"), change("sappid", "ms-netmeeting"), change("EntryTTL", "1800")],
+            vec![
+                change("smodop", "0"),
+                change("sappid", "ms-netmeeting"),
+                change("EntryTTL", "1800"),
+            ],
         )
         .unwrap();
         assert_eq!(plan.smodop, Some(Smodop::AddApp));

@@ -11,7 +11,8 @@ use ilsd::server::Server;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 const DEFAULT_CONFIG: &str = "/etc/ilsd/ilsd.conf";
-const USAGE: &str = "usage: ilsd [-htV] [-f file] [-l addr:port] [-u user] [-g group] [--setting value ...]";
+const USAGE: &str =
+    "usage: ilsd [-htV] [-f file] [-l addr:port] [-u user] [-g group] [--setting value ...]";
 
 /// The parsed command line.
 struct Args {
@@ -24,7 +25,12 @@ struct Args {
 
 fn options() -> getopts::Options {
     let mut opts = getopts::Options::new();
-    opts.optopt("f", "config", &format!("configuration file (default {DEFAULT_CONFIG})"), "FILE");
+    opts.optopt(
+        "f",
+        "config",
+        &format!("configuration file (default {DEFAULT_CONFIG})"),
+        "FILE",
+    );
     opts.optflag("t", "test-config", "check the configuration and exit");
     opts.optflag("V", "version", "print the version and exit");
     opts.optflag("h", "help", "print this help and exit");
@@ -53,7 +59,9 @@ pub fn help() -> String {
 
 fn parse_args() -> Result<Option<Args>, DaemonError> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let matches = options().parse(&argv).map_err(|e| DaemonError::Usage(e.to_string()))?;
+    let matches = options()
+        .parse(&argv)
+        .map_err(|e| DaemonError::Usage(e.to_string()))?;
     if let Some(extra) = matches.free.first() {
         return Err(DaemonError::Usage(format!("unexpected argument '{extra}'")));
     }
@@ -138,7 +146,10 @@ fn run() -> Result<(), DaemonError> {
         daemon::drop_privileges(config.user.as_deref(), config.group.as_deref())?;
         Server::from_listeners(&config, listeners)
     } else {
-        log::info!("using {} socket(s) passed by the service manager", activated.len());
+        log::info!(
+            "using {} socket(s) passed by the service manager",
+            activated.len()
+        );
         daemon::drop_privileges(config.user.as_deref(), config.group.as_deref())?;
         Server::from_listeners(&config, activated)
     }

@@ -108,7 +108,9 @@ impl Attr {
         let name = strip_options(name);
         for (code, t) in ATTRIBUTES.iter().enumerate() {
             if t.name.as_bytes().eq_ignore_ascii_case(name)
-                || t.aliases.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+                || t.aliases
+                    .iter()
+                    .any(|a| a.as_bytes().eq_ignore_ascii_case(name))
             {
                 return Attr::Known(code as u8);
             }
@@ -179,10 +181,29 @@ pub static OBJECT_CLASSES: &[ObjectClass] = &[
         oid: "1.2.840.113556.1.4.611.1103010708051504150108150101130009121504000012000415120210000708",
         must: &[attr::CN, attr::OBJECT_CLASS],
         may: &[
-            "appName", "c", "comment", "dwFlags", "friendlyName", "givenName", "guid",
-            "ILSA26214430", "ILSA26279966", "ILSA32833566", "ILSA32964638", "ILSA39321630",
-            "ipAddress", "location", "mimeType", "o", "port", "protocolMimeType",
-            "rfc822Mailbox", "sFlags", "securityToken", "smodop", "surName",
+            "appName",
+            "c",
+            "comment",
+            "dwFlags",
+            "friendlyName",
+            "givenName",
+            "guid",
+            "ILSA26214430",
+            "ILSA26279966",
+            "ILSA32833566",
+            "ILSA32964638",
+            "ILSA39321630",
+            "ipAddress",
+            "location",
+            "mimeType",
+            "o",
+            "port",
+            "protocolMimeType",
+            "rfc822Mailbox",
+            "sFlags",
+            "securityToken",
+            "smodop",
+            "surName",
         ],
     },
     ObjectClass {
@@ -190,9 +211,22 @@ pub static OBJECT_CLASSES: &[ObjectClass] = &[
         oid: "1.2.840.113556.1.4.611.1103010708051503150108150101130009121504000012000415120210000708",
         must: &[attr::CN, attr::OBJECT_CLASS],
         may: &[
-            "appName", "applicationID", "groupObject", "guid", "ILSA26214430", "ILSA26279966",
-            "ILSA32833566", "ILSA32964638", "ILSA39321630", "mimeType", "port", "protocolGUID",
-            "protocolID", "protocolMimeType", "sFlags", "userObject",
+            "appName",
+            "applicationID",
+            "groupObject",
+            "guid",
+            "ILSA26214430",
+            "ILSA26279966",
+            "ILSA32833566",
+            "ILSA32964638",
+            "ILSA39321630",
+            "mimeType",
+            "port",
+            "protocolGUID",
+            "protocolID",
+            "protocolMimeType",
+            "sFlags",
+            "userObject",
         ],
     },
     ObjectClass {
@@ -200,10 +234,25 @@ pub static OBJECT_CLASSES: &[ObjectClass] = &[
         oid: "1.2.840.113556.1.4.611.1103010708051501150108150101130009121504000012000415120210000708",
         must: &[attr::OBJECT_CLASS, attr::UID],
         may: &[
-            "cn", "advertisingScope", "announcementScope", "applicationID", "attendees",
-            "attendeesCount", "confAddr", "conferenceBlob", "contactInformation",
-            "generalDescription", "isEncrypted", "maxAttendeesCount", "originator",
-            "protocolID", "rating", "startTime", "stopTime", "subType", "url",
+            "cn",
+            "advertisingScope",
+            "announcementScope",
+            "applicationID",
+            "attendees",
+            "attendeesCount",
+            "confAddr",
+            "conferenceBlob",
+            "contactInformation",
+            "generalDescription",
+            "isEncrypted",
+            "maxAttendeesCount",
+            "originator",
+            "protocolID",
+            "rating",
+            "startTime",
+            "stopTime",
+            "subType",
+            "url",
         ],
     },
     ObjectClass {
@@ -229,8 +278,13 @@ pub static OBJECT_CLASSES: &[ObjectClass] = &[
         oid: "1.2.840.113556.1.3.14",
         must: &[attr::CN],
         may: &[
-            "displayName", "u2AttributeID", "description", "schemaIDGUID", "attributeSyntax",
-            "isSingleValued", "isSearchable",
+            "displayName",
+            "u2AttributeID",
+            "description",
+            "schemaIDGUID",
+            "attributeSyntax",
+            "isSingleValued",
+            "isSearchable",
         ],
     },
     ObjectClass {
@@ -285,7 +339,10 @@ pub fn schema_entries() -> Vec<SchemaEntry> {
         (
             cn.to_string(),
             vec![
-                (attr::OBJECT_CLASS, vec![text("top"), text("attributeSchema")]),
+                (
+                    attr::OBJECT_CLASS,
+                    vec![text("top"), text("attributeSchema")],
+                ),
                 (attr::CN, vec![text(cn)]),
                 (attr::DISPLAY_NAME, vec![text(display)]),
                 (attr::U2_ATTRIBUTE_ID, vec![text(id)]),
@@ -330,7 +387,10 @@ mod tests {
         assert_eq!(Attr::from_name(b"mail"), attr::MAIL);
         assert_eq!(Attr::from_name(b"mailto:cn"), attr::CN);
         assert_eq!(Attr::from_name(b"cn;lang-en"), attr::CN);
-        assert_eq!(Attr::from_name(b"TimeStamp"), Attr::Other(b"timestamp".to_vec().into()));
+        assert_eq!(
+            Attr::from_name(b"TimeStamp"),
+            Attr::Other(b"timestamp".to_vec().into())
+        );
         assert_eq!(attr::IP_ADDRESS.name(), b"ipAddress");
     }
 
@@ -344,7 +404,12 @@ mod tests {
     #[test]
     fn schema_publishes_every_ils_class_and_the_two_attributes() {
         let names: Vec<String> = schema_entries().into_iter().map(|(cn, _)| cn).collect();
-        for want in [RT_PERSON, RT_APPLICATION_USER, RT_CONFERENCE, DYNAMIC_OBJECT] {
+        for want in [
+            RT_PERSON,
+            RT_APPLICATION_USER,
+            RT_CONFERENCE,
+            DYNAMIC_OBJECT,
+        ] {
             assert!(names.iter().any(|n| n == want), "{want}");
         }
         assert!(names.iter().any(|n| n == "ntSecurityDescriptor"));

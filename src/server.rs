@@ -72,7 +72,8 @@ impl Server {
             .listen
             .iter()
             .map(|addr| {
-                TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+                TcpListener::bind(addr)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
             })
             .collect::<io::Result<Vec<_>>>()?;
         Server::from_listeners(config, listeners)
@@ -145,7 +146,10 @@ impl Server {
     /// Applies what can change without a restart: TTL bounds and limits.
     /// Entries are kept.
     pub fn reload(&self, config: &Config) {
-        self.shared.store.ttl.set(config.default_ttl, config.min_ttl, config.max_ttl);
+        self.shared
+            .store
+            .ttl
+            .set(config.default_ttl, config.min_ttl, config.max_ttl);
         *self.shared.limits.write() = Limits::from_config(config);
     }
 
@@ -208,7 +212,12 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
     target
 }
 
-fn accept_loop(listener: &TcpListener, pool: &Arc<Pool>, shared: &Arc<Shared>, stopping: &AtomicBool) {
+fn accept_loop(
+    listener: &TcpListener,
+    pool: &Arc<Pool>,
+    shared: &Arc<Shared>,
+    stopping: &AtomicBool,
+) {
     loop {
         let accepted = listener.accept();
         if stopping.load(Ordering::SeqCst) {
@@ -225,18 +234,21 @@ fn accept_loop(listener: &TcpListener, pool: &Arc<Pool>, shared: &Arc<Shared>, s
             }
         };
         let max = shared.limits.read().max_connections;
-        let busy = pool.workers.load(Ordering::SeqCst).saturating_sub(pool.idle.load(Ordering::SeqCst));
+        let busy = pool
+            .workers
+            .load(Ordering::SeqCst)
+            .saturating_sub(pool.idle.load(Ordering::SeqCst));
         if busy >= max {
             log::warn!("{peer} refused: {max} connections already");
             refuse(stream);
             continue;
         }
-        if pool.idle.load(Ordering::SeqCst) == 0 {
-            if let Err(e) = spawn_worker(pool, shared) {
-                log::error!("cannot start a worker: {e}");
-                refuse(stream);
-                continue;
-            }
+        if pool.idle.load(Ordering::SeqCst) == 0
+            && let Err(e) = spawn_worker(pool, shared)
+        {
+            log::error!("cannot start a worker: {e}");
+            refuse(stream);
+            continue;
         }
         if let Some(jobs) = pool.jobs.lock().as_ref() {
             let _ = jobs.send((stream, peer));

@@ -96,7 +96,10 @@ pub struct AlreadyExists;
 /// spaces ignored, as equality matching does.
 pub fn index_key(value: &[u8]) -> Box<[u8]> {
     let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
-    let end = value.iter().rposition(|&b| b != b' ').map_or(start, |i| i + 1);
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(start, |i| i + 1);
     value[start..end].to_ascii_lowercase().into_boxed_slice()
 }
 
@@ -121,7 +124,9 @@ impl Directory {
 
     /// Keys of the entries whose uid equals `value` (case-insensitively).
     pub fn by_uid(&self, value: &[u8]) -> &[Key] {
-        self.by_uid.get(&index_key(value)).map_or(&[], Vec::as_slice)
+        self.by_uid
+            .get(&index_key(value))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// When an entry expires: its own deadline, or its person's for an
@@ -180,10 +185,10 @@ impl Directory {
         if entry.is(class::DYNAMIC) {
             self.dynamic_count -= 1;
         }
-        if let Some(owner) = &entry.owner {
-            if let Some(person) = self.entries.get_mut(owner) {
-                person.dependents.retain(|k| **k != *key);
-            }
+        if let Some(owner) = &entry.owner
+            && let Some(person) = self.entries.get_mut(owner)
+        {
+            person.dependents.retain(|k| **k != *key);
         }
         let mut removed = 1;
         for dependent in entry.dependents {
@@ -198,8 +203,16 @@ impl Directory {
             return;
         };
         let old_names = (
-            entry.attrs.get(&attr::CN).map(index_key).collect::<Vec<_>>(),
-            entry.attrs.get(&attr::UID).map(index_key).collect::<Vec<_>>(),
+            entry
+                .attrs
+                .get(&attr::CN)
+                .map(index_key)
+                .collect::<Vec<_>>(),
+            entry
+                .attrs
+                .get(&attr::UID)
+                .map(index_key)
+                .collect::<Vec<_>>(),
         );
         let new_names = (
             attrs.get(&attr::CN).map(index_key).collect::<Vec<_>>(),
@@ -234,10 +247,10 @@ impl Directory {
         if let Some(app) = self.entries.get_mut(application) {
             app.owner = Some(person.clone());
         }
-        if let Some(p) = self.entries.get_mut(person) {
-            if !p.dependents.contains(application) {
-                p.dependents.push(application.clone());
-            }
+        if let Some(p) = self.entries.get_mut(person)
+            && !p.dependents.contains(application)
+        {
+            p.dependents.push(application.clone());
         }
     }
 
@@ -347,7 +360,10 @@ pub fn load_static_tree(dir: &mut Directory) {
         add(
             &format!("ou={ou},o=Intranet"),
             vec![
-                (attr::OBJECT_CLASS, vec![text("top"), text("organizationalUnit")]),
+                (
+                    attr::OBJECT_CLASS,
+                    vec![text("top"), text("organizationalUnit")],
+                ),
                 (attr::OU, vec![text(ou)]),
             ],
         );
@@ -390,7 +406,10 @@ mod tests {
         assert_eq!(dir.by_cn(b"ERIC ").len(), 1);
         assert!(dir.insert(person("eric"), 0).is_err(), "same key");
         let key = dir.by_cn(b"eric")[0].clone();
-        assert_eq!(dir.get(&key).unwrap().parent_key(), b"ou=dynamic,o=intranet");
+        assert_eq!(
+            dir.get(&key).unwrap().parent_key(),
+            b"ou=dynamic,o=intranet"
+        );
         assert_eq!(dir.remove(&key), 1);
         assert!(dir.by_cn(b"eric").is_empty());
         assert_eq!(dir.dynamic_count(), 0);

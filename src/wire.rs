@@ -11,11 +11,10 @@ use bytes::BytesMut;
 use ldap3_lber::common::TagClass;
 use ldap3_lber::parse::Parser;
 use ldap3_lber::structure::{PL, StructureTag};
-use ldap3_proto::proto::{
-    LdapBindCred, LdapFilter, LdapModifyType, LdapMsg, LdapOp,
-    LdapSearchScope,
-};
 use ldap3_proto::LdapResultCode;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapFilter, LdapModifyType, LdapMsg, LdapOp, LdapSearchScope,
+};
 
 use crate::ber::{Encoder, escape_request, unescape, unescape_str};
 use crate::filter::{Filter, Substrings};
@@ -74,16 +73,37 @@ pub type WireAttr = (Vec<u8>, Vec<Vec<u8>>);
 /// An LDAP operation with the client's bytes.
 #[derive(Debug)]
 pub enum Op {
-    Bind { version: i64, name: Vec<u8>, auth: BindAuth },
+    Bind {
+        version: i64,
+        name: Vec<u8>,
+        auth: BindAuth,
+    },
     Unbind,
     Search(SearchRequest),
-    Add { dn: Vec<u8>, attrs: Vec<WireAttr> },
-    Modify { dn: Vec<u8>, changes: Vec<Change> },
-    Delete { dn: Vec<u8> },
-    ModifyDn { dn: Vec<u8> },
-    Compare { dn: Vec<u8>, attr: Vec<u8>, value: Vec<u8> },
+    Add {
+        dn: Vec<u8>,
+        attrs: Vec<WireAttr>,
+    },
+    Modify {
+        dn: Vec<u8>,
+        changes: Vec<Change>,
+    },
+    Delete {
+        dn: Vec<u8>,
+    },
+    ModifyDn {
+        dn: Vec<u8>,
+    },
+    Compare {
+        dn: Vec<u8>,
+        attr: Vec<u8>,
+        value: Vec<u8>,
+    },
     Abandon(i32),
-    Extended { oid: Vec<u8>, value: Option<Vec<u8>> },
+    Extended {
+        oid: Vec<u8>,
+        value: Option<Vec<u8>>,
+    },
 }
 
 impl Op {
@@ -232,7 +252,12 @@ fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
             attrs: a
                 .attributes
                 .into_iter()
-                .map(|a| (bytes(a.atype), a.vals.iter().map(|v| unescape(v).into_owned()).collect()))
+                .map(|a| {
+                    (
+                        bytes(a.atype),
+                        a.vals.iter().map(|v| unescape(v).into_owned()).collect(),
+                    )
+                })
                 .collect(),
         },
         LdapOp::ModifyRequest(m) => Op::Modify {
@@ -333,7 +358,9 @@ impl tokio_util::codec::Decoder for RequestCodec {
         match crate::ber::frame_len(buf, self.max_request_size) {
             crate::ber::Frame::Complete(n) => {
                 let frame = buf.split_to(n);
-                decode(&frame).map(Some).map_err(|ProtocolError(why)| StreamError::Protocol(why))
+                decode(&frame)
+                    .map(Some)
+                    .map_err(|ProtocolError(why)| StreamError::Protocol(why))
             }
             crate::ber::Frame::Incomplete => Ok(None),
             crate::ber::Frame::TooLarge(n) => Err(StreamError::TooLarge(n)),
@@ -482,7 +509,11 @@ mod tests {
         let req = decode(&frame).unwrap();
         assert_eq!(req.msgid, 1);
         match req.op {
-            Op::Bind { version, name, auth } => {
+            Op::Bind {
+                version,
+                name,
+                auth,
+            } => {
                 assert_eq!(version, 2);
                 assert!(name.is_empty());
                 assert_eq!(auth, BindAuth::Simple(vec![]));
@@ -494,7 +525,9 @@ mod tests {
     #[test]
     fn latin1_dn_survives_decoding() {
         // DelRequest "cn=Jos\xe9"
-        let frame = [0x30, 0x0c, 0x02, 0x01, 0x05, 0x4a, 0x07, b'c', b'n', b'=', b'J', b'o', b's', 0xe9];
+        let frame = [
+            0x30, 0x0c, 0x02, 0x01, 0x05, 0x4a, 0x07, b'c', b'n', b'=', b'J', b'o', b's', 0xe9,
+        ];
         match decode(&frame).unwrap().op {
             Op::Delete { dn } => assert_eq!(dn, b"cn=Jos\xe9"),
             other => panic!("{other:?}"),
@@ -510,7 +543,16 @@ mod tests {
         ctl.extend_from_slice(&[0x01, 0x01, 0xff, 0x04, 0x02, 0x30, 0x00]);
         let mut controls = vec![0x30, ctl.len() as u8];
         controls.extend(ctl);
-        let mut body = vec![0x02, 0x01, 0x07, 0x4a, 0x01, b'x', 0xa0, controls.len() as u8];
+        let mut body = vec![
+            0x02,
+            0x01,
+            0x07,
+            0x4a,
+            0x01,
+            b'x',
+            0xa0,
+            controls.len() as u8,
+        ];
         body.extend(controls);
         let mut frame = vec![0x30, body.len() as u8];
         frame.extend(body);
@@ -523,7 +565,9 @@ mod tests {
     #[test]
     fn responses_and_unknown_tags_are_protocol_errors() {
         // A BindResponse sent to the server.
-        let frame = [0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00];
+        let frame = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
         assert!(decode(&frame).is_err());
         // Application tag 30 (unknown).
         let frame = [0x30, 0x05, 0x02, 0x01, 0x01, 0x5e, 0x00];
@@ -533,7 +577,8 @@ mod tests {
 
     #[test]
     fn every_valid_request_in_the_test_suite_decodes() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/ldap-valid");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/ldap-valid");
         let Ok(files) = std::fs::read_dir(&dir) else {
             eprintln!("skipped: {} is not on this machine", dir.display());
             return;
@@ -564,17 +609,26 @@ mod tests {
     #[test]
     fn written_responses_decode_with_ldap3_proto() {
         let mut out = BytesMut::new();
-        let mut r = Responder { msgid: 300, out: &mut out };
+        let mut r = Responder {
+            msgid: 300,
+            out: &mut out,
+        };
         r.entry(
             b"cn=x,o=Intranet",
-            [(&b"cn"[..], vec![&b"x"[..]]), (&b"port"[..], vec![&b"1503"[..], &b"1720"[..]])],
+            [
+                (&b"cn"[..], vec![&b"x"[..]]),
+                (&b"port"[..], vec![&b"1503"[..], &b"1720"[..]]),
+            ],
         );
         let msg = decode_response(&out);
         assert_eq!(msg.msgid, 300);
         match msg.op {
             LdapOp::SearchResultEntry(e) => {
                 assert_eq!(e.dn, "cn=x,o=Intranet");
-                assert_eq!(e.attributes[1].vals, vec![b"1503".to_vec(), b"1720".to_vec()]);
+                assert_eq!(
+                    e.attributes[1].vals,
+                    vec![b"1503".to_vec(), b"1720".to_vec()]
+                );
             }
             other => panic!("{other:?}"),
         }

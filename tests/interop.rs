@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn person(raw: &mut Raw, msgid: i32, dn: &[u8], attrs: &[(&[u8], &[&[u8]])]) {
-    assert_eq!(raw.code(&add(msgid, dn, attrs)), SUCCESS, "add {}", String::from_utf8_lossy(dn));
+    assert_eq!(
+        raw.code(&add(msgid, dn, attrs)),
+        SUCCESS,
+        "add {}",
+        String::from_utf8_lossy(dn)
+    );
 }
 
 fn list(raw: &mut Raw, filter: Vec<u8>, attrs: &[&[u8]]) -> Vec<RawEntry> {
@@ -22,8 +27,16 @@ fn list(raw: &mut Raw, filter: Vec<u8>, attrs: &[&[u8]]) -> Vec<RawEntry> {
 fn clients_that_never_bind_can_add_and_search() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=nobind@x.org,objectclass=rtperson", &[(b"givenname", &[b"No"])]);
-    assert_eq!(list(&mut raw, f::eq(b"cn", b"nobind@x.org"), &[b"cn"]).len(), 1);
+    person(
+        &mut raw,
+        1,
+        b"cn=nobind@x.org,objectclass=rtperson",
+        &[(b"givenname", &[b"No"])],
+    );
+    assert_eq!(
+        list(&mut raw, f::eq(b"cn", b"nobind@x.org"), &[b"cn"]).len(),
+        1
+    );
 }
 
 #[test]
@@ -31,7 +44,12 @@ fn every_dn_variant_names_the_same_entry() {
     let server = TestServer::start();
     let mut raw = server.raw();
     assert_eq!(raw.code(&bind_v2(1)), SUCCESS);
-    person(&mut raw, 2, b"c=-,o=Microsoft,cn=Ann@X.org,objectClass=rtPerson", &[]);
+    person(
+        &mut raw,
+        2,
+        b"c=-,o=Microsoft,cn=Ann@X.org,objectClass=rtPerson",
+        &[],
+    );
     for (i, dn) in [
         &b"c=DE,o=Acme,cn=ann@x.org,objectClass=rtPerson"[..],
         b"cn=ann@x.org,objectclass=rtperson",
@@ -42,10 +60,21 @@ fn every_dn_variant_names_the_same_entry() {
     .into_iter()
     .enumerate()
     {
-        assert_eq!(raw.code(&add(10 + i as i32, dn, &[])), 68, "entryAlreadyExists for {}", String::from_utf8_lossy(dn));
-        assert_eq!(raw.code(&modify(20 + i as i32, dn, &[(2, b"location", &[b"here"])])), SUCCESS);
+        assert_eq!(
+            raw.code(&add(10 + i as i32, dn, &[])),
+            68,
+            "entryAlreadyExists for {}",
+            String::from_utf8_lossy(dn)
+        );
+        assert_eq!(
+            raw.code(&modify(20 + i as i32, dn, &[(2, b"location", &[b"here"])])),
+            SUCCESS
+        );
     }
-    assert_eq!(raw.code(&delete(30, b"cn=ANN@x.org, objectclass=rtperson")), SUCCESS);
+    assert_eq!(
+        raw.code(&delete(30, b"cn=ANN@x.org, objectclass=rtperson")),
+        SUCCESS
+    );
     assert!(list(&mut raw, f::eq(b"cn", b"%"), &[b"cn"]).is_empty());
 }
 
@@ -53,12 +82,35 @@ fn every_dn_variant_names_the_same_entry() {
 fn adds_without_object_class_take_it_from_the_dn() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"c=-,o=Microsoft,cn=bare@x.org,objectClass=rtPerson", &[(b"sipaddress", &[b"1"])]);
-    let (e, _) = raw.call(&search(2, b"cn=bare@x.org,ou=Dynamic,o=Intranet", 0, f::present(b"objectClass"), &[b"objectClass"]));
-    let classes: Vec<String> = e[0].get("objectClass").unwrap().iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    person(
+        &mut raw,
+        1,
+        b"c=-,o=Microsoft,cn=bare@x.org,objectClass=rtPerson",
+        &[(b"sipaddress", &[b"1"])],
+    );
+    let (e, _) = raw.call(&search(
+        2,
+        b"cn=bare@x.org,ou=Dynamic,o=Intranet",
+        0,
+        f::present(b"objectClass"),
+        &[b"objectClass"],
+    ));
+    let classes: Vec<String> = e[0]
+        .get("objectClass")
+        .unwrap()
+        .iter()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
     assert_eq!(classes, ["rtPerson", "dynamicObject"]);
     // A standard DN without a class is an objectClassViolation.
-    assert_eq!(raw.code(&add(3, b"cn=plain,ou=Dynamic,o=Intranet", &[(b"cn", &[b"plain"])])), 65);
+    assert_eq!(
+        raw.code(&add(
+            3,
+            b"cn=plain,ou=Dynamic,o=Intranet",
+            &[(b"cn", &[b"plain"])]
+        )),
+        65
+    );
 }
 
 #[test]
@@ -67,8 +119,18 @@ fn the_people_base_works_with_base_and_subtree_scope() {
     let mut raw = server.raw();
     person(&mut raw, 1, b"cn=a@x.org,objectClass=rtPerson", &[]);
     person(&mut raw, 2, b"cn=b@x.org,objectClass=rtPerson", &[]);
-    for (scope, base) in [(0, &b"objectClass=rtPerson"[..]), (2, b"OBJECTCLASS=RTPERSON"), (1, b"objectclass=rtPerson")] {
-        let (entries, _) = raw.call(&search(3, base, scope, f::present(b"objectClass"), &[b"cn"]));
+    for (scope, base) in [
+        (0, &b"objectClass=rtPerson"[..]),
+        (2, b"OBJECTCLASS=RTPERSON"),
+        (1, b"objectclass=rtPerson"),
+    ] {
+        let (entries, _) = raw.call(&search(
+            3,
+            base,
+            scope,
+            f::present(b"objectClass"),
+            &[b"cn"],
+        ));
         assert_eq!(entries.len(), 2, "scope {scope}");
     }
 }
@@ -77,29 +139,67 @@ fn the_people_base_works_with_base_and_subtree_scope() {
 fn percent_and_star_are_wildcards_inside_equality_values() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=jo@x.org,objectClass=rtPerson", &[(b"givenname", &[b"Joanne"])]);
-    person(&mut raw, 2, b"cn=bo@x.org,objectClass=rtPerson", &[(b"givenname", &[b"Bob"])]);
+    person(
+        &mut raw,
+        1,
+        b"cn=jo@x.org,objectClass=rtPerson",
+        &[(b"givenname", &[b"Joanne"])],
+    );
+    person(
+        &mut raw,
+        2,
+        b"cn=bo@x.org,objectClass=rtPerson",
+        &[(b"givenname", &[b"Bob"])],
+    );
     assert_eq!(list(&mut raw, f::eq(b"cn", b"%"), &[b"cn"]).len(), 2);
     let found = list(&mut raw, f::eq(b"givenname", b"%ANN%"), &[b"cn"]);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].first("cn"), Some(&b"jo@x.org"[..]));
-    assert_eq!(list(&mut raw, f::eq(b"givenname", b"B*b"), &[b"cn"]).len(), 1);
+    assert_eq!(
+        list(&mut raw, f::eq(b"givenname", b"B*b"), &[b"cn"]).len(),
+        1
+    );
     assert_eq!(list(&mut raw, f::eq(b"cn", b"%@x.%"), &[b"cn"]).len(), 2);
-    assert_eq!(list(&mut raw, f::sub(b"cn", Some(b"j"), &[], None), &[b"cn"]).len(), 1);
+    assert_eq!(
+        list(&mut raw, f::sub(b"cn", Some(b"j"), &[], None), &[b"cn"]).len(),
+        1
+    );
 }
 
 #[test]
 fn sttl_refreshes_what_the_rest_of_the_filter_matches() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=r1@x.org,objectClass=rtPerson", &[(b"location", &[b"Oslo"])]);
-    person(&mut raw, 2, b"cn=r2@x.org,objectClass=rtPerson", &[(b"location", &[b"Rome"])]);
-    let entries = list(&mut raw, f::and(&[f::eq(b"location", b"oslo"), f::eq(b"sttl", b"2")]), &[b"cn", b"entryTTL"]);
+    person(
+        &mut raw,
+        1,
+        b"cn=r1@x.org,objectClass=rtPerson",
+        &[(b"location", &[b"Oslo"])],
+    );
+    person(
+        &mut raw,
+        2,
+        b"cn=r2@x.org,objectClass=rtPerson",
+        &[(b"location", &[b"Rome"])],
+    );
+    let entries = list(
+        &mut raw,
+        f::and(&[f::eq(b"location", b"oslo"), f::eq(b"sttl", b"2")]),
+        &[b"cn", b"entryTTL"],
+    );
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].first("entryTTL"), Some(&b"120"[..]));
     let other = list(&mut raw, f::eq(b"cn", b"r2@x.org"), &[b"entryTTL", b"sttl"]);
-    assert_eq!(other[0].first("entryTTL"), Some(&b"600"[..]), "the other entry keeps its TTL");
-    assert_eq!(other[0].first("sttl"), Some(&b"10"[..]), "sttl reads the TTL in minutes");
+    assert_eq!(
+        other[0].first("entryTTL"),
+        Some(&b"600"[..]),
+        "the other entry keeps its TTL"
+    );
+    assert_eq!(
+        other[0].first("sttl"),
+        Some(&b"10"[..]),
+        "sttl reads the TTL in minutes"
+    );
     // (sttl=N) alone refreshes everything and is never a condition.
     assert_eq!(list(&mut raw, f::eq(b"sttl", b"5"), &[b"cn"]).len(), 2);
 }
@@ -108,18 +208,50 @@ fn sttl_refreshes_what_the_rest_of_the_filter_matches() {
 fn netmeeting_lists_only_its_application_and_filters_by_category() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    for (i, (cn, app, category)) in [(&b"nm1@x"[..], &b"ms-netmeeting"[..], &b"2"[..]), (b"nm2@x", b"ms-netmeeting", b"4"), (b"gm@x", b"gnomemeeting", b"2")].into_iter().enumerate() {
+    for (i, (cn, app, category)) in [
+        (&b"nm1@x"[..], &b"ms-netmeeting"[..], &b"2"[..]),
+        (b"nm2@x", b"ms-netmeeting", b"4"),
+        (b"gm@x", b"gnomemeeting", b"2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let dn = [&b"cn="[..], cn, b",objectClass=rtPerson"].concat();
-        person(&mut raw, 1 + i as i32, &dn, &[(b"ilsA39321630", &[category])]);
-        assert_eq!(raw.code(&modify(10 + i as i32, &dn, &[(2, b"smodop", &[b"0"]), (2, b"sappid", &[app]), (2, b"sprotid", &[b"h323"])])), SUCCESS);
+        person(
+            &mut raw,
+            1 + i as i32,
+            &dn,
+            &[(b"ilsA39321630", &[category])],
+        );
+        assert_eq!(
+            raw.code(&modify(
+                10 + i as i32,
+                &dn,
+                &[
+                    (2, b"smodop", &[b"0"]),
+                    (2, b"sappid", &[app]),
+                    (2, b"sprotid", &[b"h323"])
+                ]
+            )),
+            SUCCESS
+        );
     }
     let nm = |extra: Option<Vec<u8>>| {
-        let mut parts = vec![f::eq(b"objectClass", b"rtPerson"), f::eq(b"cn", b"%"), f::eq(b"sappid", b"ms-netmeeting"), f::eq(b"sprotid", b"h323")];
+        let mut parts = vec![
+            f::eq(b"objectClass", b"rtPerson"),
+            f::eq(b"cn", b"%"),
+            f::eq(b"sappid", b"ms-netmeeting"),
+            f::eq(b"sprotid", b"h323"),
+        ];
         parts.extend(extra);
         f::and(&parts)
     };
     assert_eq!(list(&mut raw, nm(None), &[b"cn"]).len(), 2);
-    let business = list(&mut raw, nm(Some(f::eq(b"ILSA39321630", b"2"))), &[b"cn", b"ilsa39321630"]);
+    let business = list(
+        &mut raw,
+        nm(Some(f::eq(b"ILSA39321630", b"2"))),
+        &[b"cn", b"ilsa39321630"],
+    );
     assert_eq!(business.len(), 1);
     assert_eq!(business[0].first("cn"), Some(&b"nm1@x"[..]));
     assert_eq!(business[0].names(), ["cn", "ilsa39321630"]);
@@ -129,9 +261,34 @@ fn netmeeting_lists_only_its_application_and_filters_by_category() {
 fn mapped_names_and_aliases_resolve_to_one_attribute() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=al@x.org,objectClass=rtPerson", &[(b"sn", &[b"Smith"]), (b"mail", &[b"al@x.org"]), (b"sipaddress", &[b"16777343"])]);
-    let e = &list(&mut raw, f::and(&[f::eq(b"surname", b"smith"), f::eq(b"rfc822mailbox", b"al@x.org")]), &[b"surName", b"sn", b"rfc822mailbox", b"ipAddress", b"sIPAddress"])[0];
-    assert_eq!(e.names(), ["surName", "sn", "rfc822mailbox", "ipAddress", "sIPAddress"]);
+    person(
+        &mut raw,
+        1,
+        b"cn=al@x.org,objectClass=rtPerson",
+        &[
+            (b"sn", &[b"Smith"]),
+            (b"mail", &[b"al@x.org"]),
+            (b"sipaddress", &[b"16777343"]),
+        ],
+    );
+    let e = &list(
+        &mut raw,
+        f::and(&[
+            f::eq(b"surname", b"smith"),
+            f::eq(b"rfc822mailbox", b"al@x.org"),
+        ]),
+        &[
+            b"surName",
+            b"sn",
+            b"rfc822mailbox",
+            b"ipAddress",
+            b"sIPAddress",
+        ],
+    )[0];
+    assert_eq!(
+        e.names(),
+        ["surName", "sn", "rfc822mailbox", "ipAddress", "sIPAddress"]
+    );
     assert_eq!(e.first("ipAddress"), Some(&b"16777343"[..]));
 }
 
@@ -139,13 +296,29 @@ fn mapped_names_and_aliases_resolve_to_one_attribute() {
 fn results_come_in_the_order_asked_for() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=o@x.org,objectClass=rtPerson", &[(b"givenname", &[b"O"]), (b"surname", &[b"P"]), (b"location", &[b"Q"]), (b"sipaddress", &[b"1"])]);
+    person(
+        &mut raw,
+        1,
+        b"cn=o@x.org,objectClass=rtPerson",
+        &[
+            (b"givenname", &[b"O"]),
+            (b"surname", &[b"P"]),
+            (b"location", &[b"Q"]),
+            (b"sipaddress", &[b"1"]),
+        ],
+    );
     let order: &[&[u8]] = &[b"sipaddress", b"location", b"cn", b"givenname", b"surname"];
     let e = &list(&mut raw, f::eq(b"cn", b"o@x.org"), order)[0];
-    assert_eq!(e.names(), ["sipaddress", "location", "cn", "givenname", "surname"]);
+    assert_eq!(
+        e.names(),
+        ["sipaddress", "location", "cn", "givenname", "surname"]
+    );
     let reversed: Vec<&[u8]> = order.iter().rev().copied().collect();
     let e = &list(&mut raw, f::eq(b"cn", b"o@x.org"), &reversed)[0];
-    assert_eq!(e.names(), ["surname", "givenname", "cn", "location", "sipaddress"]);
+    assert_eq!(
+        e.names(),
+        ["surname", "givenname", "cn", "location", "sipaddress"]
+    );
 }
 
 #[test]
@@ -154,22 +327,73 @@ fn application_attributes_show_on_the_person_however_they_were_stored() {
     let mut raw = server.raw();
     // NetMeeting: smodop 0 creates the application entry.
     person(&mut raw, 1, b"cn=nm@x,objectClass=rtPerson", &[]);
-    assert_eq!(raw.code(&modify(2, b"cn=nm@x,objectClass=rtPerson", &[(2, b"smodop", &[b"0"]), (2, b"sappid", &[b"ms-netmeeting"]), (2, b"sport", &[b"1720"])])), SUCCESS);
+    assert_eq!(
+        raw.code(&modify(
+            2,
+            b"cn=nm@x,objectClass=rtPerson",
+            &[
+                (2, b"smodop", &[b"0"]),
+                (2, b"sappid", &[b"ms-netmeeting"]),
+                (2, b"sport", &[b"1720"])
+            ]
+        )),
+        SUCCESS
+    );
     // GnomeMeeting: the attributes straight on the person.
-    person(&mut raw, 3, b"cn=gm@x,objectClass=rtPerson", &[(b"sappid", &[b"ms-netmeeting"]), (b"sport", &[b"1720"])]);
-    let entries = list(&mut raw, f::eq(b"sappid", b"ms-netmeeting"), &[b"cn", b"sappid", b"sport"]);
+    person(
+        &mut raw,
+        3,
+        b"cn=gm@x,objectClass=rtPerson",
+        &[(b"sappid", &[b"ms-netmeeting"]), (b"sport", &[b"1720"])],
+    );
+    let entries = list(
+        &mut raw,
+        f::eq(b"sappid", b"ms-netmeeting"),
+        &[b"cn", b"sappid", b"sport"],
+    );
     assert_eq!(entries.len(), 2);
     for e in &entries {
         assert_eq!(e.names(), ["cn", "sappid", "sport"], "{:?}", e.dn);
     }
     // smodop 3 changes the application, smodop 1 removes it.
-    assert_eq!(raw.code(&modify(4, b"cn=nm@x,objectClass=rtPerson", &[(2, b"smodop", &[b"3"]), (2, b"sport", &[b"1503"])])), SUCCESS);
-    assert_eq!(list(&mut raw, f::eq(b"cn", b"nm@x"), &[b"sport"])[0].first("sport"), Some(&b"1503"[..]));
+    assert_eq!(
+        raw.code(&modify(
+            4,
+            b"cn=nm@x,objectClass=rtPerson",
+            &[(2, b"smodop", &[b"3"]), (2, b"sport", &[b"1503"])]
+        )),
+        SUCCESS
+    );
+    assert_eq!(
+        list(&mut raw, f::eq(b"cn", b"nm@x"), &[b"sport"])[0].first("sport"),
+        Some(&b"1503"[..])
+    );
     // smodop 2 changes the user.
-    assert_eq!(raw.code(&modify(5, b"cn=nm@x,objectClass=rtPerson", &[(2, b"smodop", &[b"2"]), (2, b"location", &[b"Lyon"])])), SUCCESS);
-    assert_eq!(list(&mut raw, f::eq(b"cn", b"nm@x"), &[b"location"])[0].first("location"), Some(&b"Lyon"[..]));
-    assert_eq!(raw.code(&modify(6, b"cn=nm@x,objectClass=rtPerson", &[(2, b"smodop", &[b"1"])])), SUCCESS);
-    assert!(list(&mut raw, f::eq(b"cn", b"nm@x"), &[b"sappid"])[0].get("sappid").is_none());
+    assert_eq!(
+        raw.code(&modify(
+            5,
+            b"cn=nm@x,objectClass=rtPerson",
+            &[(2, b"smodop", &[b"2"]), (2, b"location", &[b"Lyon"])]
+        )),
+        SUCCESS
+    );
+    assert_eq!(
+        list(&mut raw, f::eq(b"cn", b"nm@x"), &[b"location"])[0].first("location"),
+        Some(&b"Lyon"[..])
+    );
+    assert_eq!(
+        raw.code(&modify(
+            6,
+            b"cn=nm@x,objectClass=rtPerson",
+            &[(2, b"smodop", &[b"1"])]
+        )),
+        SUCCESS
+    );
+    assert!(
+        list(&mut raw, f::eq(b"cn", b"nm@x"), &[b"sappid"])[0]
+            .get("sappid")
+            .is_none()
+    );
 }
 
 #[test]
@@ -178,18 +402,39 @@ fn latin1_names_are_stored_returned_and_matched_byte_for_byte() {
     let mut raw = server.raw();
     let dn: &[u8] = b"c=-,o=Microsoft,cn=Jos\xe9,objectClass=rtPerson";
     assert_eq!(raw.code(&bind_v2(1)), SUCCESS);
-    person(&mut raw, 2, dn, &[(b"cn", &[b"Jos\xe9"]), (b"givenname", &[b"Jos\xe9"]), (b"surname", &[b"Mu\xf1oz"])]);
+    person(
+        &mut raw,
+        2,
+        dn,
+        &[
+            (b"cn", &[b"Jos\xe9"]),
+            (b"givenname", &[b"Jos\xe9"]),
+            (b"surname", &[b"Mu\xf1oz"]),
+        ],
+    );
     // An exact search, a wildcard search and a case-folded one.
-    for filter in [f::eq(b"cn", b"Jos\xe9"), f::eq(b"givenname", b"%s\xe9"), f::eq(b"cn", b"JOS\xe9")] {
+    for filter in [
+        f::eq(b"cn", b"Jos\xe9"),
+        f::eq(b"givenname", b"%s\xe9"),
+        f::eq(b"cn", b"JOS\xe9"),
+    ] {
         let e = list(&mut raw, filter, &[b"cn", b"surname"]);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].dn, b"cn=Jos\xe9,ou=Dynamic,o=Intranet");
         assert_eq!(e[0].first("cn"), Some(&b"Jos\xe9"[..]));
         assert_eq!(e[0].first("surname"), Some(&b"Mu\xf1oz"[..]));
     }
-    assert!(list(&mut raw, f::eq(b"cn", b"Jos\xc9"), &[b"cn"]).is_empty(), "only ASCII letters fold");
+    assert!(
+        list(&mut raw, f::eq(b"cn", b"Jos\xc9"), &[b"cn"]).is_empty(),
+        "only ASCII letters fold"
+    );
     // UTF-8 from Linux clients is a different name.
-    person(&mut raw, 3, "cn=Jos\u{e9},objectClass=rtPerson".as_bytes(), &[]);
+    person(
+        &mut raw,
+        3,
+        "cn=Jos\u{e9},objectClass=rtPerson".as_bytes(),
+        &[],
+    );
     assert_eq!(list(&mut raw, f::eq(b"cn", b"Jos%"), &[b"cn"]).len(), 2);
     assert_eq!(raw.code(&delete(4, dn)), SUCCESS);
     let left = list(&mut raw, f::eq(b"cn", b"Jos%"), &[b"cn"]);
@@ -201,27 +446,66 @@ fn latin1_names_are_stored_returned_and_matched_byte_for_byte() {
 fn ip_address_is_stored_as_sent_unless_observed_ip_is_on() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=ip@x,objectClass=rtPerson", &[(b"sipaddress", &[b"1613317642"])]);
-    assert_eq!(list(&mut raw, f::eq(b"cn", b"ip@x"), &[b"sipaddress"])[0].first("sipaddress"), Some(&b"1613317642"[..]));
+    person(
+        &mut raw,
+        1,
+        b"cn=ip@x,objectClass=rtPerson",
+        &[(b"sipaddress", &[b"1613317642"])],
+    );
+    assert_eq!(
+        list(&mut raw, f::eq(b"cn", b"ip@x"), &[b"sipaddress"])[0].first("sipaddress"),
+        Some(&b"1613317642"[..])
+    );
 
     let server = TestServer::with(|c| c.observed_ip = true);
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=ip@x,objectClass=rtPerson", &[(b"sipaddress", &[b"1613317642"])]);
+    person(
+        &mut raw,
+        1,
+        b"cn=ip@x,objectClass=rtPerson",
+        &[(b"sipaddress", &[b"1613317642"])],
+    );
     // 127.0.0.1 little-endian is 1 + 127 * 2^24.
     let loopback = (1u32 << 24 | 127).to_string();
-    assert_eq!(list(&mut raw, f::eq(b"cn", b"ip@x"), &[b"sipaddress"])[0].first("sipaddress"), Some(loopback.as_bytes()));
-    assert_eq!(raw.code(&modify(2, b"cn=ip@x,objectClass=rtPerson", &[(2, b"sipaddress", &[b"5"])])), SUCCESS);
-    assert_eq!(list(&mut raw, f::eq(b"cn", b"ip@x"), &[b"sipaddress"])[0].first("sipaddress"), Some(loopback.as_bytes()));
+    assert_eq!(
+        list(&mut raw, f::eq(b"cn", b"ip@x"), &[b"sipaddress"])[0].first("sipaddress"),
+        Some(loopback.as_bytes())
+    );
+    assert_eq!(
+        raw.code(&modify(
+            2,
+            b"cn=ip@x,objectClass=rtPerson",
+            &[(2, b"sipaddress", &[b"5"])]
+        )),
+        SUCCESS
+    );
+    assert_eq!(
+        list(&mut raw, f::eq(b"cn", b"ip@x"), &[b"sipaddress"])[0].first("sipaddress"),
+        Some(loopback.as_bytes())
+    );
 }
 
 #[test]
 fn harmless_unknown_attributes_are_accepted() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=ts@x,objectClass=rtPerson", &[(b"timestamp", &[b"1164447360"]), (b"sttl", &[b"3"])]);
-    let e = &list(&mut raw, f::eq(b"cn", b"ts@x"), &[b"timestamp", b"entryTTL"])[0];
+    person(
+        &mut raw,
+        1,
+        b"cn=ts@x,objectClass=rtPerson",
+        &[(b"timestamp", &[b"1164447360"]), (b"sttl", &[b"3"])],
+    );
+    let e = &list(
+        &mut raw,
+        f::eq(b"cn", b"ts@x"),
+        &[b"timestamp", b"entryTTL"],
+    )[0];
     assert_eq!(e.first("timestamp"), Some(&b"1164447360"[..]));
-    assert_eq!(e.first("entryTTL"), Some(&b"180"[..]), "sttl in an Add is the TTL in minutes");
+    assert_eq!(
+        e.first("entryTTL"),
+        Some(&b"180"[..]),
+        "sttl in an Add is the TTL in minutes"
+    );
 }
 
 #[test]
@@ -229,7 +513,11 @@ fn gnomemeeting_delete_and_re_add_cycle() {
     let server = TestServer::start();
     let mut raw = server.raw();
     let dn: &[u8] = b"cn=gm@x.org,objectclass=rtperson";
-    assert_eq!(raw.code(&delete(1, dn)), 32, "noSuchObject the first time; the client ignores it");
+    assert_eq!(
+        raw.code(&delete(1, dn)),
+        32,
+        "noSuchObject the first time; the client ignores it"
+    );
     for i in 0..3 {
         person(&mut raw, 10 + i, dn, &[(b"sappid", &[b"GnomeMeeting"])]);
         assert_eq!(raw.code(&delete(20 + i, dn)), SUCCESS);
@@ -240,8 +528,18 @@ fn gnomemeeting_delete_and_re_add_cycle() {
 fn hidden_users_are_found_only_by_exact_name() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    person(&mut raw, 1, b"cn=shy@x,objectClass=rtPerson", &[(b"sflags", &[b"0"])]);
-    person(&mut raw, 2, b"cn=open@x,objectClass=rtPerson", &[(b"sflags", &[b"1"])]);
+    person(
+        &mut raw,
+        1,
+        b"cn=shy@x,objectClass=rtPerson",
+        &[(b"sflags", &[b"0"])],
+    );
+    person(
+        &mut raw,
+        2,
+        b"cn=open@x,objectClass=rtPerson",
+        &[(b"sflags", &[b"1"])],
+    );
     let all = list(&mut raw, f::eq(b"cn", b"%"), &[b"cn"]);
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].first("cn"), Some(&b"open@x"[..]));
@@ -254,12 +552,19 @@ fn an_unrefreshed_user_disappears_and_a_refreshed_one_stays() {
     let mut raw = server.raw();
     person(&mut raw, 1, b"cn=stay@x,objectClass=rtPerson", &[]);
     person(&mut raw, 2, b"cn=go@x,objectClass=rtPerson", &[]);
-    let refresh = f::and(&[f::eq(b"objectClass", b"rtPerson"), f::eq(b"cn", b"stay@x"), f::eq(b"sttl", b"1")]);
+    let refresh = f::and(&[
+        f::eq(b"objectClass", b"rtPerson"),
+        f::eq(b"cn", b"stay@x"),
+        f::eq(b"sttl", b"1"),
+    ]);
     // sttl is in minutes: refresh to one minute, then let "go@x" lapse.
     assert_eq!(list(&mut raw, refresh, &[b"cn"]).len(), 1);
     let started = Instant::now();
     while !list(&mut raw, f::eq(b"cn", b"go@x"), &[b"cn"]).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(4), "go@x outlived its TTL");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "go@x outlived its TTL"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(list(&mut raw, f::eq(b"cn", b"stay@x"), &[b"cn"]).len(), 1);

@@ -16,17 +16,31 @@ fn set(values: &[&str]) -> HashSet<String> {
 
 fn add_person(ldap: &mut LdapConn, cn: &str, extra: &[(&str, &[&str])]) -> u32 {
     let mut attrs = vec![
-        ("objectClass".to_string(), set(&["rtPerson", "dynamicObject"])),
+        (
+            "objectClass".to_string(),
+            set(&["rtPerson", "dynamicObject"]),
+        ),
         ("cn".to_string(), set(&[cn])),
     ];
     attrs.extend(extra.iter().map(|(n, v)| (n.to_string(), set(v))));
-    ldap.add(&format!("cn={cn},ou=Dynamic,o=Intranet"), attrs).unwrap().rc
+    ldap.add(&format!("cn={cn},ou=Dynamic,o=Intranet"), attrs)
+        .unwrap()
+        .rc
 }
 
-fn entries(ldap: &mut LdapConn, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> (Vec<SearchEntry>, u32) {
+fn entries(
+    ldap: &mut LdapConn,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attrs: &[&str],
+) -> (Vec<SearchEntry>, u32) {
     let result = ldap.search(base, scope, filter, attrs.to_vec()).unwrap();
     let rc = result.1.rc;
-    (result.0.into_iter().map(SearchEntry::construct).collect(), rc)
+    (
+        result.0.into_iter().map(SearchEntry::construct).collect(),
+        rc,
+    )
 }
 
 fn cns(found: &[SearchEntry]) -> Vec<String> {
@@ -38,23 +52,53 @@ fn cns(found: &[SearchEntry]) -> Vec<String> {
 #[test]
 fn binds_anonymous_and_with_configured_accounts() {
     let server = TestServer::with(|c| {
-        c.set("account", "cn=admin,o=Intranet s3cret", true).unwrap();
+        c.set("account", "cn=admin,o=Intranet s3cret", true)
+            .unwrap();
     });
     let mut ldap = server.ldap();
     assert_eq!(ldap.simple_bind("", "").unwrap().rc, 0);
-    assert_eq!(ldap.simple_bind("cn=anyone", "").unwrap().rc, 0, "empty password is anonymous");
-    assert_eq!(ldap.simple_bind("CN=Admin, o=intranet", "s3cret").unwrap().rc, 0);
+    assert_eq!(
+        ldap.simple_bind("cn=anyone", "").unwrap().rc,
+        0,
+        "empty password is anonymous"
+    );
+    assert_eq!(
+        ldap.simple_bind("CN=Admin, o=intranet", "s3cret")
+            .unwrap()
+            .rc,
+        0
+    );
     let (who, _) = ldap.extended(WhoAmI).unwrap().success().unwrap();
     assert_eq!(who.val.as_deref(), Some(&b"dn:CN=Admin, o=intranet"[..]));
-    assert_eq!(ldap.simple_bind("cn=admin,o=Intranet", "wrong").unwrap().rc, 49);
-    assert_eq!(ldap.simple_bind("cn=nobody,o=Intranet", "s3cret").unwrap().rc, 49);
+    assert_eq!(
+        ldap.simple_bind("cn=admin,o=Intranet", "wrong").unwrap().rc,
+        49
+    );
+    assert_eq!(
+        ldap.simple_bind("cn=nobody,o=Intranet", "s3cret")
+            .unwrap()
+            .rc,
+        49
+    );
     let (who, _) = ldap.extended(WhoAmI).unwrap().success().unwrap();
-    assert_eq!(who.val.as_deref().unwrap_or_default(), b"", "a failed bind is anonymous");
-    assert_eq!(ldap.sasl_external_bind().unwrap().rc, 7, "authMethodNotSupported");
+    assert_eq!(
+        who.val.as_deref().unwrap_or_default(),
+        b"",
+        "a failed bind is anonymous"
+    );
+    assert_eq!(
+        ldap.sasl_external_bind().unwrap().rc,
+        7,
+        "authMethodNotSupported"
+    );
     // LDAPv2 works (raw, since ldap3 only speaks v3); other versions do not.
     let mut raw = server.raw();
     assert_eq!(raw.code(&bind_v2(1)), 0);
-    assert_eq!(raw.code(&bind_simple(2, 5, b"", b"")), 2, "protocolError for version 5");
+    assert_eq!(
+        raw.code(&bind_simple(2, 5, b"", b"")),
+        2,
+        "protocolError for version 5"
+    );
 }
 
 #[test]
@@ -72,7 +116,13 @@ fn root_dse_describes_the_server() {
     assert!(dse["dynamicSubtrees"].contains(&"ou=Dynamic,o=Intranet".to_string()));
     assert_eq!(dse["vendorName"], ["ilsd"]);
     assert!(dse.contains_key("vendorVersion"));
-    let (found, _) = entries(&mut ldap, "", Scope::Base, "(objectClass=*)", &["vendorName"]);
+    let (found, _) = entries(
+        &mut ldap,
+        "",
+        Scope::Base,
+        "(objectClass=*)",
+        &["vendorName"],
+    );
     assert_eq!(found[0].attrs.keys().collect::<Vec<_>>(), ["vendorName"]);
 }
 
@@ -80,30 +130,76 @@ fn root_dse_describes_the_server() {
 fn static_tree_and_schema_are_searchable() {
     let server = TestServer::start();
     let mut ldap = server.ldap();
-    let (found, _) = entries(&mut ldap, "o=Intranet", Scope::OneLevel, "(objectClass=organizationalUnit)", &["ou"]);
+    let (found, _) = entries(
+        &mut ldap,
+        "o=Intranet",
+        Scope::OneLevel,
+        "(objectClass=organizationalUnit)",
+        &["ou"],
+    );
     let mut ous: Vec<String> = found.iter().map(|e| e.attrs["ou"][0].clone()).collect();
     ous.sort();
     assert_eq!(ous, ["Admin", "Applications", "Dynamic"]);
-    let (found, _) = entries(&mut ldap, "cn=Schema,ou=Admin,o=Intranet", Scope::OneLevel, "(objectClass=classSchema)", &["cn"]);
+    let (found, _) = entries(
+        &mut ldap,
+        "cn=Schema,ou=Admin,o=Intranet",
+        Scope::OneLevel,
+        "(objectClass=classSchema)",
+        &["cn"],
+    );
     let classes = cns(&found);
-    for want in ["dynamicObject", "rtApplicationUser", "rtConference", "rtPerson"] {
+    for want in [
+        "dynamicObject",
+        "rtApplicationUser",
+        "rtConference",
+        "rtPerson",
+    ] {
         assert!(classes.contains(&want.to_string()), "{want} in {classes:?}");
     }
-    let (found, _) = entries(&mut ldap, "cn=Schema,ou=Admin,o=Intranet", Scope::Subtree, "(cn=ntSecurityDescriptor)", &["attributeSyntax", "isSingleValued"]);
+    let (found, _) = entries(
+        &mut ldap,
+        "cn=Schema,ou=Admin,o=Intranet",
+        Scope::Subtree,
+        "(cn=ntSecurityDescriptor)",
+        &["attributeSyntax", "isSingleValued"],
+    );
     assert_eq!(found[0].attrs["attributeSyntax"], ["Binary"]);
-    let (found, _) = entries(&mut ldap, "cn=Schema,ou=Admin,o=Intranet", Scope::Subtree, "(cn=schemaIDGUID)", &["schemaIDGUID"]);
-    assert_eq!(found[0].attrs["schemaIDGUID"], ["ed1af3b3-bcfa-11d0-853a-00a0c90c93e1"]);
+    let (found, _) = entries(
+        &mut ldap,
+        "cn=Schema,ou=Admin,o=Intranet",
+        Scope::Subtree,
+        "(cn=schemaIDGUID)",
+        &["schemaIDGUID"],
+    );
+    assert_eq!(
+        found[0].attrs["schemaIDGUID"],
+        ["ed1af3b3-bcfa-11d0-853a-00a0c90c93e1"]
+    );
 }
 
 #[test]
 fn every_filter_kind_and_scope() {
     let server = TestServer::start();
     let mut ldap = server.ldap();
-    add_person(&mut ldap, "alice", &[("givenName", &["Alice"]), ("port", &["1503", "1720"]), ("location", &["Oslo"])]);
-    add_person(&mut ldap, "bob", &[("givenName", &["Bob"]), ("port", &["80"])]);
+    add_person(
+        &mut ldap,
+        "alice",
+        &[
+            ("givenName", &["Alice"]),
+            ("port", &["1503", "1720"]),
+            ("location", &["Oslo"]),
+        ],
+    );
+    add_person(
+        &mut ldap,
+        "bob",
+        &[("givenName", &["Bob"]), ("port", &["80"])],
+    );
     add_person(&mut ldap, "carol", &[("givenName", &["Carol Ann"])]);
     let base = "ou=Dynamic,o=Intranet";
-    let q = |ldap: &mut LdapConn, filter: &str| cns(&entries(ldap, base, Scope::OneLevel, filter, &["cn"]).0);
+    let q = |ldap: &mut LdapConn, filter: &str| {
+        cns(&entries(ldap, base, Scope::OneLevel, filter, &["cn"]).0)
+    };
     assert_eq!(q(&mut ldap, "(cn=ALICE)"), ["alice"]);
     assert_eq!(q(&mut ldap, "(givenName=*ann)"), ["carol"]);
     assert_eq!(q(&mut ldap, "(givenName=c*l*n)"), ["carol"]);
@@ -113,17 +209,55 @@ fn every_filter_kind_and_scope() {
     assert_eq!(q(&mut ldap, "(givenName~=carolann)"), ["carol"]);
     assert_eq!(q(&mut ldap, "(&(port=*)(!(cn=bob)))"), ["alice"]);
     assert_eq!(q(&mut ldap, "(|(cn=bob)(cn=carol))"), ["bob", "carol"]);
-    assert_eq!(q(&mut ldap, "(!(objectClass=rtPerson))"), Vec::<String>::new());
-    assert_eq!(q(&mut ldap, "(cn:=alice)"), ["alice"], "extensible match without a rule");
-    assert_eq!(q(&mut ldap, "(cn:1.2.3.4:=alice)"), Vec::<String>::new(), "unknown rule is Undefined");
+    assert_eq!(
+        q(&mut ldap, "(!(objectClass=rtPerson))"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        q(&mut ldap, "(cn:=alice)"),
+        ["alice"],
+        "extensible match without a rule"
+    );
+    assert_eq!(
+        q(&mut ldap, "(cn:1.2.3.4:=alice)"),
+        Vec::<String>::new(),
+        "unknown rule is Undefined"
+    );
     // Scopes.
-    let (found, _) = entries(&mut ldap, "cn=alice,ou=Dynamic,o=Intranet", Scope::Base, "(objectClass=*)", &["cn"]);
+    let (found, _) = entries(
+        &mut ldap,
+        "cn=alice,ou=Dynamic,o=Intranet",
+        Scope::Base,
+        "(objectClass=*)",
+        &["cn"],
+    );
     assert_eq!(cns(&found), ["alice"]);
-    let (found, _) = entries(&mut ldap, "o=Intranet", Scope::OneLevel, "(cn=alice)", &["cn"]);
-    assert!(found.is_empty(), "one level below o=Intranet holds no people");
-    let (found, _) = entries(&mut ldap, "o=Intranet", Scope::Subtree, "(objectClass=rtPerson)", &["cn"]);
+    let (found, _) = entries(
+        &mut ldap,
+        "o=Intranet",
+        Scope::OneLevel,
+        "(cn=alice)",
+        &["cn"],
+    );
+    assert!(
+        found.is_empty(),
+        "one level below o=Intranet holds no people"
+    );
+    let (found, _) = entries(
+        &mut ldap,
+        "o=Intranet",
+        Scope::Subtree,
+        "(objectClass=rtPerson)",
+        &["cn"],
+    );
     assert_eq!(found.len(), 3);
-    let (_, rc) = entries(&mut ldap, "ou=Nowhere,o=Intranet", Scope::Subtree, "(cn=*)", &["cn"]);
+    let (_, rc) = entries(
+        &mut ldap,
+        "ou=Nowhere,o=Intranet",
+        Scope::Subtree,
+        "(cn=*)",
+        &["cn"],
+    );
     assert_eq!(rc, 32);
 }
 
@@ -144,21 +278,47 @@ fn attribute_selection_types_only_and_limits() {
     let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["1.1"]);
     assert!(e[0].attrs.is_empty());
     let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &[]);
-    assert!(e[0].attrs.contains_key("cn"), "no list means all user attributes");
+    assert!(
+        e[0].attrs.contains_key("cn"),
+        "no list means all user attributes"
+    );
 
     ldap.with_search_options(SearchOptions::new().typesonly(true));
-    let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["givenName"]);
-    assert_eq!(e[0].attrs.get("givenName").map(Vec::len), Some(0), "{:?}", e[0]);
+    let (e, _) = entries(
+        &mut ldap,
+        dn,
+        Scope::Base,
+        "(objectClass=*)",
+        &["givenName"],
+    );
+    assert_eq!(
+        e[0].attrs.get("givenName").map(Vec::len),
+        Some(0),
+        "{:?}",
+        e[0]
+    );
 
     ldap.with_search_options(SearchOptions::new().sizelimit(2));
-    let (e, rc) = entries(&mut ldap, "ou=Dynamic,o=Intranet", Scope::OneLevel, "(cn=*)", &["cn"]);
+    let (e, rc) = entries(
+        &mut ldap,
+        "ou=Dynamic,o=Intranet",
+        Scope::OneLevel,
+        "(cn=*)",
+        &["cn"],
+    );
     assert_eq!((e.len(), rc), (2, 4), "sizeLimitExceeded after two entries");
 
     let server = TestServer::with(|c| c.size_limit = 1);
     let mut ldap = server.ldap();
     add_person(&mut ldap, "x", &[]);
     add_person(&mut ldap, "y", &[]);
-    let (e, rc) = entries(&mut ldap, "ou=Dynamic,o=Intranet", Scope::OneLevel, "(cn=*)", &["cn"]);
+    let (e, rc) = entries(
+        &mut ldap,
+        "ou=Dynamic,o=Intranet",
+        Scope::OneLevel,
+        "(cn=*)",
+        &["cn"],
+    );
     assert_eq!((e.len(), rc), (1, 4), "the server's size-limit applies too");
 }
 
@@ -168,17 +328,63 @@ fn add_answers_the_standard_codes() {
     let mut ldap = server.ldap();
     assert_eq!(add_person(&mut ldap, "dup", &[]), 0);
     assert_eq!(add_person(&mut ldap, "DUP", &[]), 68, "entryAlreadyExists");
-    let r = ldap.add("cn=x,ou=Missing,o=Intranet", vec![("objectClass".to_string(), set(&["rtPerson"])), ("cn".to_string(), set(&["x"]))]).unwrap();
-    assert_eq!((r.rc, r.matched.as_str()), (32, "o=Intranet"), "noSuchObject names the nearest entry");
-    let r = ldap.add("cn=x,ou=Dynamic,o=Intranet", vec![("objectClass".to_string(), set(&["inetOrgPerson"])), ("cn".to_string(), set(&["x"]))]).unwrap();
+    let r = ldap
+        .add(
+            "cn=x,ou=Missing,o=Intranet",
+            vec![
+                ("objectClass".to_string(), set(&["rtPerson"])),
+                ("cn".to_string(), set(&["x"])),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        (r.rc, r.matched.as_str()),
+        (32, "o=Intranet"),
+        "noSuchObject names the nearest entry"
+    );
+    let r = ldap
+        .add(
+            "cn=x,ou=Dynamic,o=Intranet",
+            vec![
+                ("objectClass".to_string(), set(&["inetOrgPerson"])),
+                ("cn".to_string(), set(&["x"])),
+            ],
+        )
+        .unwrap();
     assert_eq!(r.rc, 65, "objectClassViolation for an unknown class");
-    let r = ldap.add("uid=c1,ou=Dynamic,o=Intranet", vec![("objectClass".to_string(), set(&["rtApplicationUser"])), ("uid".to_string(), set(&["c1"]))]).unwrap();
+    let r = ldap
+        .add(
+            "uid=c1,ou=Dynamic,o=Intranet",
+            vec![
+                ("objectClass".to_string(), set(&["rtApplicationUser"])),
+                ("uid".to_string(), set(&["c1"])),
+            ],
+        )
+        .unwrap();
     assert_eq!(r.rc, 65, "objectClassViolation for a missing cn");
-    let r = ldap.add("cn=x=y=,ou=Dynamic,o=Intranet", vec![("objectClass".to_string(), set(&["rtPerson"]))]).unwrap();
+    let r = ldap
+        .add(
+            "cn=x=y=,ou=Dynamic,o=Intranet",
+            vec![("objectClass".to_string(), set(&["rtPerson"]))],
+        )
+        .unwrap();
     assert!(r.rc == 0 || r.rc == 34, "{r:?}");
-    let r = ldap.add("this is not a DN", vec![("objectClass".to_string(), set(&["rtPerson"]))]).unwrap();
+    let r = ldap
+        .add(
+            "this is not a DN",
+            vec![("objectClass".to_string(), set(&["rtPerson"]))],
+        )
+        .unwrap();
     assert_eq!(r.rc, 34, "invalidDNSyntax");
-    let r = ldap.add("cn=x,ou=Admin,o=Intranet", vec![("objectClass".to_string(), set(&["rtPerson"])), ("cn".to_string(), set(&["x"]))]).unwrap();
+    let r = ldap
+        .add(
+            "cn=x,ou=Admin,o=Intranet",
+            vec![
+                ("objectClass".to_string(), set(&["rtPerson"])),
+                ("cn".to_string(), set(&["x"])),
+            ],
+        )
+        .unwrap();
     assert_eq!(r.rc, 53, "the static tree is not writable");
 }
 
@@ -190,22 +396,84 @@ fn modify_add_delete_replace_and_errors() {
     let dn = "cn=m,ou=Dynamic,o=Intranet";
     let m = |ldap: &mut LdapConn, mods: Vec<Mod<&str>>| ldap.modify(dn, mods).unwrap().rc;
     assert_eq!(m(&mut ldap, vec![Mod::Add("port", ["2"].into())]), 0);
-    assert_eq!(m(&mut ldap, vec![Mod::Add("port", ["2"].into())]), 20, "attributeOrValueExists");
+    assert_eq!(
+        m(&mut ldap, vec![Mod::Add("port", ["2"].into())]),
+        20,
+        "attributeOrValueExists"
+    );
     assert_eq!(m(&mut ldap, vec![Mod::Delete("port", ["1"].into())]), 0);
-    assert_eq!(m(&mut ldap, vec![Mod::Delete("port", ["9"].into())]), 16, "noSuchAttribute for a missing value");
-    assert_eq!(m(&mut ldap, vec![Mod::Replace("location", ["Paris"].into())]), 0);
-    assert_eq!(m(&mut ldap, vec![Mod::Delete("location", HashSet::new())]), 0);
-    assert_eq!(m(&mut ldap, vec![Mod::Delete("location", HashSet::new())]), 16);
-    assert_eq!(m(&mut ldap, vec![Mod::Delete("cn", HashSet::new())]), 67, "notAllowedOnRDN");
-    assert_eq!(m(&mut ldap, vec![Mod::Replace("objectClass", ["dynamicObject"].into())]), 65);
+    assert_eq!(
+        m(&mut ldap, vec![Mod::Delete("port", ["9"].into())]),
+        16,
+        "noSuchAttribute for a missing value"
+    );
+    assert_eq!(
+        m(&mut ldap, vec![Mod::Replace("location", ["Paris"].into())]),
+        0
+    );
+    assert_eq!(
+        m(&mut ldap, vec![Mod::Delete("location", HashSet::new())]),
+        0
+    );
+    assert_eq!(
+        m(&mut ldap, vec![Mod::Delete("location", HashSet::new())]),
+        16
+    );
+    assert_eq!(
+        m(&mut ldap, vec![Mod::Delete("cn", HashSet::new())]),
+        67,
+        "notAllowedOnRDN"
+    );
+    assert_eq!(
+        m(
+            &mut ldap,
+            vec![Mod::Replace("objectClass", ["dynamicObject"].into())]
+        ),
+        65
+    );
     // All or nothing: a failing change leaves the entry as it was.
-    assert_eq!(m(&mut ldap, vec![Mod::Replace("location", ["Rome"].into()), Mod::Delete("nothing", HashSet::new())]), 16);
-    let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["port", "location"]);
+    assert_eq!(
+        m(
+            &mut ldap,
+            vec![
+                Mod::Replace("location", ["Rome"].into()),
+                Mod::Delete("nothing", HashSet::new())
+            ]
+        ),
+        16
+    );
+    let (e, _) = entries(
+        &mut ldap,
+        dn,
+        Scope::Base,
+        "(objectClass=*)",
+        &["port", "location"],
+    );
     assert_eq!(e[0].attrs["port"], ["2"]);
     assert!(!e[0].attrs.contains_key("location"));
-    assert_eq!(ldap.modify("cn=none,ou=Dynamic,o=Intranet", vec![Mod::Replace("port", ["1"].into())]).unwrap().rc, 32);
-    assert_eq!(ldap.modify("ou=Dynamic,o=Intranet", vec![Mod::Replace("description", ["x"].into())]).unwrap().rc, 53);
-    assert_eq!(ldap.modifydn(dn, "cn=n", true, None).unwrap().rc, 53, "ModifyDN is unwillingToPerform");
+    assert_eq!(
+        ldap.modify(
+            "cn=none,ou=Dynamic,o=Intranet",
+            vec![Mod::Replace("port", ["1"].into())]
+        )
+        .unwrap()
+        .rc,
+        32
+    );
+    assert_eq!(
+        ldap.modify(
+            "ou=Dynamic,o=Intranet",
+            vec![Mod::Replace("description", ["x"].into())]
+        )
+        .unwrap()
+        .rc,
+        53
+    );
+    assert_eq!(
+        ldap.modifydn(dn, "cn=n", true, None).unwrap().rc,
+        53,
+        "ModifyDN is unwillingToPerform"
+    );
 }
 
 #[test]
@@ -214,10 +482,28 @@ fn delete_and_compare() {
     let mut ldap = server.ldap();
     add_person(&mut ldap, "d", &[("givenName", &["Dee"])]);
     let dn = "cn=d,ou=Dynamic,o=Intranet";
-    assert_eq!(ldap.compare(dn, "givenName", "DEE").unwrap().0.rc, 6, "compareTrue");
-    assert_eq!(ldap.compare(dn, "givenName", "Dan").unwrap().0.rc, 5, "compareFalse");
-    assert_eq!(ldap.compare(dn, "surname", "x").unwrap().0.rc, 16, "noSuchAttribute");
-    assert_eq!(ldap.compare("cn=zz,ou=Dynamic,o=Intranet", "cn", "zz").unwrap().0.rc, 32);
+    assert_eq!(
+        ldap.compare(dn, "givenName", "DEE").unwrap().0.rc,
+        6,
+        "compareTrue"
+    );
+    assert_eq!(
+        ldap.compare(dn, "givenName", "Dan").unwrap().0.rc,
+        5,
+        "compareFalse"
+    );
+    assert_eq!(
+        ldap.compare(dn, "surname", "x").unwrap().0.rc,
+        16,
+        "noSuchAttribute"
+    );
+    assert_eq!(
+        ldap.compare("cn=zz,ou=Dynamic,o=Intranet", "cn", "zz")
+            .unwrap()
+            .0
+            .rc,
+        32
+    );
     assert_eq!(ldap.delete(dn).unwrap().rc, 0);
     assert_eq!(ldap.delete(dn).unwrap().rc, 32);
     assert_eq!(ldap.delete("ou=Dynamic,o=Intranet").unwrap().rc, 53);
@@ -236,25 +522,71 @@ fn rfc2589_refresh_extended_operation() {
     let mut ldap = server.ldap();
     add_person(&mut ldap, "r", &[]);
     let refresh = |ldap: &mut LdapConn, dn: &str, ttl: i64| {
-        ldap.extended(Exop { name: Some("1.3.6.1.4.1.1466.101.119.1".into()), val: Some(refresh_value(dn, ttl)) }).unwrap()
+        ldap.extended(Exop {
+            name: Some("1.3.6.1.4.1.1466.101.119.1".into()),
+            val: Some(refresh_value(dn, ttl)),
+        })
+        .unwrap()
     };
     let result = refresh(&mut ldap, "cn=r,ou=Dynamic,o=Intranet", 100);
     assert_eq!(result.1.rc, 0);
     // responseTtl [1] 100 inside a SEQUENCE.
     let value = result.0.val.expect("a response value");
     assert_eq!(&value[value.len() - 3..], &[0x81, 0x01, 100]);
-    let (e, _) = entries(&mut ldap, "cn=r,ou=Dynamic,o=Intranet", Scope::Base, "(objectClass=*)", &["entryTTL"]);
+    let (e, _) = entries(
+        &mut ldap,
+        "cn=r,ou=Dynamic,o=Intranet",
+        Scope::Base,
+        "(objectClass=*)",
+        &["entryTTL"],
+    );
     assert_eq!(e[0].attrs["entryTTL"], ["100"]);
-    let granted = refresh(&mut ldap, "cn=r,ou=Dynamic,o=Intranet", 999_999).0.val.unwrap();
-    assert_eq!(&granted[granted.len() - 4..], &[0x81, 0x02, 0x0e, 0x10], "lowered to 3600");
-    let granted = refresh(&mut ldap, "cn=r,ou=Dynamic,o=Intranet", 1).0.val.unwrap();
-    assert_eq!(&granted[granted.len() - 3..], &[0x81, 0x01, 30], "raised to 30");
-    assert_eq!(refresh(&mut ldap, "cn=gone,ou=Dynamic,o=Intranet", 100).1.rc, 32);
-    assert_eq!(refresh(&mut ldap, "ou=Dynamic,o=Intranet", 100).1.rc, 65, "not a dynamic object");
-    let bad = ldap.extended(Exop { name: Some("1.3.6.1.4.1.1466.101.119.1".into()), val: Some(b"junk".to_vec()) }).unwrap();
+    let granted = refresh(&mut ldap, "cn=r,ou=Dynamic,o=Intranet", 999_999)
+        .0
+        .val
+        .unwrap();
+    assert_eq!(
+        &granted[granted.len() - 4..],
+        &[0x81, 0x02, 0x0e, 0x10],
+        "lowered to 3600"
+    );
+    let granted = refresh(&mut ldap, "cn=r,ou=Dynamic,o=Intranet", 1)
+        .0
+        .val
+        .unwrap();
+    assert_eq!(
+        &granted[granted.len() - 3..],
+        &[0x81, 0x01, 30],
+        "raised to 30"
+    );
+    assert_eq!(
+        refresh(&mut ldap, "cn=gone,ou=Dynamic,o=Intranet", 100)
+            .1
+            .rc,
+        32
+    );
+    assert_eq!(
+        refresh(&mut ldap, "ou=Dynamic,o=Intranet", 100).1.rc,
+        65,
+        "not a dynamic object"
+    );
+    let bad = ldap
+        .extended(Exop {
+            name: Some("1.3.6.1.4.1.1466.101.119.1".into()),
+            val: Some(b"junk".to_vec()),
+        })
+        .unwrap();
     assert_eq!(bad.1.rc, 2);
-    let unknown = ldap.extended(Exop { name: Some("1.2.3.4".into()), val: None }).unwrap();
-    assert_eq!(unknown.1.rc, 2, "unknown extended operation is protocolError");
+    let unknown = ldap
+        .extended(Exop {
+            name: Some("1.2.3.4".into()),
+            val: None,
+        })
+        .unwrap();
+    assert_eq!(
+        unknown.1.rc, 2,
+        "unknown extended operation is protocolError"
+    );
 }
 
 #[test]
@@ -263,15 +595,50 @@ fn critical_controls_are_refused_and_others_ignored() {
     let mut ldap = server.ldap();
     add_person(&mut ldap, "s", &[]);
     // Server-side sorting, critical: unavailableCriticalExtension.
-    let sort = RawControl { ctype: "1.2.840.113556.1.4.473".into(), crit: true, val: Some(cons(0x30, &[cons(0x30, &[octets(b"cn")])])) };
-    let result = ldap.with_controls(sort).search("ou=Dynamic,o=Intranet", Scope::OneLevel, "(cn=*)", vec!["cn"]).unwrap();
+    let sort = RawControl {
+        ctype: "1.2.840.113556.1.4.473".into(),
+        crit: true,
+        val: Some(cons(0x30, &[cons(0x30, &[octets(b"cn")])])),
+    };
+    let result = ldap
+        .with_controls(sort)
+        .search(
+            "ou=Dynamic,o=Intranet",
+            Scope::OneLevel,
+            "(cn=*)",
+            vec!["cn"],
+        )
+        .unwrap();
     assert_eq!((result.0.len(), result.1.rc), (0, 12));
-    let lenient = RawControl { ctype: "1.2.840.113556.1.4.473".into(), crit: false, val: None };
-    let result = ldap.with_controls(lenient).search("ou=Dynamic,o=Intranet", Scope::OneLevel, "(cn=*)", vec!["cn"]).unwrap();
+    let lenient = RawControl {
+        ctype: "1.2.840.113556.1.4.473".into(),
+        crit: false,
+        val: None,
+    };
+    let result = ldap
+        .with_controls(lenient)
+        .search(
+            "ou=Dynamic,o=Intranet",
+            Scope::OneLevel,
+            "(cn=*)",
+            vec!["cn"],
+        )
+        .unwrap();
     assert_eq!((result.0.len(), result.1.rc), (1, 0));
-    let r = ldap.with_controls(RawControl { ctype: "1.2.3".into(), crit: true, val: None }).delete("cn=s,ou=Dynamic,o=Intranet").unwrap();
+    let r = ldap
+        .with_controls(RawControl {
+            ctype: "1.2.3".into(),
+            crit: true,
+            val: None,
+        })
+        .delete("cn=s,ou=Dynamic,o=Intranet")
+        .unwrap();
     assert_eq!(r.rc, 12);
-    assert_eq!(ldap.delete("cn=s,ou=Dynamic,o=Intranet").unwrap().rc, 0, "the refused delete changed nothing");
+    assert_eq!(
+        ldap.delete("cn=s,ou=Dynamic,o=Intranet").unwrap().rc,
+        0,
+        "the refused delete changed nothing"
+    );
 }
 
 #[test]
@@ -292,14 +659,28 @@ fn a_short_ttl_entry_is_gone_within_two_seconds_and_a_refreshed_one_stays() {
     for cn in ["short", "kept"] {
         add_person(&mut ldap, cn, &[]);
         let value = refresh_value(&format!("cn={cn},ou=Dynamic,o=Intranet"), 1);
-        ldap.extended(Exop { name: Some("1.3.6.1.4.1.1466.101.119.1".into()), val: Some(value) }).unwrap();
+        ldap.extended(Exop {
+            name: Some("1.3.6.1.4.1.1466.101.119.1".into()),
+            val: Some(value),
+        })
+        .unwrap();
     }
     let started = std::time::Instant::now();
     let mut gone = false;
     while started.elapsed() < std::time::Duration::from_secs(2) {
         let value = refresh_value("cn=kept,ou=Dynamic,o=Intranet", 1);
-        ldap.extended(Exop { name: Some("1.3.6.1.4.1.1466.101.119.1".into()), val: Some(value) }).unwrap();
-        let (e, _) = entries(&mut ldap, "ou=Dynamic,o=Intranet", Scope::OneLevel, "(cn=short)", &["cn"]);
+        ldap.extended(Exop {
+            name: Some("1.3.6.1.4.1.1466.101.119.1".into()),
+            val: Some(value),
+        })
+        .unwrap();
+        let (e, _) = entries(
+            &mut ldap,
+            "ou=Dynamic,o=Intranet",
+            Scope::OneLevel,
+            "(cn=short)",
+            &["cn"],
+        );
         if e.is_empty() {
             gone = true;
             break;
@@ -307,7 +688,13 @@ fn a_short_ttl_entry_is_gone_within_two_seconds_and_a_refreshed_one_stays() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(gone, "the 1-second entry outlived 2 seconds");
-    let (e, _) = entries(&mut ldap, "ou=Dynamic,o=Intranet", Scope::OneLevel, "(cn=kept)", &["cn"]);
+    let (e, _) = entries(
+        &mut ldap,
+        "ou=Dynamic,o=Intranet",
+        Scope::OneLevel,
+        "(cn=kept)",
+        &["cn"],
+    );
     assert_eq!(e.len(), 1);
     // Its name is free again.
     assert_eq!(add_person(&mut ldap, "short", &[]), 0);

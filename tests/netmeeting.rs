@@ -56,7 +56,17 @@ fn find_netmeeting_users(raw: &mut Raw, attrs: &[&[u8]]) -> Vec<RawEntry> {
         f::eq(b"sprotid", b"h323"),
     ]);
     let (entries, done) = raw.call(&search(10, b"objectClass=rtPerson", 0, filter, attrs));
-    assert!(matches!(done, Response::Result { code: 0, tag: 5, .. }), "{done:?}");
+    assert!(
+        matches!(
+            done,
+            Response::Result {
+                code: 0,
+                tag: 5,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
     entries
 }
 
@@ -69,15 +79,32 @@ fn registration_makes_a_dynamic_person_with_its_application() {
     assert!(raw.closed(), "unbind closes the session");
 
     let mut raw = server.raw();
-    let attrs: &[&[u8]] = &[b"cn", b"sipaddress", b"sappid", b"sport", b"givenname", b"sttl"];
+    let attrs: &[&[u8]] = &[
+        b"cn",
+        b"sipaddress",
+        b"sappid",
+        b"sport",
+        b"givenname",
+        b"sttl",
+    ];
     let entries = find_netmeeting_users(&mut raw, attrs);
     assert_eq!(entries.len(), 1);
     let e = &entries[0];
     assert_eq!(e.dn, b"cn=egruber@contoso.com,ou=Dynamic,o=Intranet");
-    assert_eq!(e.names(), ["cn", "sipaddress", "sappid", "sport", "givenname", "sttl"]);
+    assert_eq!(
+        e.names(),
+        ["cn", "sipaddress", "sappid", "sport", "givenname", "sttl"]
+    );
     assert_eq!(e.first("sipaddress"), Some(&b"3758139584"[..]));
-    assert_eq!(e.get("sport").unwrap(), &vec![b"1503".to_vec(), b"1720".to_vec()]);
-    assert_eq!(e.first("sttl"), Some(&b"10"[..]), "default TTL 600 s is 10 minutes");
+    assert_eq!(
+        e.get("sport").unwrap(),
+        &vec![b"1503".to_vec(), b"1720".to_vec()]
+    );
+    assert_eq!(
+        e.first("sttl"),
+        Some(&b"10"[..]),
+        "default TTL 600 s is 10 minutes"
+    );
 
     // The application entry exists on its own under ou=Applications.
     let (apps, _) = raw.call(&search(
@@ -88,7 +115,10 @@ fn registration_makes_a_dynamic_person_with_its_application() {
         &[b"cn", b"applicationID"],
     ));
     assert_eq!(apps.len(), 1);
-    assert_eq!(apps[0].dn, b"cn=egruber@contoso.com,appName=ms-netmeeting,ou=Applications,o=Intranet");
+    assert_eq!(
+        apps[0].dn,
+        b"cn=egruber@contoso.com,appName=ms-netmeeting,ou=Applications,o=Intranet"
+    );
 }
 
 #[test]
@@ -112,14 +142,29 @@ fn refresh_search_resets_the_ttl_and_finds_nothing_once_gone() {
     let (entries, done) = raw.call(&refresh(20, b"3"));
     assert!(matches!(done, Response::Result { code: 0, .. }));
     assert_eq!(entries.len(), 1);
-    let ttl: u64 = std::str::from_utf8(entries[0].first("entryTTL").unwrap()).unwrap().parse().unwrap();
-    assert!((170..=180).contains(&ttl), "sttl=3 is 180 seconds, got {ttl}");
+    let ttl: u64 = std::str::from_utf8(entries[0].first("entryTTL").unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (170..=180).contains(&ttl),
+        "sttl=3 is 180 seconds, got {ttl}"
+    );
     assert!(entries[0].get("sttl").is_none(), "sttl is never stored");
 
-    assert_eq!(raw.code(&delete(21, b"c=-, o=Microsoft, mailto:cn=egruber@contoso.com%20, objectClass=rtPerson")), SUCCESS);
+    assert_eq!(
+        raw.code(&delete(
+            21,
+            b"c=-, o=Microsoft, mailto:cn=egruber@contoso.com%20, objectClass=rtPerson"
+        )),
+        SUCCESS
+    );
     let (entries, done) = raw.call(&refresh(22, b"10"));
     assert!(entries.is_empty());
-    assert!(matches!(done, Response::Result { code: 0, .. }), "success, so the client re-registers");
+    assert!(
+        matches!(done, Response::Result { code: 0, .. }),
+        "success, so the client re-registers"
+    );
 }
 
 #[test]
@@ -127,8 +172,24 @@ fn unregistration_removes_person_and_application() {
     let server = TestServer::start();
     let mut raw = server.raw();
     register(&mut raw, NM_DN, b"egruber@contoso.com");
-    assert_eq!(raw.code(&delete(5, b"c=-, o=Microsoft, mailto:cn=egruber@contoso.com%20, objectClass=rtPerson")), SUCCESS);
-    let (all, _) = raw.call(&search(6, b"o=Intranet", 2, f::eq(b"cn", b"egruber@contoso.com"), &[]));
+    assert_eq!(
+        raw.code(&delete(
+            5,
+            b"c=-, o=Microsoft, mailto:cn=egruber@contoso.com%20, objectClass=rtPerson"
+        )),
+        SUCCESS
+    );
+    let (all, _) = raw.call(&search(
+        6,
+        b"o=Intranet",
+        2,
+        f::eq(b"cn", b"egruber@contoso.com"),
+        &[],
+    ));
     assert!(all.is_empty(), "{all:?}");
-    assert_eq!(raw.code(&delete(7, NM_DN)), 32, "noSuchObject the second time");
+    assert_eq!(
+        raw.code(&delete(7, NM_DN)),
+        32,
+        "noSuchObject the second time"
+    );
 }

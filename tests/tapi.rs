@@ -6,15 +6,25 @@ mod common;
 
 use common::*;
 
-const APP_DN: &[u8] = b"cn= egruber]w2kils.testdomain.int,appName=MS-NetMeeting,ou=applications,o=Intranet";
+const APP_DN: &[u8] =
+    b"cn= egruber]w2kils.testdomain.int,appName=MS-NetMeeting,ou=applications,o=Intranet";
 const PERSON_DN: &[u8] = b"cn=egruber]w2kils.testdomain.int,ou=dynamic,o=Intranet";
 /// A self-relative security descriptor: binary, not UTF-8.
 const SD: &[u8] = b"\x01\x00\x04\x80\x14\x00\x00\x00\x20\x00\x00\x00\x00\x00\x00\x00\x2c\x00\x00\x00\x01\x01\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\xff\xfe\x80";
 const SDP: &[u8] = b"v=0\r\no=administrator 3456462469 1 IN IP4 w2kils.testdomain.int\r\ns=Demo Conference\r\ni=A description goes here\r\nc=IN IP4 224.0.0.0/15\r\nt=3456462448 3456464248\r\nm=audio 22716 RTP/AVP 0\r\nc=IN IP4 224.2.152.239/15/1\r\nm=video 51232 RTP/AVP 34\r\nc=IN IP4 224.2.188";
 
 fn ttl_of(raw: &mut Raw, base: &[u8]) -> u64 {
-    let (entries, _) = raw.call(&search(90, base, 0, f::present(b"objectClass"), &[b"entryTTL"]));
-    std::str::from_utf8(entries[0].first("entryTTL").expect("entryTTL")).unwrap().parse().unwrap()
+    let (entries, _) = raw.call(&search(
+        90,
+        base,
+        0,
+        f::present(b"objectClass"),
+        &[b"entryTTL"],
+    ));
+    std::str::from_utf8(entries[0].first("entryTTL").expect("entryTTL"))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn connect_dialer(raw: &mut Raw) {
@@ -38,7 +48,11 @@ fn connect_dialer(raw: &mut Raw) {
         ],
     );
     assert_eq!(raw.code(&app), SUCCESS, "4.5.2");
-    assert_eq!(raw.code(&modify(3, APP_DN, &[(2, b"EntryTTL", &[b"1800"])])), SUCCESS, "4.5.3");
+    assert_eq!(
+        raw.code(&modify(3, APP_DN, &[(2, b"EntryTTL", &[b"1800"])])),
+        SUCCESS,
+        "4.5.3"
+    );
     let person = add(
         4,
         PERSON_DN,
@@ -65,7 +79,11 @@ fn connect_dialer(raw: &mut Raw) {
         ],
     );
     assert_eq!(raw.code(&person), SUCCESS, "4.5.4");
-    assert_eq!(raw.code(&modify(5, PERSON_DN, &[(2, b"EntryTTL", &[b"1800"])])), SUCCESS, "4.5.5");
+    assert_eq!(
+        raw.code(&modify(5, PERSON_DN, &[(2, b"EntryTTL", &[b"1800"])])),
+        SUCCESS,
+        "4.5.5"
+    );
 }
 
 #[test]
@@ -76,12 +94,30 @@ fn dialer_registers_and_refreshes_with_entry_ttl() {
     let ttl = ttl_of(&mut raw, PERSON_DN);
     assert!((1790..=1800).contains(&ttl), "{ttl}");
     // 4.6: refreshes; 180000 is lowered to the maximum, not refused.
-    assert_eq!(raw.code(&modify(6, APP_DN, &[(2, b"EntryTTL", &[b"1800"])])), SUCCESS);
-    assert_eq!(raw.code(&modify(7, PERSON_DN, &[(2, b"EntryTTL", &[b"180000"])])), SUCCESS);
+    assert_eq!(
+        raw.code(&modify(6, APP_DN, &[(2, b"EntryTTL", &[b"1800"])])),
+        SUCCESS
+    );
+    assert_eq!(
+        raw.code(&modify(7, PERSON_DN, &[(2, b"EntryTTL", &[b"180000"])])),
+        SUCCESS
+    );
     let ttl = ttl_of(&mut raw, PERSON_DN);
-    assert!((7190..=7200).contains(&ttl), "lowered to max-ttl 7200, got {ttl}");
-    let (entries, _) = raw.call(&search(8, PERSON_DN, 0, f::present(b"objectClass"), &[b"entryTTL", b"smodop"]));
-    assert!(entries[0].get("smodop").is_none(), "smodop is a command, not data");
+    assert!(
+        (7190..=7200).contains(&ttl),
+        "lowered to max-ttl 7200, got {ttl}"
+    );
+    let (entries, _) = raw.call(&search(
+        8,
+        PERSON_DN,
+        0,
+        f::present(b"objectClass"),
+        &[b"entryTTL", b"smodop"],
+    ));
+    assert!(
+        entries[0].get("smodop").is_none(),
+        "smodop is a command, not data"
+    );
 }
 
 #[test]
@@ -90,15 +126,38 @@ fn find_people_returns_name_address_and_descriptor() {
     let mut raw = server.raw();
     connect_dialer(&mut raw);
     // A NetMeeting user registered the ILS way is found too.
-    assert_eq!(raw.code(&add(9, b"c=-,o=Microsoft,cn=nm@x.org,objectClass=rtPerson", &[(b"sipaddress", &[b"1613317642"])])), SUCCESS);
-    let (entries, done) = raw.call(&search(10, b"ou=dynamic,o=Intranet", 1, f::present(b"cn"), &[b"cn", b"ipAddress", b"ntSecurityDescriptor"]));
+    assert_eq!(
+        raw.code(&add(
+            9,
+            b"c=-,o=Microsoft,cn=nm@x.org,objectClass=rtPerson",
+            &[(b"sipaddress", &[b"1613317642"])]
+        )),
+        SUCCESS
+    );
+    let (entries, done) = raw.call(&search(
+        10,
+        b"ou=dynamic,o=Intranet",
+        1,
+        f::present(b"cn"),
+        &[b"cn", b"ipAddress", b"ntSecurityDescriptor"],
+    ));
     assert!(matches!(done, Response::Result { code: 0, .. }));
     assert_eq!(entries.len(), 2);
-    let dialer = entries.iter().find(|e| e.dn == PERSON_DN).expect("the Dialer's person");
+    let dialer = entries
+        .iter()
+        .find(|e| e.dn == PERSON_DN)
+        .expect("the Dialer's person");
     assert_eq!(dialer.names(), ["cn", "ipAddress"]);
     assert_eq!(dialer.first("ipAddress"), Some(&b"3808471232"[..]));
-    let nm = entries.iter().find(|e| e.first("cn") == Some(b"nm@x.org")).expect("the NetMeeting user");
-    assert_eq!(nm.first("ipAddress"), Some(&b"1613317642"[..]), "sipaddress is ipAddress");
+    let nm = entries
+        .iter()
+        .find(|e| e.first("cn") == Some(b"nm@x.org"))
+        .expect("the NetMeeting user");
+    assert_eq!(
+        nm.first("ipAddress"),
+        Some(&b"1613317642"[..]),
+        "sipaddress is ipAddress"
+    );
 }
 
 #[test]
@@ -108,38 +167,77 @@ fn conference_is_stored_byte_for_byte_after_the_access_check() {
     assert_eq!(raw.code(&bind_simple(1, 3, b"", b"")), SUCCESS);
     // 4.7.2: temporary conference, TTL modify, delete.
     let temp = b"uid=19168,ou=dynamic,o=Intranet";
-    assert_eq!(raw.code(&add(2, temp, &[(b"ObjectClass", &[b"RTConference", b"DynamicObject"]), (b"ntSecurityDescriptor", &[SD])])), SUCCESS);
-    assert_eq!(raw.code(&modify(3, temp, &[(2, b"entryTTL", &[b"300"])])), SUCCESS);
+    assert_eq!(
+        raw.code(&add(
+            2,
+            temp,
+            &[
+                (b"ObjectClass", &[b"RTConference", b"DynamicObject"]),
+                (b"ntSecurityDescriptor", &[SD])
+            ]
+        )),
+        SUCCESS
+    );
+    assert_eq!(
+        raw.code(&modify(3, temp, &[(2, b"entryTTL", &[b"300"])])),
+        SUCCESS
+    );
     assert_eq!(raw.code(&delete(4, temp)), SUCCESS);
     // 4.7.3 and 4.7.4.
     let conf = b"Uid=Demo Conference,ou=dynamic,o=Intranet";
     assert_eq!(
-        raw.code(&add(5, conf, &[
-            (b"ObjectClass", &[b"RTConference", b"DynamicObject"]),
-            (b"protocolId", &[b"IP Conference"]),
-            (b"conferenceBlob", &[SDP]),
-            (b"ntSecurityDescriptor", &[SD]),
-        ])),
+        raw.code(&add(
+            5,
+            conf,
+            &[
+                (b"ObjectClass", &[b"RTConference", b"DynamicObject"]),
+                (b"protocolId", &[b"IP Conference"]),
+                (b"conferenceBlob", &[SDP]),
+                (b"ntSecurityDescriptor", &[SD]),
+            ]
+        )),
         SUCCESS
     );
-    assert_eq!(raw.code(&modify(6, conf, &[(2, b"EntryTTL", &[b"3600"])])), SUCCESS);
+    assert_eq!(
+        raw.code(&modify(6, conf, &[(2, b"EntryTTL", &[b"3600"])])),
+        SUCCESS
+    );
     // 4.8: Find Conferences.
     let (entries, _) = raw.call(&search(
         7,
         b"ou=dynamic, o=Intranet",
         1,
         f::present(b"uid"),
-        &[b"uid", b"protocolId", b"conferenceBlob", b"ntSecurityDescriptor"],
+        &[
+            b"uid",
+            b"protocolId",
+            b"conferenceBlob",
+            b"ntSecurityDescriptor",
+        ],
     ));
     assert_eq!(entries.len(), 1);
     let c = &entries[0];
     assert_eq!(c.dn, conf);
-    assert_eq!(c.names(), ["uid", "protocolId", "conferenceBlob", "ntSecurityDescriptor"]);
+    assert_eq!(
+        c.names(),
+        [
+            "uid",
+            "protocolId",
+            "conferenceBlob",
+            "ntSecurityDescriptor"
+        ]
+    );
     assert_eq!(c.first("uid"), Some(&b"Demo Conference"[..]));
     assert_eq!(c.first("conferenceBlob"), Some(SDP));
     assert_eq!(c.first("ntSecurityDescriptor"), Some(SD));
     // 4.11.1: (uid=NAME*) and (cn=NAME*).
-    let (found, _) = raw.call(&search(8, b"ou=dynamic,o=Intranet", 1, f::sub(b"uid", Some(b"demo"), &[], None), &[b"uid"]));
+    let (found, _) = raw.call(&search(
+        8,
+        b"ou=dynamic,o=Intranet",
+        1,
+        f::sub(b"uid", Some(b"demo"), &[], None),
+        &[b"uid"],
+    ));
     assert_eq!(found.len(), 1);
 }
 
@@ -150,16 +248,30 @@ fn dialer_entries_expire_without_unregistering() {
     connect_dialer(&mut raw);
     let started = std::time::Instant::now();
     loop {
-        let (entries, _) = raw.call(&search(20, b"o=Intranet", 2, f::eq(b"cn", b"egruber]w2kils.testdomain.int"), &[b"cn"]));
+        let (entries, _) = raw.call(&search(
+            20,
+            b"o=Intranet",
+            2,
+            f::eq(b"cn", b"egruber]w2kils.testdomain.int"),
+            &[b"cn"],
+        ));
         if entries.is_empty() {
             break;
         }
-        assert!(started.elapsed().as_secs_f64() < 2.5, "still there after {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs_f64() < 2.5,
+            "still there after {:?}",
+            started.elapsed()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let count = server.server.shared().store.read().dynamic_count();
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    assert_eq!(server.server.shared().store.read().dynamic_count(), 0, "swept from memory too (was {count})");
+    assert_eq!(
+        server.server.shared().store.read().dynamic_count(),
+        0,
+        "swept from memory too (was {count})"
+    );
 }
 
 #[test]
@@ -172,18 +284,44 @@ fn sample_person_filters_of_4_11() {
     let filters = [
         f::sub(b"cn", Some(b"EGRUBER"), &[], None),
         f::and(&[f::eq(b"objectClass", b"rtPerson"), f::eq(b"cn", name)]),
-        f::and(&[f::eq(b"objectClass", b"rtPerson"), f::eq(b"cn", name), f::eq(b"sttl", b"10")]),
-        f::and(&[f::eq(b"objectClass", b"rtPerson"), f::eq(b"cn", name), f::eq(b"sappid", b"ms-netmeeting")]),
-        f::and(&[f::eq(b"objectClass", b"rtPerson"), f::eq(b"cn", name), f::eq(b"sappid", b"ms-netmeeting"), f::eq(b"sprotid", b"H323")]),
-        f::and(&[f::eq(b"objectClass", b"rtPerson"), f::eq(b"cn", name), f::eq(b"sprotid", b"h323")]),
+        f::and(&[
+            f::eq(b"objectClass", b"rtPerson"),
+            f::eq(b"cn", name),
+            f::eq(b"sttl", b"10"),
+        ]),
+        f::and(&[
+            f::eq(b"objectClass", b"rtPerson"),
+            f::eq(b"cn", name),
+            f::eq(b"sappid", b"ms-netmeeting"),
+        ]),
+        f::and(&[
+            f::eq(b"objectClass", b"rtPerson"),
+            f::eq(b"cn", name),
+            f::eq(b"sappid", b"ms-netmeeting"),
+            f::eq(b"sprotid", b"H323"),
+        ]),
+        f::and(&[
+            f::eq(b"objectClass", b"rtPerson"),
+            f::eq(b"cn", name),
+            f::eq(b"sprotid", b"h323"),
+        ]),
     ];
     for (i, filter) in filters.into_iter().enumerate() {
         let (entries, done) = raw.call(&search(30 + i as i32, base, 0, filter, &[b"cn"]));
-        assert!(matches!(done, Response::Result { code: 0, .. }), "filter {i}: {done:?}");
+        assert!(
+            matches!(done, Response::Result { code: 0, .. }),
+            "filter {i}: {done:?}"
+        );
         assert_eq!(entries.len(), 1, "filter {i}");
         assert_eq!(entries[0].dn, PERSON_DN, "filter {i}");
     }
-    let (none, _) = raw.call(&search(40, base, 0, f::and(&[f::eq(b"cn", name), f::eq(b"sprotid", b"t120")]), &[b"cn"]));
+    let (none, _) = raw.call(&search(
+        40,
+        base,
+        0,
+        f::and(&[f::eq(b"cn", name), f::eq(b"sprotid", b"t120")]),
+        &[b"cn"],
+    ));
     assert!(none.is_empty());
 }
 
@@ -192,10 +330,39 @@ fn sample_conference_filters_of_4_11() {
     let server = TestServer::start();
     let mut raw = server.raw();
     let conf = b"uid=Weekly,ou=dynamic,o=Intranet";
-    assert_eq!(raw.code(&add(1, conf, &[(b"objectClass", &[b"rtConference", b"dynamicObject"]), (b"cn", &[b"Weekly"])])), SUCCESS);
+    assert_eq!(
+        raw.code(&add(
+            1,
+            conf,
+            &[
+                (b"objectClass", &[b"rtConference", b"dynamicObject"]),
+                (b"cn", &[b"Weekly"])
+            ]
+        )),
+        SUCCESS
+    );
     let base = b"objectClass=rtConference";
-    let (entries, _) = raw.call(&search(2, base, 0, f::and(&[f::eq(b"objectClass", b"rtConference"), f::eq(b"cn", b"weekly")]), &[b"uid"]));
+    let (entries, _) = raw.call(&search(
+        2,
+        base,
+        0,
+        f::and(&[
+            f::eq(b"objectClass", b"rtConference"),
+            f::eq(b"cn", b"weekly"),
+        ]),
+        &[b"uid"],
+    ));
     assert_eq!(entries.len(), 1);
-    let (entries, _) = raw.call(&search(3, base, 0, f::and(&[f::eq(b"objectClass", b"rtConference"), f::eq(b"cn", b"Weekly"), f::eq(b"sttl", b"1")]), &[b"entryTTL"]));
+    let (entries, _) = raw.call(&search(
+        3,
+        base,
+        0,
+        f::and(&[
+            f::eq(b"objectClass", b"rtConference"),
+            f::eq(b"cn", b"Weekly"),
+            f::eq(b"sttl", b"1"),
+        ]),
+        &[b"entryTTL"],
+    ));
     assert_eq!(entries[0].first("entryTTL"), Some(&b"60"[..]));
 }

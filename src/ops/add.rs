@@ -14,7 +14,13 @@ use crate::ops::{check_schema, implicit_container, ip_address_value, live, no_su
 use crate::schema::{self, attr};
 use crate::wire::{LdapResult, Responder, WireAttr, tag};
 
-pub fn add(shared: &Shared, session: &Session, dn: &[u8], attrs: Vec<WireAttr>, resp: &mut Responder<'_>) {
+pub fn add(
+    shared: &Shared,
+    session: &Session,
+    dn: &[u8],
+    attrs: Vec<WireAttr>,
+    resp: &mut Responder<'_>,
+) {
     let result = match ils::add(dn, attrs) {
         Ok(plan) => run(shared, session, plan),
         Err(e) => e,
@@ -23,16 +29,24 @@ pub fn add(shared: &Shared, session: &Session, dn: &[u8], attrs: Vec<WireAttr>, 
 }
 
 fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
-    let ils::AddPlan { target, mut attrs, ttl } = plan;
+    let ils::AddPlan {
+        target,
+        mut attrs,
+        ttl,
+    } = plan;
     if target.dn.is_root() {
         return LdapResult::new(LdapResultCode::EntryAlreadyExists, "the root exists");
     }
-    ensure_value(&mut attrs, attr::OBJECT_CLASS, schema::DYNAMIC_OBJECT.as_bytes());
-    if shared.limits.read().observed_ip {
-        if let Some(ip) = ip_address_value(session.peer) {
-            attrs.retain(|(a, _)| *a != attr::IP_ADDRESS);
-            attrs.push((attr::IP_ADDRESS, vec![ip]));
-        }
+    ensure_value(
+        &mut attrs,
+        attr::OBJECT_CLASS,
+        schema::DYNAMIC_OBJECT.as_bytes(),
+    );
+    if shared.limits.read().observed_ip
+        && let Some(ip) = ip_address_value(session.peer)
+    {
+        attrs.retain(|(a, _)| *a != attr::IP_ADDRESS);
+        attrs.push((attr::IP_ADDRESS, vec![ip]));
     }
     let ttl = match ttl {
         Some(requested) => shared.store.ttl.clamp(requested),
@@ -51,13 +65,21 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
     if let Err(e) = check_schema(&attrs) {
         return e;
     }
-    if parent_key != DYNAMIC_KEY && parent_key != APPLICATIONS_KEY && !implicit_container(parent_key) {
+    if parent_key != DYNAMIC_KEY
+        && parent_key != APPLICATIONS_KEY
+        && !implicit_container(parent_key)
+    {
         return LdapResult::new(
             LdapResultCode::UnwillingToPerform,
             "entries are added under ou=Dynamic or ou=Applications",
         );
     }
-    let entry = Entry::new(target.written, target.key.clone(), parent_at, Attributes::from_list(attrs));
+    let entry = Entry::new(
+        target.written,
+        target.key.clone(),
+        parent_at,
+        Attributes::from_list(attrs),
+    );
     match dir.insert(entry, now) {
         Ok(entry) => {
             shared.store.set_ttl(entry, ttl);

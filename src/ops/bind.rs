@@ -19,7 +19,13 @@ pub fn bind(
     resp.result(tag::BIND, &result);
 }
 
-fn check(shared: &Shared, session: &mut Session, version: i64, name: &[u8], auth: BindAuth) -> LdapResult {
+fn check(
+    shared: &Shared,
+    session: &mut Session,
+    version: i64,
+    name: &[u8],
+    auth: BindAuth,
+) -> LdapResult {
     // Any bind first ends the previous authentication.
     session.bound = None;
     if version != 2 && version != 3 {
@@ -30,11 +36,17 @@ fn check(shared: &Shared, session: &mut Session, version: i64, name: &[u8], auth
         BindAuth::Sasl(mechanism) => {
             return LdapResult::new(
                 LdapResultCode::AuthMethodNotSupported,
-                format!("SASL mechanism {} is not supported", String::from_utf8_lossy(&mechanism)),
+                format!(
+                    "SASL mechanism {} is not supported",
+                    String::from_utf8_lossy(&mechanism)
+                ),
             );
         }
         BindAuth::Other => {
-            return LdapResult::new(LdapResultCode::AuthMethodNotSupported, "only simple binds are supported");
+            return LdapResult::new(
+                LdapResultCode::AuthMethodNotSupported,
+                "only simple binds are supported",
+            );
         }
     };
     // An empty password is an anonymous bind whatever the name
@@ -47,7 +59,10 @@ fn check(shared: &Shared, session: &mut Session, version: i64, name: &[u8], auth
     };
     let key = dn.key();
     let limits = shared.limits.read();
-    let known = limits.accounts.iter().any(|a| a.key == key && constant_time_eq(&a.password, &password));
+    let known = limits
+        .accounts
+        .iter()
+        .any(|a| a.key == key && constant_time_eq(&a.password, &password));
     if known {
         session.bound = Some(name.to_vec());
         LdapResult::success()

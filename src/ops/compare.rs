@@ -29,6 +29,19 @@ fn run(shared: &Shared, target: &ils::Target, name: &[u8], value: &[u8]) -> Ldap
         return LdapResult::new(LdapResultCode::NoSuchAttribute, "no such attribute");
     }
     let binary = a.is_binary();
-    let equal = view.any_value(&a, &mut |v| if binary { v == value } else { text_eq(v, value) });
-    LdapResult::new(if equal { LdapResultCode::CompareTrue } else { LdapResultCode::CompareFalse }, "")
+    let equal = view.any_value(&a, &mut |v| {
+        if binary {
+            v == value
+        } else {
+            text_eq(v, value)
+        }
+    });
+    LdapResult::new(
+        if equal {
+            LdapResultCode::CompareTrue
+        } else {
+            LdapResultCode::CompareFalse
+        },
+        "",
+    )
 }

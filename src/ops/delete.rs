@@ -24,19 +24,32 @@ fn run(shared: &Shared, target: &ils::Target) -> LdapResult {
         return no_such_object(&dir, &target.dn, now);
     };
     if !entry.is(class::DYNAMIC) {
-        return LdapResult::new(LdapResultCode::UnwillingToPerform, "the static tree cannot be changed");
+        return LdapResult::new(
+            LdapResultCode::UnwillingToPerform,
+            "the static tree cannot be changed",
+        );
     }
     // Application entries of the same user, including those the Dialer
     // added on their own ([MS-TAIL] 3.5.4 removes both).
     let mut doomed = vec![entry.key.clone()];
-    if entry.is(class::PERSON) {
-        if let Some(cn) = entry.attrs.first(&crate::schema::attr::CN) {
-            doomed.extend(dir.by_cn(cn).iter().filter(|k| {
-                dir.get(k).is_some_and(|e| e.is(class::APPLICATION) && e.parent_key().ends_with(APPLICATIONS_KEY))
-            }).cloned());
-        }
+    if entry.is(class::PERSON)
+        && let Some(cn) = entry.attrs.first(&crate::schema::attr::CN)
+    {
+        doomed.extend(
+            dir.by_cn(cn)
+                .iter()
+                .filter(|k| {
+                    dir.get(k).is_some_and(|e| {
+                        e.is(class::APPLICATION) && e.parent_key().ends_with(APPLICATIONS_KEY)
+                    })
+                })
+                .cloned(),
+        );
     }
     let removed: usize = doomed.iter().map(|k| dir.remove(k)).sum();
-    log::debug!("deleted {} ({removed} entries)", String::from_utf8_lossy(&target.written));
+    log::debug!(
+        "deleted {} ({removed} entries)",
+        String::from_utf8_lossy(&target.written)
+    );
     LdapResult::success()
 }

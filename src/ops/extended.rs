@@ -15,7 +15,13 @@ use crate::wire::{LdapResult, Responder};
 pub const REFRESH: &[u8] = b"1.3.6.1.4.1.1466.101.119.1";
 pub const WHO_AM_I: &[u8] = b"1.3.6.1.4.1.4203.1.11.3";
 
-pub fn extended(shared: &Shared, session: &Session, oid: &[u8], value: Option<&[u8]>, resp: &mut Responder<'_>) {
+pub fn extended(
+    shared: &Shared,
+    session: &Session,
+    oid: &[u8],
+    value: Option<&[u8]>,
+    resp: &mut Responder<'_>,
+) {
     match oid {
         REFRESH => match refresh(shared, value) {
             Ok(ttl) => {
@@ -39,7 +45,10 @@ pub fn extended(shared: &Shared, session: &Session, oid: &[u8], value: Option<&[
         _ => resp.extended(
             &LdapResult::new(
                 LdapResultCode::ProtocolError,
-                format!("extended operation {} is not supported", String::from_utf8_lossy(oid)),
+                format!(
+                    "extended operation {} is not supported",
+                    String::from_utf8_lossy(oid)
+                ),
             ),
             None,
             None,
@@ -53,7 +62,9 @@ fn parse_refresh(value: &[u8]) -> Option<(Vec<u8>, u64)> {
     if !rest.is_empty() {
         return None;
     }
-    let PL::C(parts) = tag.payload else { return None };
+    let PL::C(parts) = tag.payload else {
+        return None;
+    };
     let mut name = None;
     let mut ttl = None;
     for StructureTag { class, id, payload } in parts {
@@ -73,9 +84,9 @@ fn parse_refresh(value: &[u8]) -> Option<(Vec<u8>, u64)> {
 
 /// Refreshes an entry; returns the TTL granted.
 fn refresh(shared: &Shared, value: Option<&[u8]>) -> Result<u32, LdapResult> {
-    let (name, requested) = value
-        .and_then(parse_refresh)
-        .ok_or_else(|| LdapResult::new(LdapResultCode::ProtocolError, "malformed refresh request"))?;
+    let (name, requested) = value.and_then(parse_refresh).ok_or_else(|| {
+        LdapResult::new(LdapResultCode::ProtocolError, "malformed refresh request")
+    })?;
     let target = ils::target(&name)?;
     let now = shared.store.now();
     let dir = shared.store.read();
@@ -83,7 +94,10 @@ fn refresh(shared: &Shared, value: Option<&[u8]>) -> Result<u32, LdapResult> {
         return Err(no_such_object(&dir, &target.dn, now));
     };
     if !entry.is(class::DYNAMIC) {
-        return Err(LdapResult::new(LdapResultCode::ObjectClassViolation, "not a dynamic object"));
+        return Err(LdapResult::new(
+            LdapResultCode::ObjectClassViolation,
+            "not a dynamic object",
+        ));
     }
     let ttl = shared.store.ttl.clamp(requested);
     shared.store.set_ttl(entry, ttl);
@@ -97,10 +111,14 @@ mod tests {
     #[test]
     fn refresh_request_value_is_parsed() {
         // SEQUENCE { [0] "cn=a", [1] 300 }
-        let v = [0x30, 0x0a, 0x80, 0x04, b'c', b'n', b'=', b'a', 0x81, 0x02, 0x01, 0x2c];
+        let v = [
+            0x30, 0x0a, 0x80, 0x04, b'c', b'n', b'=', b'a', 0x81, 0x02, 0x01, 0x2c,
+        ];
         assert_eq!(parse_refresh(&v), Some((b"cn=a".to_vec(), 300)));
         assert_eq!(parse_refresh(&v[..6]), None);
-        let negative = [0x30, 0x09, 0x80, 0x04, b'c', b'n', b'=', b'a', 0x81, 0x01, 0xff];
+        let negative = [
+            0x30, 0x09, 0x80, 0x04, b'c', b'n', b'=', b'a', 0x81, 0x01, 0xff,
+        ];
         assert_eq!(parse_refresh(&negative), None);
     }
 }

@@ -26,7 +26,11 @@ pub fn implicit_container(key: &[u8]) -> bool {
     key.starts_with(b"appname=")
         && key.len() > APPLICATIONS_KEY.len()
         && key.ends_with(APPLICATIONS_KEY)
-        && key[..key.len() - APPLICATIONS_KEY.len()].iter().filter(|&&b| b == b',').count() == 1
+        && key[..key.len() - APPLICATIONS_KEY.len()]
+            .iter()
+            .filter(|&&b| b == b',')
+            .count()
+            == 1
 }
 
 /// Looks up an entry that is there for clients at `now`.
@@ -65,7 +69,10 @@ pub fn check_schema(attrs: &[AttrValues]) -> Result<(), LdapResult> {
     }
     for name in classes {
         let Some(class) = schema::object_class(name) else {
-            return violation(format!("unknown object class {}", String::from_utf8_lossy(name)));
+            return violation(format!(
+                "unknown object class {}",
+                String::from_utf8_lossy(name)
+            ));
         };
         for required in class.must {
             if !attrs.iter().any(|(a, v)| a == required && !v.is_empty()) {
@@ -105,8 +112,12 @@ mod tests {
 
     #[test]
     fn application_containers_exist_implicitly() {
-        assert!(implicit_container(b"appname=ms-netmeeting,ou=applications,o=intranet"));
+        assert!(implicit_container(
+            b"appname=ms-netmeeting,ou=applications,o=intranet"
+        ));
         assert!(!implicit_container(b"ou=applications,o=intranet"));
-        assert!(!implicit_container(b"cn=x,appname=y,ou=applications,o=intranet"));
+        assert!(!implicit_container(
+            b"cn=x,appname=y,ou=applications,o=intranet"
+        ));
     }
 }

@@ -16,20 +16,33 @@ use crate::schema::{self, Attr, attr};
 use crate::store::Directory;
 use crate::wire::{Change, LdapResult, ModKind, Responder, tag};
 
-pub fn modify(shared: &Shared, session: &Session, dn: &[u8], changes: Vec<Change>, resp: &mut Responder<'_>) {
+pub fn modify(
+    shared: &Shared,
+    session: &Session,
+    dn: &[u8],
+    changes: Vec<Change>,
+    resp: &mut Responder<'_>,
+) {
     let result = match ils::modify(dn, changes) {
-        Ok(plan) => run(shared, session, plan).err().unwrap_or_else(LdapResult::success),
+        Ok(plan) => run(shared, session, plan)
+            .err()
+            .unwrap_or_else(LdapResult::success),
         Err(e) => e,
     };
     resp.result(tag::MODIFY, &result);
 }
 
 fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<(), LdapResult> {
-    if shared.limits.read().observed_ip && plan.changes.iter().any(|c| c.attr == attr::IP_ADDRESS) {
-        if let Some(ip) = ip_address_value(session.peer) {
-            plan.changes.retain(|c| c.attr != attr::IP_ADDRESS);
-            plan.changes.push(AttrChange { kind: ModKind::Replace, attr: attr::IP_ADDRESS, values: vec![ip] });
-        }
+    if shared.limits.read().observed_ip
+        && plan.changes.iter().any(|c| c.attr == attr::IP_ADDRESS)
+        && let Some(ip) = ip_address_value(session.peer)
+    {
+        plan.changes.retain(|c| c.attr != attr::IP_ADDRESS);
+        plan.changes.push(AttrChange {
+            kind: ModKind::Replace,
+            attr: attr::IP_ADDRESS,
+            values: vec![ip],
+        });
     }
     let now = shared.store.now();
     let mut dir = shared.store.write();
@@ -37,7 +50,10 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         return Err(no_such_object(&dir, &plan.target.dn, now));
     };
     if !entry.is(class::DYNAMIC) {
-        return Err(LdapResult::new(LdapResultCode::UnwillingToPerform, "the static tree cannot be changed"));
+        return Err(LdapResult::new(
+            LdapResultCode::UnwillingToPerform,
+            "the static tree cannot be changed",
+        ));
     }
     let key = entry.key.clone();
     match plan.smodop {
@@ -51,17 +67,20 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         Some(Smodop::ModifyApp) => {
             let apps = applications(&dir, &key, &plan.changes);
             if apps.is_empty() {
-                return Err(LdapResult::new(LdapResultCode::NoSuchObject, "the user has no application entry"));
+                return Err(LdapResult::new(
+                    LdapResultCode::NoSuchObject,
+                    "the user has no application entry",
+                ));
             }
             for app in apps {
                 change_entry(&mut dir, &app, &plan.changes)?;
             }
         }
     }
-    if let Some(ttl) = plan.ttl {
-        if let Some(entry) = dir.get(&key) {
-            shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
-        }
+    if let Some(ttl) = plan.ttl
+        && let Some(entry) = dir.get(&key)
+    {
+        shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
     }
     Ok(())
 }
@@ -69,7 +88,10 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
 /// Applies changes to one entry, all or nothing.
 fn change_entry(dir: &mut Directory, key: &Key, changes: &[AttrChange]) -> Result<(), LdapResult> {
     let Some(entry) = dir.get(key) else {
-        return Err(LdapResult::new(LdapResultCode::NoSuchObject, "no such object"));
+        return Err(LdapResult::new(
+            LdapResultCode::NoSuchObject,
+            "no such object",
+        ));
     };
     if changes.is_empty() {
         return Ok(());
@@ -80,8 +102,15 @@ fn change_entry(dir: &mut Directory, key: &Key, changes: &[AttrChange]) -> Resul
     }
     check_rdn(entry, &attrs)?;
     check_schema(&attrs)?;
-    if !attrs.iter().any(|(a, v)| *a == attr::OBJECT_CLASS && v.iter().any(|c| text_eq(c, schema::DYNAMIC_OBJECT.as_bytes()))) {
-        return Err(LdapResult::new(LdapResultCode::ObjectClassModsProhibited, "dynamicObject cannot be removed"));
+    if !attrs.iter().any(|(a, v)| {
+        *a == attr::OBJECT_CLASS
+            && v.iter()
+                .any(|c| text_eq(c, schema::DYNAMIC_OBJECT.as_bytes()))
+    }) {
+        return Err(LdapResult::new(
+            LdapResultCode::ObjectClassModsProhibited,
+            "dynamicObject cannot be removed",
+        ));
     }
     dir.set_attrs(key, Attributes::from_list(attrs));
     Ok(())
@@ -95,7 +124,10 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
     match change.kind {
         ModKind::Add => {
             if change.values.is_empty() {
-                return Err(LdapResult::new(LdapResultCode::ProtocolError, "add needs values"));
+                return Err(LdapResult::new(
+                    LdapResultCode::ProtocolError,
+                    "add needs values",
+                ));
             }
             let current = match pos {
                 Some(i) => &mut attrs[i].1,
@@ -106,14 +138,20 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
             };
             for v in &change.values {
                 if current.iter().any(|c| same(c, v)) {
-                    return Err(LdapResult::new(LdapResultCode::AttributeOrValueExists, "value exists"));
+                    return Err(LdapResult::new(
+                        LdapResultCode::AttributeOrValueExists,
+                        "value exists",
+                    ));
                 }
                 current.push(v.clone());
             }
         }
         ModKind::Delete => {
             let Some(i) = pos else {
-                return Err(LdapResult::new(LdapResultCode::NoSuchAttribute, "no such attribute"));
+                return Err(LdapResult::new(
+                    LdapResultCode::NoSuchAttribute,
+                    "no such attribute",
+                ));
             };
             if change.values.is_empty() {
                 attrs.remove(i);
@@ -122,7 +160,10 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
                     let before = attrs[i].1.len();
                     attrs[i].1.retain(|c| !same(c, v));
                     if attrs[i].1.len() == before {
-                        return Err(LdapResult::new(LdapResultCode::NoSuchAttribute, "no such value"));
+                        return Err(LdapResult::new(
+                            LdapResultCode::NoSuchAttribute,
+                            "no such value",
+                        ));
                     }
                 }
                 if attrs[i].1.is_empty() {
@@ -130,16 +171,14 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
                 }
             }
         }
-        ModKind::Replace => {
-            match pos {
-                Some(i) if change.values.is_empty() => {
-                    attrs.remove(i);
-                }
-                Some(i) => attrs[i].1 = change.values.clone(),
-                None if change.values.is_empty() => {}
-                None => attrs.push((change.attr.clone(), change.values.clone())),
+        ModKind::Replace => match pos {
+            Some(i) if change.values.is_empty() => {
+                attrs.remove(i);
             }
-        }
+            Some(i) => attrs[i].1 = change.values.clone(),
+            None if change.values.is_empty() => {}
+            None => attrs.push((change.attr.clone(), change.values.clone())),
+        },
     }
     Ok(())
 }
@@ -149,23 +188,41 @@ fn check_rdn(entry: &Entry, attrs: &[AttrValues]) -> Result<(), LdapResult> {
     let Ok(dn) = crate::dn::Dn::parse(&entry.dn) else {
         return Ok(());
     };
-    let Some(rdn) = dn.rdns.first() else { return Ok(()) };
-    let kept = attrs.iter().any(|(a, v)| *a == rdn.attr && v.iter().any(|x| text_eq(x, &rdn.value)));
+    let Some(rdn) = dn.rdns.first() else {
+        return Ok(());
+    };
+    let kept = attrs
+        .iter()
+        .any(|(a, v)| *a == rdn.attr && v.iter().any(|x| text_eq(x, &rdn.value)));
     if kept {
         Ok(())
     } else {
-        Err(LdapResult::new(LdapResultCode::NotALlowedOnRDN, "the naming value cannot be removed"))
+        Err(LdapResult::new(
+            LdapResultCode::NotALlowedOnRDN,
+            "the naming value cannot be removed",
+        ))
     }
 }
 
 /// smodop 0: creates (or updates) the person's application entry, which
 /// then lives and dies with the person.
-fn add_application(dir: &mut Directory, person: &Key, changes: &[AttrChange], now: u64) -> Result<(), LdapResult> {
+fn add_application(
+    dir: &mut Directory,
+    person: &Key,
+    changes: &[AttrChange],
+    now: u64,
+) -> Result<(), LdapResult> {
     let Some(p) = dir.get(person) else {
-        return Err(LdapResult::new(LdapResultCode::NoSuchObject, "no such object"));
+        return Err(LdapResult::new(
+            LdapResultCode::NoSuchObject,
+            "no such object",
+        ));
     };
     if !p.is(class::PERSON) {
-        return Err(LdapResult::new(LdapResultCode::UnwillingToPerform, "applications belong to an rtPerson"));
+        return Err(LdapResult::new(
+            LdapResultCode::UnwillingToPerform,
+            "applications belong to an rtPerson",
+        ));
     }
     let cn = p.attrs.first(&attr::CN).unwrap_or_default().to_vec();
     let app = ils::application_dn(&cn, &ils::application_name(changes));
@@ -185,10 +242,20 @@ fn add_application(dir: &mut Directory, person: &Key, changes: &[AttrChange], no
     ensure_value(&mut attrs, attr::CN, &cn);
     ensure_value(&mut attrs, attr::APP_NAME, &app.dn.rdns[1].value);
     let parent_at = app.parent_at();
-    let entry = Entry::new(app.written, app.key, parent_at, Attributes::from_list(attrs));
+    let entry = Entry::new(
+        app.written,
+        app.key,
+        parent_at,
+        Attributes::from_list(attrs),
+    );
     let key = dir
         .insert(entry, now)
-        .map_err(|_| LdapResult::new(LdapResultCode::EntryAlreadyExists, "application entry exists"))?
+        .map_err(|_| {
+            LdapResult::new(
+                LdapResultCode::EntryAlreadyExists,
+                "application entry exists",
+            )
+        })?
         .key
         .clone();
     dir.attach(person, &key);
@@ -200,26 +267,40 @@ fn add_application(dir: &mut Directory, person: &Key, changes: &[AttrChange], no
 fn replace_all(changes: &[AttrChange]) -> Vec<AttrChange> {
     changes
         .iter()
-        .map(|c| AttrChange { kind: if c.kind == ModKind::Add { ModKind::Replace } else { c.kind }, ..c.clone() })
+        .map(|c| AttrChange {
+            kind: if c.kind == ModKind::Add {
+                ModKind::Replace
+            } else {
+                c.kind
+            },
+            ..c.clone()
+        })
         .collect()
 }
 
 /// The application entries an smodop 1 or 3 addresses: the one named by
 /// `sappname`/`sappid` when the Modify names one, else all of the person's.
 fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Key> {
-    let Some(p) = dir.get(person) else { return Vec::new() };
+    let Some(p) = dir.get(person) else {
+        return Vec::new();
+    };
     let named = [attr::APP_NAME, attr::APPLICATION_ID]
         .iter()
         .any(|a: &Attr| changes.iter().any(|c| c.attr == *a && !c.values.is_empty()));
     let cn = p.attrs.first(&attr::CN).unwrap_or_default();
     if named {
         let app = ils::application_dn(cn, &ils::application_name(changes));
-        return dir.get(&app.key).map(|e| vec![e.key.clone()]).unwrap_or_default();
+        return dir
+            .get(&app.key)
+            .map(|e| vec![e.key.clone()])
+            .unwrap_or_default();
     }
     let mut keys = p.dependents.clone();
     for key in dir.by_cn(cn) {
         if !keys.contains(key)
-            && dir.get(key).is_some_and(|e| e.is(class::APPLICATION) && e.parent_key().ends_with(ils::APPLICATIONS_KEY))
+            && dir.get(key).is_some_and(|e| {
+                e.is(class::APPLICATION) && e.parent_key().ends_with(ils::APPLICATIONS_KEY)
+            })
         {
             keys.push(key.clone());
         }

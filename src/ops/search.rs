@@ -42,14 +42,20 @@ struct Progress {
 impl Progress {
     fn check(&self) -> Result<(), LdapResult> {
         if self.size_limit > 0 && self.sent >= self.size_limit {
-            return Err(LdapResult::new(LdapResultCode::SizeLimitExceeded, "size limit exceeded"));
+            return Err(LdapResult::new(
+                LdapResultCode::SizeLimitExceeded,
+                "size limit exceeded",
+            ));
         }
         self.check_time()
     }
 
     fn check_time(&self) -> Result<(), LdapResult> {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(LdapResult::new(LdapResultCode::TimeLimitExceeded, "time limit exceeded"));
+            return Err(LdapResult::new(
+                LdapResultCode::TimeLimitExceeded,
+                "time limit exceeded",
+            ));
         }
         Ok(())
     }
@@ -62,7 +68,12 @@ fn smallest_nonzero(a: u64, b: u64) -> u64 {
     }
 }
 
-fn run(shared: &Shared, plan: SearchPlan, resp: &mut Responder<'_>, flush: Flush<'_>) -> LdapResult {
+fn run(
+    shared: &Shared,
+    plan: SearchPlan,
+    resp: &mut Responder<'_>,
+    flush: Flush<'_>,
+) -> LdapResult {
     let (size_limit, time_limit) = {
         let limits = shared.limits.read();
         let size = smallest_nonzero(plan.size_limit as u64, limits.size_limit as u64) as usize;
@@ -79,7 +90,9 @@ fn run(shared: &Shared, plan: SearchPlan, resp: &mut Responder<'_>, flush: Flush
     }
     let store = &shared.store;
     let now = store.now();
-    let sttl = plan.sttl.map(|minutes| store.ttl.clamp(minutes.saturating_mul(60)));
+    let sttl = plan
+        .sttl
+        .map(|minutes| store.ttl.clamp(minutes.saturating_mul(60)));
     let mut rest: Vec<Key> = Vec::new();
     {
         let dir = store.read();
@@ -95,7 +108,7 @@ fn run(shared: &Shared, plan: SearchPlan, resp: &mut Responder<'_>, flush: Flush
         let mut examined = 0usize;
         let mut visit = |entry: &Entry| -> Result<(), LdapResult> {
             examined += 1;
-            if examined % 4096 == 0 {
+            if examined.is_multiple_of(4096) {
                 progress.check_time()?;
             }
             if !selected(&plan, base_key, entry) || !dir.alive(entry, now) {
@@ -124,8 +137,14 @@ fn run(shared: &Shared, plan: SearchPlan, resp: &mut Responder<'_>, flush: Flush
         let outcome = match (&plan.base, plan.scope, &plan.exact_name) {
             (Base::Entry(t), Scope::Base, _) => dir.get(&t.key).map_or(Ok(()), &mut visit),
             (_, _, Some((a, name))) => {
-                let keys = if *a == attr::CN { dir.by_cn(name) } else { dir.by_uid(name) };
-                keys.iter().filter_map(|k| dir.get(k)).try_for_each(&mut visit)
+                let keys = if *a == attr::CN {
+                    dir.by_cn(name)
+                } else {
+                    dir.by_uid(name)
+                };
+                keys.iter()
+                    .filter_map(|k| dir.get(k))
+                    .try_for_each(&mut visit)
             }
             _ => dir.iter().try_for_each(&mut visit),
         };
@@ -135,7 +154,9 @@ fn run(shared: &Shared, plan: SearchPlan, resp: &mut Responder<'_>, flush: Flush
             return finish_chunks(store, &plan, rest, resp, flush, now).map_or_else(|e| e, |()| e);
         }
     }
-    finish_chunks(store, &plan, rest, resp, flush, now).err().unwrap_or_else(LdapResult::success)
+    finish_chunks(store, &plan, rest, resp, flush, now)
+        .err()
+        .unwrap_or_else(LdapResult::success)
 }
 
 /// Sends the entries that did not fit in the first buffer, a chunk at a
@@ -173,7 +194,9 @@ fn selected(plan: &SearchPlan, base_key: Option<&[u8]>, entry: &Entry) -> bool {
                 Scope::Subtree => {
                     key == base
                         || base.is_empty()
-                        || (key.len() > base.len() && key.ends_with(base) && key[key.len() - base.len() - 1] == b',')
+                        || (key.len() > base.len()
+                            && key.ends_with(base)
+                            && key[key.len() - base.len() - 1] == b',')
                 }
             }
         }
@@ -205,7 +228,14 @@ fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>
                 if let Some(ttl) = view.ttl {
                     let minutes = ttl.div_ceil(60).to_string().into_bytes();
                     if !attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                        attrs.push((name.clone(), if plan.types_only { vec![] } else { vec![minutes] }));
+                        attrs.push((
+                            name.clone(),
+                            if plan.types_only {
+                                vec![]
+                            } else {
+                                vec![minutes]
+                            },
+                        ));
                     }
                 }
             }
@@ -215,17 +245,31 @@ fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>
                     push_attr(&mut attrs, plan, view, a.name(), &a);
                 }
             }
-            Want::AllOperational => push_attr(&mut attrs, plan, view, attr::ENTRY_TTL.name(), &attr::ENTRY_TTL),
+            Want::AllOperational => push_attr(
+                &mut attrs,
+                plan,
+                view,
+                attr::ENTRY_TTL.name(),
+                &attr::ENTRY_TTL,
+            ),
         }
     }
     resp.entry(
         &view.entry.dn,
-        attrs.iter().map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
+        attrs
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
     );
 }
 
 /// Adds an attribute of the view to a result under `name`, once.
-fn push_attr(attrs: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>, plan: &SearchPlan, view: &PersonView<'_>, name: &[u8], a: &Attr) {
+fn push_attr(
+    attrs: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    plan: &SearchPlan,
+    view: &PersonView<'_>,
+    name: &[u8],
+    a: &Attr,
+) {
     if attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
         return;
     }
@@ -248,18 +292,39 @@ fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
         ("namingContexts", vec![text("o=Intranet")]),
         ("supportedLDAPVersion", vec![text("2"), text("3")]),
         ("supportedSASLMechanisms", vec![text("NTLM")]),
-        ("supportedExtension", vec![extended::REFRESH.to_vec(), extended::WHO_AM_I.to_vec()]),
-        ("dynamicSubtrees", vec![text("ou=Dynamic,o=Intranet"), text("ou=Applications,o=Intranet")]),
+        (
+            "supportedExtension",
+            vec![extended::REFRESH.to_vec(), extended::WHO_AM_I.to_vec()],
+        ),
+        (
+            "dynamicSubtrees",
+            vec![
+                text("ou=Dynamic,o=Intranet"),
+                text("ou=Applications,o=Intranet"),
+            ],
+        ),
         ("vendorName", vec![text("ilsd")]),
-        ("vendorVersion", vec![text(concat!("ilsd ", env!("CARGO_PKG_VERSION")))]),
+        (
+            "vendorVersion",
+            vec![text(concat!("ilsd ", env!("CARGO_PKG_VERSION")))],
+        ),
     ];
-    let wants_all = plan.attrs.iter().any(|r| matches!(r.want, Want::AllUser | Want::AllOperational));
+    let wants_all = plan
+        .attrs
+        .iter()
+        .any(|r| matches!(r.want, Want::AllUser | Want::AllOperational));
     let mut chosen: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
     if wants_all {
-        chosen = all.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.clone())).collect();
+        chosen = all
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
+            .collect();
     } else {
         for r in &plan.attrs {
-            if let Some((_, v)) = all.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&r.name)) {
+            if let Some((_, v)) = all
+                .iter()
+                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&r.name))
+            {
                 chosen.push((r.name.clone(), v.clone()));
             }
         }
@@ -270,7 +335,12 @@ fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
     if !plan.filter.matches(&RootDseValues(&all)) {
         return;
     }
-    resp.entry(b"", chosen.iter().map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))));
+    resp.entry(
+        b"",
+        chosen
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
+    );
 }
 
 struct RootDseValues<'a>(&'a [(&'a str, Vec<Vec<u8>>)]);

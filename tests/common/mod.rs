@@ -86,7 +86,8 @@ pub fn int(tag: u8, v: i64) -> Vec<u8> {
     let bytes = v.to_be_bytes();
     let mut start = 0;
     while start < 7
-        && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0) || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
+        && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
+            || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
     {
         start += 1;
     }
@@ -99,11 +100,20 @@ pub fn message(msgid: i32, op: Vec<u8>) -> Vec<u8> {
 }
 
 pub fn bind_v2(msgid: i32) -> Vec<u8> {
-    message(msgid, cons(0x60, &[int(0x02, 2), octets(b""), prim(0x80, b"")]))
+    message(
+        msgid,
+        cons(0x60, &[int(0x02, 2), octets(b""), prim(0x80, b"")]),
+    )
 }
 
 pub fn bind_simple(msgid: i32, version: i64, dn: &[u8], password: &[u8]) -> Vec<u8> {
-    message(msgid, cons(0x60, &[int(0x02, version), octets(dn), prim(0x80, password)]))
+    message(
+        msgid,
+        cons(
+            0x60,
+            &[int(0x02, version), octets(dn), prim(0x80, password)],
+        ),
+    )
 }
 
 pub fn unbind(msgid: i32) -> Vec<u8> {
@@ -120,8 +130,10 @@ pub fn add(msgid: i32, dn: &[u8], attrs: &[(&[u8], &[&[u8]])]) -> Vec<u8> {
     message(msgid, cons(0x68, &[octets(dn), cons(0x30, &list)]))
 }
 
-/// A Modify; each change is (operation 0 add / 1 delete / 2 replace, name, values).
-pub fn modify(msgid: i32, dn: &[u8], changes: &[(i64, &[u8], &[&[u8]])]) -> Vec<u8> {
+/// One change of a Modify: operation (0 add, 1 delete, 2 replace), name, values.
+pub type RawChange<'a> = (i64, &'a [u8], &'a [&'a [u8]]);
+
+pub fn modify(msgid: i32, dn: &[u8], changes: &[RawChange<'_>]) -> Vec<u8> {
     let list: Vec<Vec<u8>> = changes
         .iter()
         .map(|(op, n, v)| cons(0x30, &[int(0x0a, *op), attribute(n, v)]))
@@ -230,7 +242,10 @@ impl RawEntry {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.attrs.iter().map(|(n, _)| String::from_utf8_lossy(n).into_owned()).collect()
+        self.attrs
+            .iter()
+            .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+            .collect()
     }
 }
 
@@ -238,8 +253,19 @@ impl RawEntry {
 #[derive(Debug)]
 pub enum Response {
     Entry(i32, RawEntry),
-    Result { msgid: i32, tag: u64, code: i64, matched: Vec<u8>, message: Vec<u8> },
-    Extended { msgid: i32, code: i64, name: Option<Vec<u8>>, value: Option<Vec<u8>> },
+    Result {
+        msgid: i32,
+        tag: u64,
+        code: i64,
+        matched: Vec<u8>,
+        message: Vec<u8>,
+    },
+    Extended {
+        msgid: i32,
+        code: i64,
+        name: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    },
 }
 
 /// A raw LDAP connection.
@@ -251,8 +277,13 @@ pub struct Raw {
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).expect("connects");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw { stream, buf: Vec::new() }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -285,7 +316,10 @@ impl Raw {
     pub fn collect(&mut self) -> (Vec<RawEntry>, Response) {
         let mut entries = Vec::new();
         loop {
-            match self.recv().expect("a response before the connection closes") {
+            match self
+                .recv()
+                .expect("a response before the connection closes")
+            {
                 Response::Entry(_, e) => entries.push(e),
                 other => return (entries, other),
             }
@@ -309,36 +343,62 @@ impl Raw {
 
 fn parse_response(tag: ldap3_lber::structure::StructureTag) -> Response {
     use ldap3_lber::structure::PL;
-    let PL::C(parts) = tag.payload else { panic!("message is not a sequence") };
+    let PL::C(parts) = tag.payload else {
+        panic!("message is not a sequence")
+    };
     let msgid = match &parts[0].payload {
         PL::P(b) => b.iter().fold(0i64, |a, &x| (a << 8) | x as i64) as i32,
         _ => panic!("bad msgid"),
     };
     let op = &parts[1];
-    let PL::C(fields) = &op.payload else { panic!("op is not constructed: {op:?}") };
+    let PL::C(fields) = &op.payload else {
+        panic!("op is not constructed: {op:?}")
+    };
     let bytes = |t: &ldap3_lber::structure::StructureTag| match &t.payload {
         PL::P(b) => b.clone(),
         PL::C(_) => panic!("expected a primitive"),
     };
     if op.id == 4 {
         let dn = bytes(&fields[0]);
-        let PL::C(list) = &fields[1].payload else { panic!() };
+        let PL::C(list) = &fields[1].payload else {
+            panic!()
+        };
         let attrs = list
             .iter()
             .map(|a| {
                 let PL::C(pair) = &a.payload else { panic!() };
-                let PL::C(vals) = &pair[1].payload else { panic!() };
+                let PL::C(vals) = &pair[1].payload else {
+                    panic!()
+                };
                 (bytes(&pair[0]), vals.iter().map(bytes).collect())
             })
             .collect();
         return Response::Entry(msgid, RawEntry { dn, attrs });
     }
-    let code = bytes(&fields[0]).iter().fold(0i64, |a, &x| (a << 8) | x as i64);
+    let code = bytes(&fields[0])
+        .iter()
+        .fold(0i64, |a, &x| (a << 8) | x as i64);
     if op.id == 24 {
-        let find = |id: u64| fields.iter().find(|f| f.id == id && f.class == ldap3_lber::common::TagClass::Context).map(bytes);
-        return Response::Extended { msgid, code, name: find(10), value: find(11) };
+        let find = |id: u64| {
+            fields
+                .iter()
+                .find(|f| f.id == id && f.class == ldap3_lber::common::TagClass::Context)
+                .map(bytes)
+        };
+        return Response::Extended {
+            msgid,
+            code,
+            name: find(10),
+            value: find(11),
+        };
     }
-    Response::Result { msgid, tag: op.id, code, matched: bytes(&fields[1]), message: bytes(&fields[2]) }
+    Response::Result {
+        msgid,
+        tag: op.id,
+        code,
+        matched: bytes(&fields[1]),
+        message: bytes(&fields[2]),
+    }
 }
 
 /// Decodes a response with ldap3_proto, for checks that need its types.

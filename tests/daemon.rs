@@ -1,0 +1,394 @@
+//! The real `ilsd` binary as a service manager runs it: options, the
+//! configuration file, signals, readiness notification, socket activation,
+//! privilege drop, and the man page's agreement with `--help`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ilsd");
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ilsd-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running daemon whose log lines arrive on a channel.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    port: u16,
+}
+
+impl Daemon {
+    fn spawn(mut cmd: Command) -> Daemon {
+        cmd.stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .env_remove("JOURNAL_STREAM");
+        let mut child = cmd.spawn().expect("ilsd starts");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            lines,
+            port: 0,
+        };
+        let line = daemon.wait_for("listening on");
+        daemon.port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+        daemon.wait_for("ready");
+        daemon
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => eprintln!("ilsd: {line}"),
+                Err(_) => panic!("no log line with '{needle}'"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ilsd did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn raw(&self) -> Raw {
+        Raw::connect(([127, 0, 0, 1], self.port).into())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ilsd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    cmd
+}
+
+fn output(args: &[&str]) -> (i32, String, String) {
+    let out = ilsd(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn test_config_accepts_good_files_and_names_the_bad_line() {
+    let dir = Scratch::new("t");
+    let good = dir.file(
+        "good.conf",
+        "# ok\nlisten 127.0.0.1:1002\nmax-ttl 3600\nobserved-ip yes\n",
+    );
+    let (code, stdout, _) = output(&["-t", "-f", good.to_str().unwrap()]);
+    assert_eq!((code, stdout.trim()), (0, "configuration OK"));
+    let bad = dir.file("bad.conf", "max-ttl 3600\n\nfrobnicate 1\n");
+    let (code, _, stderr) = output(&["-t", "-f", bad.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("bad.conf:3:") && stderr.contains("frobnicate"),
+        "{stderr}"
+    );
+    let value = dir.file("value.conf", "min-ttl soon\n");
+    let (code, _, stderr) = output(&["--test-config", "--config", value.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert!(stderr.contains("value.conf:1:"), "{stderr}");
+    let (code, _, stderr) = output(&["-t", "-f", "/nonexistent/ilsd.conf"]);
+    assert_eq!(
+        code, 78,
+        "a named file that is missing is an error: {stderr}"
+    );
+    let (code, _, _) = output(&[
+        "-t",
+        "--min-ttl",
+        "50",
+        "--max-ttl",
+        "10",
+        "-f",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 78, "inconsistent bounds");
+}
+
+#[test]
+fn bad_usage_exits_64_with_one_usage_line() {
+    for args in [
+        &["--no-such-option"][..],
+        &["extra"],
+        &["--max-ttl"],
+        &["--max-ttl", "x"],
+    ] {
+        let (code, stdout, stderr) = output(args);
+        assert_eq!(code, 64, "{args:?}: {stderr}");
+        assert!(stdout.is_empty());
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("usage:")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+    let (code, stdout, _) = output(&["-V"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("ilsd "));
+}
+
+#[test]
+fn cannot_bind_exits_71() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = output(&["-f", "/dev/null", "-l", &addr]);
+    assert_eq!(code, 71, "{stderr}");
+}
+
+#[test]
+fn sigterm_stops_gracefully_with_a_client_connected() {
+    let daemon_cmd = ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]);
+    let mut daemon = Daemon::spawn(daemon_cmd);
+    let mut client = daemon.raw();
+    assert_eq!(client.code(&bind_v2(1)), 0);
+    let started = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(client.closed());
+}
+
+#[test]
+fn sighup_applies_a_new_maximum_ttl_and_keeps_entries() {
+    let dir = Scratch::new("hup");
+    let conf = dir.file("ilsd.conf", "listen 127.0.0.1:0\nmax-ttl 3600\nmin-ttl 1\n");
+    let daemon = Daemon::spawn(ilsd(&["-f", conf.to_str().unwrap()]));
+    let mut raw = daemon.raw();
+    assert_eq!(raw.code(&add(1, b"cn=kept,objectClass=rtPerson", &[])), 0);
+    let ttl_after = |raw: &mut Raw, msgid| {
+        assert_eq!(
+            raw.code(&modify(
+                msgid,
+                b"cn=kept,objectClass=rtPerson",
+                &[(2, b"entryTTL", &[b"100000"])]
+            )),
+            0
+        );
+        let (e, _) = raw.call(&search(
+            msgid + 1,
+            b"objectClass=rtPerson",
+            0,
+            f::eq(b"cn", b"kept"),
+            &[b"entryTTL"],
+        ));
+        std::str::from_utf8(e[0].first("entryTTL").unwrap())
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(ttl_after(&mut raw, 2) > 3500);
+    std::fs::write(&conf, "listen 127.0.0.1:0\nmax-ttl 50\nmin-ttl 1\n").unwrap();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("reloaded");
+    assert!(
+        ttl_after(&mut raw, 4) <= 50,
+        "new maximum applied, entry kept"
+    );
+    std::fs::write(&conf, "max-ttl fifty\n").unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let line = daemon.wait_for("reload rejected");
+    assert!(line.contains("ilsd.conf:1:"), "{line}");
+    assert!(ttl_after(&mut raw, 6) <= 50, "old configuration kept");
+}
+
+#[test]
+fn notifies_the_service_manager() {
+    let dir = Scratch::new("notify");
+    let path = dir.0.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut cmd = ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]);
+    cmd.env("NOTIFY_SOCKET", &path);
+    let mut daemon = Daemon::spawn(cmd);
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    daemon.signal(Signal::SIGHUP);
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"RELOADING=1");
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    daemon.signal(Signal::SIGTERM);
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(daemon.wait(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn socket_activation_uses_the_passed_listener() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fd = listener.as_raw_fd();
+    // LISTEN_PID must be the daemon's own pid: the shell sets it to its
+    // pid and then becomes ilsd.
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args([
+        "-c",
+        &format!("LISTEN_PID=$$ LISTEN_FDS=1 exec {BIN} -f /dev/null -l 127.0.0.1:1"),
+    ]);
+    // SAFETY: dup2 is async-signal-safe; it puts the listener at fd 3
+    // without close-on-exec, where socket activation expects it.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if fd == 3 {
+                nix::libc::fcntl(3, nix::libc::F_SETFD, 0) == 0
+            } else {
+                nix::libc::dup2(fd, 3) == 3
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let daemon = Daemon::spawn(cmd);
+    assert_eq!(daemon.port, port, "the passed socket, not --listen");
+    drop(listener);
+    assert_eq!(daemon.raw().code(&bind_v2(1)), 0);
+}
+
+#[test]
+fn drops_privileges_when_started_as_root() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: privilege drop needs the test to run as root");
+        return;
+    }
+    let daemon = Daemon::spawn(ilsd(&[
+        "-f",
+        "/dev/null",
+        "-l",
+        "127.0.0.1:0",
+        "-u",
+        "nobody",
+    ]));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid;
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == nobody.to_string()),
+        "{uid_line}"
+    );
+    assert_eq!(
+        daemon.raw().code(&bind_v2(1)),
+        0,
+        "still serving after the drop"
+    );
+    let (code, _, _) = output(&["-t", "-f", "/dev/null", "-u", "no-such-user-here"]);
+    assert_eq!(code, 0, "-t only checks syntax");
+}
+
+fn long_options(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let bytes = text.as_bytes();
+    for i in 0..bytes.len().saturating_sub(2) {
+        if bytes[i] == b'-'
+            && bytes[i + 1] == b'-'
+            && bytes[i + 2].is_ascii_lowercase()
+            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+        {
+            let name: String = text[i + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            found.insert(name.trim_end_matches('-').to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn man_page_documents_exactly_the_options_of_help() {
+    let (code, help, _) = output(&["--help"]);
+    assert_eq!(code, 0);
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/ilsd.8")).unwrap();
+    // man(7) source writes "--" as "\-\-".
+    let page = page
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\fI", "")
+        .replace("\\fP", "");
+    assert_eq!(long_options(&help), long_options(&page));
+    let conf =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/ilsd.conf.5"))
+            .unwrap();
+    for s in ilsd::config::SETTINGS {
+        assert!(
+            conf.contains(&s.name.replace('-', "\\-")),
+            "ilsd.conf(5) lacks {}",
+            s.name
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! Bad input: garbage, truncated, oversized and malformed frames, the
+//! PROTOS c06 suite, pipelining, split writes, the connection limit and
+//! idle clients. None of it may harm another client's session.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Reads the Notice of Disconnection and then EOF.
+fn expect_notice(raw: &mut Raw, code: i64) {
+    match raw.recv() {
+        Some(Response::Extended {
+            msgid: 0,
+            code: c,
+            name,
+            ..
+        }) => {
+            assert_eq!(c, code);
+            assert_eq!(name.as_deref(), Some(&b"1.3.6.1.4.1.1466.20036"[..]));
+        }
+        other => panic!("expected a notice of disconnection, got {other:?}"),
+    }
+    assert!(raw.closed());
+}
+
+#[test]
+fn garbage_gets_a_notice_and_does_not_disturb_another_session() {
+    let server = TestServer::start();
+    let mut good = server.raw();
+    assert_eq!(good.code(&bind_v2(1)), 0);
+    assert_eq!(
+        good.code(&add(2, b"cn=steady,objectClass=rtPerson", &[])),
+        0
+    );
+    let mut bad = server.raw();
+    bad.send(b"GET / HTTP/1.0\r\n\r\n");
+    expect_notice(&mut bad, 2);
+    // The first client's session and data are untouched.
+    let (e, _) = good.call(&search(
+        3,
+        b"objectClass=rtPerson",
+        0,
+        f::eq(b"cn", b"steady"),
+        &[b"cn"],
+    ));
+    assert_eq!(e.len(), 1);
+}
+
+#[test]
+fn malformed_messages_are_protocol_errors() {
+    let server = TestServer::start();
+    for frame in [
+        &[0x30, 0x02, 0x02, 0x01][..],               // inner element cut short
+        &[0x30, 0x05, 0x02, 0x01, 0x01, 0x61, 0x00], // a response sent as a request
+        &[0x30, 0x05, 0x02, 0x01, 0x01, 0x7f, 0x00], // unknown operation
+        &[0x30, 0x80, 0x02, 0x01, 0x01, 0x42, 0x00, 0, 0], // indefinite length
+        &[0x30, 0x06, 0x02, 0x01, 0x01, 0x63, 0x01, 0x00], // search that is not a sequence
+        &[0x30, 0x00],                               // empty message
+    ] {
+        let mut raw = server.raw();
+        raw.send(frame);
+        expect_notice(&mut raw, 2);
+    }
+    let empty = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/ldap-valid/malformed-message-empty.bin"),
+    );
+    if let Ok(bytes) = empty {
+        let mut raw = server.raw();
+        raw.send(&bytes);
+        raw.send(&[0x30, 0x00]);
+        expect_notice(&mut raw, 2);
+    }
+}
+
+#[test]
+fn oversized_requests_are_refused_from_the_header() {
+    let server = TestServer::with(|c| c.max_request_size = 1024);
+    let mut raw = server.raw();
+    // Announces 2 GiB; the server must not wait for, or buffer, the body.
+    raw.send(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x01]);
+    expect_notice(&mut raw, 2);
+    let mut raw = server.raw();
+    let big = add(
+        1,
+        b"cn=big,objectClass=rtPerson",
+        &[(b"comment", &[&[b'x'; 2000]])],
+    );
+    raw.send(&big);
+    expect_notice(&mut raw, 2);
+    let mut raw = server.raw();
+    assert_eq!(
+        raw.code(&add(
+            1,
+            b"cn=small,objectClass=rtPerson",
+            &[(b"comment", &[&[b'x'; 500]])]
+        )),
+        0
+    );
+}
+
+#[test]
+fn truncated_requests_are_dropped_at_the_idle_timeout() {
+    let server = TestServer::with(|c| c.idle_timeout = Duration::from_secs(1));
+    let mut raw = server.raw();
+    let frame = bind_v2(1);
+    let started = Instant::now();
+    // A trickle: one byte every 300 ms never completes within the timeout.
+    for b in &frame[..frame.len() - 1] {
+        if raw.stream.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    assert!(raw.closed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    // A silent client is closed too.
+    let mut silent = server.raw();
+    let started = Instant::now();
+    assert!(silent.closed());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[test]
+fn pipelined_and_split_requests() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    // Two requests in one write.
+    let mut two = bind_v2(1);
+    two.extend(add(2, b"cn=pipe,objectClass=rtPerson", &[]));
+    raw.send(&two);
+    assert!(matches!(
+        raw.recv(),
+        Some(Response::Result {
+            msgid: 1,
+            code: 0,
+            ..
+        })
+    ));
+    assert!(matches!(
+        raw.recv(),
+        Some(Response::Result {
+            msgid: 2,
+            code: 0,
+            ..
+        })
+    ));
+    // One request over many writes.
+    let req = search(
+        3,
+        b"objectClass=rtPerson",
+        0,
+        f::eq(b"cn", b"pipe"),
+        &[b"cn"],
+    );
+    for part in req.chunks(3) {
+        raw.send(part);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (entries, _) = raw.collect();
+    assert_eq!(entries.len(), 1);
+}
+
+#[test]
+fn protos_c06_suite_never_crashes_the_server() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/protos-c06-enc");
+    let Ok(files) = std::fs::read_dir(&dir) else {
+        eprintln!("skipped: {} is not on this machine", dir.display());
+        return;
+    };
+    let server = TestServer::with(|c| c.max_request_size = 256 * 1024);
+    let mut paths: Vec<_> = files.flatten().map(|f| f.path()).collect();
+    paths.sort();
+    let mut answered = 0;
+    for path in &paths {
+        let bytes = std::fs::read(path).unwrap();
+        let mut raw = server.raw();
+        raw.send(&bytes);
+        match raw.recv() {
+            Some(Response::Entry(..)) | Some(Response::Result { .. }) => answered += 1,
+            Some(Response::Extended { msgid: 0, .. }) | None => {}
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+    assert!(
+        answered >= 90,
+        "only {answered} of {} answered",
+        paths.len()
+    );
+    // Still serving.
+    assert_eq!(server.raw().code(&bind_v2(1)), 0);
+}
+
+#[test]
+fn ber_vectors_never_crash_the_server() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/ber-vectors");
+    let Ok(files) = std::fs::read_dir(&dir) else {
+        eprintln!("skipped: {} is not on this machine", dir.display());
+        return;
+    };
+    let server = TestServer::with(|c| c.idle_timeout = Duration::from_secs(1));
+    for file in files
+        .flatten()
+        .filter(|f| f.path().extension().is_some_and(|e| e == "ber"))
+    {
+        let bytes = std::fs::read(file.path()).unwrap();
+        let mut raw = server.raw();
+        raw.send(&bytes);
+        // Either a response, a notice, or a close at the idle timeout.
+        let _ = raw.recv();
+    }
+    assert_eq!(server.raw().code(&bind_v2(1)), 0);
+}
+
+#[test]
+fn connections_over_the_limit_are_told_busy() {
+    let server = TestServer::with(|c| c.max_connections = 2);
+    let mut first = server.raw();
+    let mut second = server.raw();
+    assert_eq!(first.code(&bind_v2(1)), 0);
+    assert_eq!(second.code(&bind_v2(1)), 0);
+    let mut third = server.raw();
+    expect_notice(&mut third, 51);
+    // Those inside are still served, and a slot frees when one leaves.
+    assert_eq!(first.code(&bind_v2(2)), 0);
+    second.send(&unbind(3));
+    assert!(second.closed());
+    let started = Instant::now();
+    loop {
+        let mut next = server.raw();
+        next.send(&bind_v2(1));
+        match next.recv() {
+            Some(Response::Result { code: 0, .. }) => break,
+            _ => assert!(started.elapsed() < Duration::from_secs(3), "no slot freed"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn shutdown_returns_with_idle_clients_connected() {
+    let server = TestServer::start();
+    let mut idle = server.raw();
+    assert_eq!(idle.code(&bind_v2(1)), 0);
+    let started = Instant::now();
+    server.server.shutdown();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(idle.closed());
+}
