@@ -89,6 +89,14 @@ pub fn init_logging(level: log::LevelFilter) {
         builder.format_timestamp_millis();
     }
     let _ = builder.try_init();
+    set_log_level(level);
+}
+
+/// Applies the configured log level, unless RUST_LOG decides it.
+pub fn set_log_level(level: log::LevelFilter) {
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(level);
+    }
 }
 
 /// Sends a state change to the service manager if NOTIFY_SOCKET is set

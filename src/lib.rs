@@ -11,6 +11,7 @@
 //! serve one connection at a time ([`connection`]), and one expiry thread
 //! ([`expiry`]). They share the [`store::Store`].
 
+pub mod bench;
 pub mod ber;
 pub mod config;
 pub mod connection;

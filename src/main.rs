@@ -181,7 +181,7 @@ fn reload(server: &Server, args: &Args, current: Config) -> Config {
         }
     };
     server.reload(&next);
-    log::set_max_level(next.log_level);
+    daemon::set_log_level(next.log_level);
     log::info!(
         "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
         next.default_ttl,

@@ -1,0 +1,738 @@
+//! The load generator behind `ils-bench`: closed-loop workloads that ILS
+//! clients generate, against any LDAP server, with latency statistics.
+//!
+//! Each connection is a thread that sends a request, waits for its answer
+//! and records the time it took. Requests are encoded once, ahead of the
+//! run, and answers are read with a minimal BER walk, so that the client
+//! costs the server's machine as little as possible.
+//!
+//! In `--standard` mode every workload uses plain RFC 4511 and RFC 2589
+//! operations (DNs under ou=Dynamic, the refresh extended operation, no
+//! `sttl` or `smodop`), so the same run works against OpenLDAP with dds.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::ber::{Encoder, Frame, frame_len};
+
+/// The workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    NetMeeting,
+    Refresh,
+    RefreshExt,
+    Tapi,
+    Find,
+    List,
+    Churn,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 7] = [
+        Workload::NetMeeting,
+        Workload::Refresh,
+        Workload::RefreshExt,
+        Workload::Tapi,
+        Workload::Find,
+        Workload::List,
+        Workload::Churn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::NetMeeting => "netmeeting",
+            Workload::Refresh => "refresh",
+            Workload::RefreshExt => "refresh-ext",
+            Workload::Tapi => "tapi",
+            Workload::Find => "find",
+            Workload::List => "list",
+            Workload::Churn => "churn",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub target: SocketAddr,
+    pub workload: Workload,
+    pub connections: usize,
+    pub duration: Duration,
+    pub entries: usize,
+    pub standard: bool,
+    /// TTL, in seconds, of the entries registered for the run.
+    pub ttl: u32,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub workload: String,
+    pub operations: u64,
+    pub errors: u64,
+    /// Entries received (the `list` workload's unit).
+    pub entries: u64,
+    pub seconds: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl Report {
+    /// Builds a report from per-operation latencies in microseconds.
+    pub fn from_latencies(
+        workload: &str,
+        mut latencies: Vec<u64>,
+        errors: u64,
+        entries: u64,
+        seconds: f64,
+    ) -> Report {
+        latencies.sort_unstable();
+        Report {
+            workload: workload.to_string(),
+            operations: latencies.len() as u64,
+            errors,
+            entries,
+            seconds,
+            p50_us: percentile(&latencies, 50.0),
+            p90_us: percentile(&latencies, 90.0),
+            p99_us: percentile(&latencies, 99.0),
+            max_us: latencies.last().copied().unwrap_or(0),
+        }
+    }
+
+    pub fn ops_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.operations as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn entries_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.entries as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"workload\":\"{}\",\"operations\":{},\"errors\":{},\"entries\":{},\"seconds\":{:.3},\"ops_per_sec\":{:.1},\"entries_per_sec\":{:.1},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+            self.workload,
+            self.operations,
+            self.errors,
+            self.entries,
+            self.seconds,
+            self.ops_per_sec(),
+            self.entries_per_sec(),
+            self.p50_us,
+            self.p90_us,
+            self.p99_us,
+            self.max_us
+        )
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{}: {:.0} ops/s, {} errors, latency p50 {} us, p90 {} us, p99 {} us, max {} us",
+            self.workload,
+            self.ops_per_sec(),
+            self.errors,
+            self.p50_us,
+            self.p90_us,
+            self.p99_us,
+            self.max_us
+        );
+        if self.entries > 0 {
+            s.push_str(&format!(", {:.0} entries/s", self.entries_per_sec()));
+        }
+        s
+    }
+}
+
+/// The nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Encodes requests.
+struct Req;
+
+impl Req {
+    fn message(msgid: i32, body: impl FnOnce(&mut Encoder<'_>)) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        let mut enc = Encoder::new(&mut buf);
+        enc.start(0x30);
+        enc.integer(0x02, msgid as i64);
+        body(&mut enc);
+        enc.end();
+        buf.to_vec()
+    }
+
+    fn bind(version: i64) -> Vec<u8> {
+        Req::message(1, |e| {
+            e.start(0x60);
+            e.integer(0x02, version);
+            e.octets(b"");
+            e.primitive(0x80, b"");
+            e.end();
+        })
+    }
+
+    fn unbind() -> Vec<u8> {
+        Req::message(9, |e| e.primitive(0x42, b""))
+    }
+
+    fn add(dn: &[u8], attrs: &[(&[u8], Vec<&[u8]>)]) -> Vec<u8> {
+        Req::message(2, |e| {
+            e.start(0x68);
+            e.octets(dn);
+            e.start(0x30);
+            for (name, values) in attrs {
+                e.start(0x30);
+                e.octets(name);
+                e.start(0x31);
+                for v in values {
+                    e.octets(v);
+                }
+                e.end();
+                e.end();
+            }
+            e.end();
+            e.end();
+        })
+    }
+
+    fn modify(dn: &[u8], changes: &[(i64, &[u8], Vec<&[u8]>)]) -> Vec<u8> {
+        Req::message(3, |e| {
+            e.start(0x66);
+            e.octets(dn);
+            e.start(0x30);
+            for (op, name, values) in changes {
+                e.start(0x30);
+                e.integer(0x0a, *op);
+                e.start(0x30);
+                e.octets(name);
+                e.start(0x31);
+                for v in values {
+                    e.octets(v);
+                }
+                e.end();
+                e.end();
+                e.end();
+            }
+            e.end();
+            e.end();
+        })
+    }
+
+    fn delete(dn: &[u8]) -> Vec<u8> {
+        Req::message(4, |e| e.primitive(0x4a, dn))
+    }
+
+    /// A search with an AND of equality assertions (an empty list is
+    /// `(cn=*)`).
+    fn search(base: &[u8], scope: i64, equals: &[(&[u8], &[u8])], attrs: &[&[u8]]) -> Vec<u8> {
+        Req::message(5, |e| {
+            e.start(0x63);
+            e.octets(base);
+            e.integer(0x0a, scope);
+            e.integer(0x0a, 0);
+            e.integer(0x02, 0);
+            e.integer(0x02, 0);
+            e.primitive(0x01, &[0]);
+            if equals.is_empty() {
+                e.primitive(0x87, b"cn");
+            } else {
+                e.start(0xa0);
+                for (a, v) in equals {
+                    e.start(0xa3);
+                    e.octets(a);
+                    e.octets(v);
+                    e.end();
+                }
+                e.end();
+            }
+            e.start(0x30);
+            for a in attrs {
+                e.octets(a);
+            }
+            e.end();
+            e.end();
+        })
+    }
+
+    fn refresh(dn: &[u8], ttl: u32) -> Vec<u8> {
+        Req::message(6, |e| {
+            e.start(0x77);
+            e.primitive(0x80, b"1.3.6.1.4.1.1466.101.119.1");
+            let mut value = BytesMut::new();
+            let mut v = Encoder::new(&mut value);
+            v.start(0x30);
+            v.primitive(0x80, dn);
+            v.integer(0x81, ttl as i64);
+            v.end();
+            e.primitive(0x81, &value);
+            e.end();
+        })
+    }
+}
+
+fn person_cn(i: usize) -> String {
+    format!("user{i}@bench.example")
+}
+
+fn person_dn(plan: &Plan, i: usize) -> Vec<u8> {
+    if plan.standard {
+        format!("cn={},ou=Dynamic,o=Intranet", person_cn(i)).into_bytes()
+    } else {
+        format!("c=-,o=Microsoft,cn={},objectClass=rtPerson", person_cn(i)).into_bytes()
+    }
+}
+
+/// The registration Add of [MS-TAIL] 4.1.2, with a unique cn.
+fn register_add(plan: &Plan, i: usize) -> Vec<u8> {
+    let cn = person_cn(i);
+    let ttl = plan.ttl.to_string();
+    let minutes = plan.ttl.div_ceil(60).to_string();
+    let mut attrs: Vec<(&[u8], Vec<&[u8]>)> = vec![
+        (b"cn", vec![cn.as_bytes()]),
+        (b"givenname", vec![b"Eric"]),
+        (b"surname", vec![b"Gruber"]),
+        (b"rfc822mailbox", vec![cn.as_bytes()]),
+        (b"location", vec![b"Seattle"]),
+        (b"comment", vec![b"Participant"]),
+        (b"c", vec![b"-"]),
+        (b"sflags", vec![b"1"]),
+        (b"ILSA26214430", vec![b"0"]),
+        (b"ILSA26279966", vec![b"84020942"]),
+        (b"ILSA32833566", vec![b"1"]),
+        (b"ILSA32964638", vec![b"1"]),
+        (b"ILSA39321630", vec![b"2"]),
+    ];
+    if plan.standard {
+        attrs.push((b"objectClass", vec![b"rtPerson", b"dynamicObject"]));
+        attrs.push((b"ipAddress", vec![b"3758139584"]));
+        attrs.push((b"securityToken", vec![b"21912384"]));
+        attrs.push((b"entryTtl", vec![ttl.as_bytes()]));
+    } else {
+        attrs.push((b"sipaddress", vec![b"3758139584"]));
+        attrs.push((b"ssecurity", vec![b"21912384"]));
+        attrs.push((b"sttl", vec![minutes.as_bytes()]));
+    }
+    Req::add(&person_dn(plan, i), &attrs)
+}
+
+/// The registration Modify of [MS-TAIL] 4.1.3.
+fn register_modify(plan: &Plan, i: usize) -> Option<Vec<u8>> {
+    if plan.standard {
+        return None;
+    }
+    Some(Req::modify(
+        &person_dn(plan, i),
+        &[
+            (2, b"smodop", vec![b"0"]),
+            (2, b"sappid", vec![b"ms-netmeeting"]),
+            (2, b"smimetype", vec![b"text/iuls"]),
+            (2, b"sappguid", vec![b"008aff194794cf118796444553540000"]),
+            (2, b"sprotid", vec![b"t120", b"h323"]),
+            (2, b"sprotmimetype", vec![b"text/t120", b"text/h323"]),
+            (2, b"sport", vec![b"1503", b"1720"]),
+        ],
+    ))
+}
+
+/// The keep-alive of the workload for user `i`.
+fn refresh_request(plan: &Plan, i: usize, extended: bool) -> Vec<u8> {
+    let cn = person_cn(i);
+    if plan.standard || extended {
+        let dn = format!("cn={cn},ou=Dynamic,o=Intranet");
+        return Req::refresh(dn.as_bytes(), plan.ttl);
+    }
+    let minutes = plan.ttl.div_ceil(60).to_string();
+    Req::search(
+        b"objectClass=rtPerson",
+        0,
+        &[
+            (b"objectClass", b"rtPerson"),
+            (b"cn", cn.as_bytes()),
+            (b"sttl", minutes.as_bytes()),
+        ],
+        &[b"cn"],
+    )
+}
+
+fn find_request(plan: &Plan, i: usize) -> Vec<u8> {
+    let cn = person_cn(i);
+    let attrs: &[&[u8]] = &[
+        b"cn",
+        b"givenname",
+        b"surname",
+        b"rfc822mailbox",
+        b"location",
+        b"comment",
+        b"ipAddress",
+    ];
+    if plan.standard {
+        Req::search(
+            b"ou=Dynamic,o=Intranet",
+            1,
+            &[(b"objectClass", b"rtPerson"), (b"cn", cn.as_bytes())],
+            attrs,
+        )
+    } else {
+        Req::search(
+            b"objectClass=rtPerson",
+            0,
+            &[(b"objectClass", b"rtPerson"), (b"cn", cn.as_bytes())],
+            attrs,
+        )
+    }
+}
+
+/// A connection that sends requests and reads answers.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// What one exchange brought back.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub code: i64,
+    pub entries: u64,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+        })
+    }
+
+    /// Sends a request and reads up to its final response.
+    pub fn call(&mut self, request: &[u8]) -> io::Result<Answer> {
+        self.stream.write_all(request)?;
+        let mut answer = Answer::default();
+        loop {
+            let frame = self.next_frame()?;
+            match response_kind(frame) {
+                Some((0x64, _)) => answer.entries += 1,
+                Some((_, code)) => {
+                    answer.code = code;
+                    return Ok(answer);
+                }
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "unreadable response",
+                    ));
+                }
+            }
+        }
+    }
+
+    pub fn send(&mut self, request: &[u8]) -> io::Result<()> {
+        self.stream.write_all(request)
+    }
+
+    fn next_frame(&mut self) -> io::Result<&[u8]> {
+        loop {
+            match frame_len(&self.buf[self.start..], usize::MAX) {
+                Frame::Complete(n) => {
+                    let at = self.start;
+                    self.start += n;
+                    return Ok(&self.buf[at..at + n]);
+                }
+                Frame::Incomplete => {
+                    if self.start > 0 {
+                        self.buf.drain(..self.start);
+                        self.start = 0;
+                    }
+                    let len = self.buf.len();
+                    self.buf.resize(len + 64 * 1024, 0);
+                    let n = self.stream.read(&mut self.buf[len..])?;
+                    self.buf.truncate(len + n);
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+                _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad frame")),
+            }
+        }
+    }
+}
+
+/// Reads a TLV header: (tag, content start, content length).
+fn header(b: &[u8]) -> Option<(u8, usize, usize)> {
+    let tag = *b.first()?;
+    let first = *b.get(1)?;
+    if first < 0x80 {
+        return Some((tag, 2, first as usize));
+    }
+    let n = (first & 0x7f) as usize;
+    let len = b
+        .get(2..2 + n)?
+        .iter()
+        .fold(0usize, |a, &x| (a << 8) | x as usize);
+    Some((tag, 2 + n, len))
+}
+
+/// The protocolOp tag of a response and, for results, the result code.
+fn response_kind(frame: &[u8]) -> Option<(u8, i64)> {
+    let (_, start, _) = header(frame)?;
+    let rest = &frame[start..];
+    let (_, id_start, id_len) = header(rest)?;
+    let rest = &rest[id_start + id_len..];
+    let (op, op_start, _) = header(rest)?;
+    if op == 0x64 {
+        return Some((op, 0));
+    }
+    let body = &rest[op_start..];
+    let (_, code_start, code_len) = header(body)?;
+    let code = body
+        .get(code_start..code_start + code_len)?
+        .iter()
+        .fold(0i64, |a, &x| (a << 8) | x as i64);
+    Some((op, code))
+}
+
+fn expect_ok(answer: io::Result<Answer>, allowed: &[i64]) -> Result<Answer, ()> {
+    match answer {
+        Ok(a) if a.code == 0 || allowed.contains(&a.code) => Ok(a),
+        _ => Err(()),
+    }
+}
+
+/// Registers `plan.entries` users (and, for `tapi`, their application
+/// entries) before a run, over a few connections.
+pub fn populate(plan: &Plan) -> io::Result<u64> {
+    let threads = plan.connections.clamp(1, 4);
+    let failures = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || -> io::Result<u64> {
+                    let mut conn = Conn::open(plan.target)?;
+                    conn.call(&Req::bind(if plan.standard { 3 } else { 2 }))?;
+                    let mut failed = 0;
+                    for i in (t..plan.entries).step_by(threads) {
+                        // 68: already there from an earlier run.
+                        if expect_ok(conn.call(&register_add(plan, i)), &[68]).is_err() {
+                            failed += 1;
+                        }
+                        if let Some(m) = register_modify(plan, i) {
+                            if expect_ok(conn.call(&m), &[]).is_err() {
+                                failed += 1;
+                            }
+                        }
+                    }
+                    conn.send(&Req::unbind())?;
+                    Ok(failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Ok(1)))
+            .collect::<io::Result<Vec<u64>>>()
+    })?;
+    Ok(failures.iter().sum())
+}
+
+/// Runs a workload and reports. `populate` must have run for the
+/// workloads that use registered users.
+pub fn run(plan: &Plan) -> Report {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let results: Vec<(Vec<u64>, u64, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..plan.connections)
+            .map(|c| {
+                let stop = stop.clone();
+                scope.spawn(move || worker(plan, c, &stop))
+            })
+            .collect();
+        std::thread::sleep(plan.duration);
+        stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut latencies = Vec::new();
+    let (mut errors, mut entries) = (0, 0);
+    for (l, e, n) in results {
+        latencies.extend(l);
+        errors += e;
+        entries += n;
+    }
+    Report::from_latencies(plan.workload.name(), latencies, errors, entries, seconds)
+}
+
+/// One connection's loop: returns latencies, errors and entries seen.
+fn worker(plan: &Plan, index: usize, stop: &AtomicBool) -> (Vec<u64>, u64, u64) {
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let (mut errors, mut entries) = (0u64, 0u64);
+    let n = plan.entries.max(1);
+    // A cheap per-connection sequence over the users.
+    let mut next = index.wrapping_mul(7919) % n;
+    let mut pick = || {
+        next = (next + 7919) % n;
+        next
+    };
+    let version = if plan.standard { 3 } else { 2 };
+    let mut conn = match plan.workload {
+        Workload::NetMeeting | Workload::Churn => None,
+        _ => match Conn::open(plan.target).and_then(|mut c| c.call(&Req::bind(version)).map(|_| c))
+        {
+            Ok(c) => Some(c),
+            Err(_) => return (latencies, 1, 0),
+        },
+    };
+    let mut cycle = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        let outcome: Result<u64, ()> = match plan.workload {
+            Workload::Refresh
+            | Workload::RefreshExt
+            | Workload::Find
+            | Workload::List
+            | Workload::Tapi => {
+                let c = conn.as_mut().expect("persistent connection");
+                let i = pick();
+                let request = match plan.workload {
+                    Workload::Refresh => refresh_request(plan, i, false),
+                    Workload::RefreshExt => refresh_request(plan, i, true),
+                    Workload::Find => find_request(plan, i),
+                    Workload::Tapi if plan.standard => refresh_request(plan, i, true),
+                    Workload::Tapi => Req::modify(
+                        format!("cn={},ou=Dynamic,o=Intranet", person_cn(i)).as_bytes(),
+                        &[(2, b"entryTTL", vec![plan.ttl.to_string().as_bytes()])],
+                    ),
+                    _ => Req::search(b"ou=Dynamic,o=Intranet", 1, &[], &[b"cn", b"ipAddress"]),
+                };
+                expect_ok(c.call(&request), &[]).map(|a| a.entries)
+            }
+            Workload::Churn => {
+                let i = pick();
+                (|| -> Result<u64, ()> {
+                    let mut c = Conn::open(plan.target).map_err(|_| ())?;
+                    expect_ok(c.call(&Req::bind(version)), &[])?;
+                    let a = expect_ok(c.call(&find_request(plan, i)), &[])?;
+                    c.send(&Req::unbind()).map_err(|_| ())?;
+                    Ok(a.entries)
+                })()
+            }
+            Workload::NetMeeting => {
+                // A user of this connection's own range, so that
+                // connections never register the same name.
+                let i = plan.entries + index * 1_000_000 + cycle;
+                cycle += 1;
+                (|| -> Result<u64, ()> {
+                    let mut c = Conn::open(plan.target).map_err(|_| ())?;
+                    expect_ok(c.call(&Req::bind(version)), &[])?;
+                    expect_ok(c.call(&register_add(plan, i)), &[])?;
+                    if let Some(m) = register_modify(plan, i) {
+                        expect_ok(c.call(&m), &[])?;
+                    }
+                    c.send(&Req::unbind()).map_err(|_| ())?;
+                    let mut c = Conn::open(plan.target).map_err(|_| ())?;
+                    expect_ok(c.call(&Req::bind(version)), &[])?;
+                    expect_ok(c.call(&refresh_request(plan, i, false)), &[])?;
+                    c.send(&Req::unbind()).map_err(|_| ())?;
+                    let mut c = Conn::open(plan.target).map_err(|_| ())?;
+                    expect_ok(c.call(&Req::bind(version)), &[])?;
+                    expect_ok(c.call(&Req::delete(&person_dn(plan, i))), &[])?;
+                    c.send(&Req::unbind()).map_err(|_| ())?;
+                    Ok(0)
+                })()
+            }
+        };
+        match outcome {
+            Ok(n) => {
+                latencies.push(t.elapsed().as_micros() as u64);
+                entries += n;
+            }
+            Err(()) => {
+                errors += 1;
+                if conn.is_some() {
+                    // Start over on a fresh connection.
+                    conn = Conn::open(plan.target)
+                        .ok()
+                        .and_then(|mut c| c.call(&Req::bind(version)).ok().map(|_| c));
+                    if conn.is_none() {
+                        std::thread::sleep(Duration::from_millis(10));
+                        conn = Conn::open(plan.target).ok();
+                        if conn.is_none() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (latencies, errors, entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 90.0), 90);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn report_rates_and_json() {
+        let r = Report::from_latencies("refresh", vec![30, 10, 20, 40], 1, 8, 2.0);
+        assert_eq!(r.operations, 4);
+        assert_eq!((r.p50_us, r.p90_us, r.p99_us, r.max_us), (20, 40, 40, 40));
+        assert_eq!(r.ops_per_sec(), 2.0);
+        assert_eq!(r.entries_per_sec(), 4.0);
+        assert!(r.to_json().contains("\"ops_per_sec\":2.0"));
+        assert!(r.to_json().contains("\"errors\":1"));
+    }
+
+    #[test]
+    fn responses_are_read_without_a_full_decode() {
+        let mut out = BytesMut::new();
+        crate::wire::Responder {
+            msgid: 7,
+            out: &mut out,
+        }
+        .result(
+            crate::wire::tag::SEARCH_DONE,
+            &crate::wire::LdapResult::new(ldap3_proto::LdapResultCode::SizeLimitExceeded, ""),
+        );
+        assert_eq!(response_kind(&out), Some((0x65, 4)));
+    }
+}

@@ -1,0 +1,77 @@
+//! ils-bench runs each workload against a real ilsd without errors, in
+//! both the ILS dialect and standard mode. Nothing here measures speed.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn bench(server: &TestServer, workload: &str, standard: bool) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ils-bench"));
+    cmd.args([
+        "--workload",
+        workload,
+        "--connections",
+        "2",
+        "--duration",
+        "1",
+        "--entries",
+        "50",
+        "--json",
+    ]);
+    if standard {
+        cmd.arg("--standard");
+    }
+    let out = cmd.arg(server.addr.to_string()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{workload} standard={standard}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn field(json: &str, name: &str) -> f64 {
+    let at = json
+        .find(&format!("\"{name}\":"))
+        .unwrap_or_else(|| panic!("{name} in {json}"));
+    json[at + name.len() + 3..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn every_workload_runs_without_errors() {
+    for standard in [false, true] {
+        let server = TestServer::start();
+        for workload in [
+            "netmeeting",
+            "refresh",
+            "refresh-ext",
+            "tapi",
+            "find",
+            "list",
+            "churn",
+        ] {
+            let json = bench(&server, workload, standard);
+            assert_eq!(field(&json, "errors"), 0.0, "{json}");
+            assert!(field(&json, "operations") > 0.0, "{json}");
+            let rate = field(&json, "ops_per_sec");
+            let computed = field(&json, "operations") / field(&json, "seconds");
+            assert!((rate - computed).abs() <= computed * 0.01 + 0.1, "{json}");
+            if workload == "list" {
+                // Every listing returns the 50 users (and nothing else).
+                assert_eq!(
+                    field(&json, "entries"),
+                    50.0 * field(&json, "operations"),
+                    "{json}"
+                );
+            }
+        }
+    }
+}
