@@ -171,6 +171,10 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// One change of a Modify: operation (0 add, 1 delete, 2 replace), name,
+/// values.
+type Change<'a> = (i64, &'a [u8], Vec<&'a [u8]>);
+
 /// Encodes requests.
 struct Req;
 
@@ -219,7 +223,7 @@ impl Req {
         })
     }
 
-    fn modify(dn: &[u8], changes: &[(i64, &[u8], Vec<&[u8]>)]) -> Vec<u8> {
+    fn modify(dn: &[u8], changes: &[Change<'_>]) -> Vec<u8> {
         Req::message(3, |e| {
             e.start(0x66);
             e.octets(dn);
@@ -542,10 +546,10 @@ pub fn populate(plan: &Plan) -> io::Result<u64> {
                         if expect_ok(conn.call(&register_add(plan, i)), &[68]).is_err() {
                             failed += 1;
                         }
-                        if let Some(m) = register_modify(plan, i) {
-                            if expect_ok(conn.call(&m), &[]).is_err() {
-                                failed += 1;
-                            }
+                        if let Some(m) = register_modify(plan, i)
+                            && expect_ok(conn.call(&m), &[]).is_err()
+                        {
+                            failed += 1;
                         }
                     }
                     conn.send(&Req::unbind())?;
