@@ -90,7 +90,7 @@ fn oversized_requests_are_refused_from_the_header() {
         b"cn=big,objectClass=rtPerson",
         &[(b"comment", &[&[b'x'; 2000]])],
     );
-    raw.send(&big);
+    let _ = raw.stream.write_all(&big);
     expect_notice(&mut raw, 2);
     let mut raw = server.raw();
     assert_eq!(
@@ -186,7 +186,9 @@ fn protos_c06_suite_never_crashes_the_server() {
     for path in &paths {
         let bytes = std::fs::read(path).unwrap();
         let mut raw = server.raw();
-        raw.send(&bytes);
+        // The largest cases are refused from their header, so the server
+        // may close before the whole request is written.
+        let _ = raw.stream.write_all(&bytes);
         match raw.recv() {
             Some(Response::Entry(..)) | Some(Response::Result { .. }) => answered += 1,
             Some(Response::Extended { msgid: 0, .. }) | None => {}
@@ -216,7 +218,7 @@ fn ber_vectors_never_crash_the_server() {
     {
         let bytes = std::fs::read(file.path()).unwrap();
         let mut raw = server.raw();
-        raw.send(&bytes);
+        let _ = raw.stream.write_all(&bytes);
         // Either a response, a notice, or a close at the idle timeout.
         let _ = raw.recv();
     }
