@@ -313,7 +313,6 @@ fn person_dn(plan: &Plan, i: usize) -> Vec<u8> {
 /// The registration Add of [MS-TAIL] 4.1.2, with a unique cn.
 fn register_add(plan: &Plan, i: usize) -> Vec<u8> {
     let cn = person_cn(i);
-    let ttl = plan.ttl.to_string();
     let minutes = plan.ttl.div_ceil(60).to_string();
     let mut attrs: Vec<(&[u8], Vec<&[u8]>)> = vec![
         (b"cn", vec![cn.as_bytes()]),
@@ -322,7 +321,8 @@ fn register_add(plan: &Plan, i: usize) -> Vec<u8> {
         (b"rfc822mailbox", vec![cn.as_bytes()]),
         (b"location", vec![b"Seattle"]),
         (b"comment", vec![b"Participant"]),
-        (b"c", vec![b"-"]),
+        // slapd checks c against the country syntax; NetMeeting sends "-".
+        (b"c", vec![if plan.standard { b"US" } else { b"-" }]),
         (b"sflags", vec![b"1"]),
         (b"ILSA26214430", vec![b"0"]),
         (b"ILSA26279966", vec![b"84020942"]),
@@ -334,7 +334,6 @@ fn register_add(plan: &Plan, i: usize) -> Vec<u8> {
         attrs.push((b"objectClass", vec![b"rtPerson", b"dynamicObject"]));
         attrs.push((b"ipAddress", vec![b"3758139584"]));
         attrs.push((b"securityToken", vec![b"21912384"]));
-        attrs.push((b"entryTtl", vec![ttl.as_bytes()]));
     } else {
         attrs.push((b"sipaddress", vec![b"3758139584"]));
         attrs.push((b"ssecurity", vec![b"21912384"]));
