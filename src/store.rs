@@ -167,7 +167,7 @@ impl Directory {
             let key = old.key.clone();
             self.remove(&key);
         }
-        self.index(&entry, true);
+        self.index(&entry.key, &entry.attrs, true);
         if entry.is(class::DYNAMIC) {
             self.dynamic_count += 1;
         }
@@ -181,7 +181,7 @@ impl Directory {
         let Some(entry) = self.entries.remove(key) else {
             return 0;
         };
-        self.index(&entry, false);
+        self.index(&entry.key, &entry.attrs, false);
         if entry.is(class::DYNAMIC) {
             self.dynamic_count -= 1;
         }
@@ -199,42 +199,16 @@ impl Directory {
 
     /// Replaces an entry's attributes, keeping the indexes in step.
     pub fn set_attrs(&mut self, key: &[u8], attrs: Attributes) {
-        let Some(entry) = self.entries.get(key) else {
-            return;
-        };
-        let old_names = (
-            entry
-                .attrs
-                .get(&attr::CN)
-                .map(index_key)
-                .collect::<Vec<_>>(),
-            entry
-                .attrs
-                .get(&attr::UID)
-                .map(index_key)
-                .collect::<Vec<_>>(),
-        );
-        let new_names = (
-            attrs.get(&attr::CN).map(index_key).collect::<Vec<_>>(),
-            attrs.get(&attr::UID).map(index_key).collect::<Vec<_>>(),
-        );
-        let was_dynamic = entry.is(class::DYNAMIC);
-        let reindex = old_names != new_names;
-        let snapshot;
-        if reindex {
-            snapshot = Entry::new(Vec::new(), entry.key.to_vec(), 0, entry.attrs.clone());
-            self.index(&snapshot, false);
-        }
         let Some(entry) = self.entries.get_mut(key) else {
             return;
         };
-        entry.attrs = attrs;
+        let was_dynamic = entry.is(class::DYNAMIC);
+        let old = std::mem::replace(&mut entry.attrs, attrs);
         entry.classes = entry.compute_classes();
         let is_dynamic = entry.is(class::DYNAMIC);
-        if reindex {
-            let snapshot = Entry::new(Vec::new(), entry.key.to_vec(), 0, entry.attrs.clone());
-            self.index(&snapshot, true);
-        }
+        let (key, new) = (entry.key.clone(), entry.attrs.clone());
+        self.index(&key, &old, false);
+        self.index(&key, &new, true);
         match (was_dynamic, is_dynamic) {
             (false, true) => self.dynamic_count += 1,
             (true, false) => self.dynamic_count -= 1,
@@ -254,17 +228,17 @@ impl Directory {
         }
     }
 
-    fn index(&mut self, entry: &Entry, add: bool) {
+    fn index(&mut self, key: &Key, attrs: &Attributes, add: bool) {
         for (a, map) in [(attr::CN, &mut self.by_cn), (attr::UID, &mut self.by_uid)] {
-            for value in entry.attrs.get(&a) {
+            for value in attrs.get(&a) {
                 let name = index_key(value);
                 if add {
                     let keys = map.entry(name).or_default();
-                    if !keys.contains(&entry.key) {
-                        keys.push(entry.key.clone());
+                    if !keys.contains(key) {
+                        keys.push(key.clone());
                     }
                 } else if let Some(keys) = map.get_mut(&name) {
-                    keys.retain(|k| *k != entry.key);
+                    keys.retain(|k| k != key);
                     if keys.is_empty() {
                         map.remove(&name);
                     }
