@@ -8,6 +8,7 @@
 //! count and the length-prefixed values. Modifications unpack, change and
 //! repack; entries are small and modifications rare next to reads.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -99,11 +100,6 @@ impl Attributes {
 
     pub fn has(&self, want: &Attr) -> bool {
         self.get(want).left > 0
-    }
-
-    /// Bytes of memory held, for accounting.
-    pub fn heap_size(&self) -> usize {
-        self.packed.len()
     }
 }
 
@@ -236,42 +232,90 @@ pub mod class {
 }
 
 /// One entry of the directory.
+///
+/// A million users are two million entries, so every field counts: the DN
+/// as written is usually the key with some letters in upper case and is
+/// then kept as a bitmap over the key rather than a second copy
+/// ([`Written`]), and an entry without links holds no allocation for them.
 #[derive(Debug)]
 pub struct Entry {
-    /// The DN as it was first written.
-    pub dn: Box<[u8]>,
     /// The normalised DN, the entry's key in the store.
     pub key: Key,
-    /// Where the parent's key starts inside `key`.
-    pub parent_at: u16,
+    written: Written,
     pub attrs: Attributes,
-    /// [`class`] bits, kept in step with objectClass.
-    pub classes: u8,
     /// Milliseconds on the store clock when the entry expires, or [`NEVER`].
     pub expires: AtomicU64,
     /// The earliest deadline the expiry heap holds for this entry.
     pub scheduled: AtomicU64,
     /// Application entries that live and die with this person.
-    pub dependents: Vec<Key>,
+    pub dependents: Box<[Key]>,
     /// The person an application entry lives and dies with.
     pub owner: Option<Key>,
+    /// Where the parent's key starts inside `key`.
+    pub parent_at: u16,
+    /// [`class`] bits, kept in step with objectClass.
+    pub classes: u8,
+}
+
+/// The DN as it was first written.
+#[derive(Debug)]
+enum Written {
+    /// The key, with byte `i` in upper case where bit `i` is set.
+    Case([u64; 2]),
+    /// Any other spelling.
+    Text(Box<[u8]>),
+}
+
+impl Written {
+    fn new(dn: Vec<u8>, key: &[u8]) -> Written {
+        if dn.len() != key.len() || dn.len() > 128 || dn.to_ascii_lowercase() != key {
+            return Written::Text(dn.into_boxed_slice());
+        }
+        let mut bits = [0u64; 2];
+        for (i, (w, k)) in dn.iter().zip(key).enumerate() {
+            if w != k {
+                bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        Written::Case(bits)
+    }
 }
 
 impl Entry {
     pub fn new(dn: Vec<u8>, key: Vec<u8>, parent_at: usize, attrs: Attributes) -> Entry {
         let mut entry = Entry {
-            dn: dn.into_boxed_slice(),
+            written: Written::new(dn, &key),
             key: key.into(),
             parent_at: parent_at.min(u16::MAX as usize) as u16,
             attrs,
             classes: 0,
             expires: AtomicU64::new(NEVER),
             scheduled: AtomicU64::new(NEVER),
-            dependents: Vec::new(),
+            dependents: Box::default(),
             owner: None,
         };
         entry.classes = entry.compute_classes();
         entry
+    }
+
+    /// The DN as it was first written.
+    pub fn dn(&self) -> Cow<'_, [u8]> {
+        match &self.written {
+            Written::Text(dn) => Cow::Borrowed(dn),
+            Written::Case(bits) => Cow::Owned(
+                self.key
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| {
+                        if bits[i / 64] & (1 << (i % 64)) != 0 {
+                            b.to_ascii_uppercase()
+                        } else {
+                            b
+                        }
+                    })
+                    .collect(),
+            ),
+        }
     }
 
     /// The parent's normalised DN.
@@ -307,15 +351,6 @@ impl Entry {
     /// Whether the entry has expired at `now` (it may not be swept yet).
     pub fn expired(&self, now: u64) -> bool {
         self.expires() <= now
-    }
-
-    /// Rough bytes of memory held by the entry.
-    pub fn heap_size(&self) -> usize {
-        std::mem::size_of::<Entry>()
-            + self.dn.len()
-            + self.key.len()
-            + self.attrs.heap_size()
-            + self.dependents.len() * 16
     }
 }
 
@@ -366,5 +401,26 @@ mod tests {
         assert!(entry.is(class::PERSON));
         assert!(entry.is(class::DYNAMIC));
         assert!(!entry.is(class::CONFERENCE));
+    }
+
+    #[test]
+    fn written_dn_is_kept_in_any_spelling() {
+        let key = b"cn=jos\\2ce,ou=dynamic,o=intranet".to_vec();
+        for dn in [
+            &b"cn=Jos\\2cE,ou=Dynamic,o=INTRANET"[..],
+            b"CN = Jos\\,E, ou=Dynamic, o=Intranet",
+            b"cn=jos\\2ce,ou=dynamic,o=intranet",
+        ] {
+            let entry = Entry::new(dn.to_vec(), key.clone(), 13, Attributes::default());
+            assert_eq!(&*entry.dn(), dn);
+        }
+        let long = format!("cn={},o=Intranet", "N".repeat(200));
+        let entry = Entry::new(
+            long.clone().into_bytes(),
+            long.to_lowercase().into_bytes(),
+            0,
+            Attributes::default(),
+        );
+        assert_eq!(&*entry.dn(), long.as_bytes());
     }
 }

@@ -46,7 +46,7 @@ pub fn no_such_object(dir: &Directory, dn: &Dn, now: u64) -> LdapResult {
         let key = ancestor.key();
         if let Some(e) = live(dir, &key, now) {
             return LdapResult::new(LdapResultCode::NoSuchObject, "no such object")
-                .with_matched(e.dn.to_vec());
+                .with_matched(e.dn().into_owned());
         }
         if implicit_container(&key) {
             return LdapResult::new(LdapResultCode::NoSuchObject, "no such object")

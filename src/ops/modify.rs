@@ -185,7 +185,7 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
 
 /// The naming value must stay (RFC 4511 section 4.6: notAllowedOnRDN).
 fn check_rdn(entry: &Entry, attrs: &[AttrValues]) -> Result<(), LdapResult> {
-    let Ok(dn) = crate::dn::Dn::parse(&entry.dn) else {
+    let Ok(dn) = crate::dn::Dn::parse(&entry.dn()) else {
         return Ok(());
     };
     let Some(rdn) = dn.rdns.first() else {
@@ -295,7 +295,7 @@ fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Ke
             .map(|e| vec![e.key.clone()])
             .unwrap_or_default();
     }
-    let mut keys = p.dependents.clone();
+    let mut keys = p.dependents.to_vec();
     for key in dir.by_cn(cn) {
         if !keys.contains(key)
             && dir.get(key).is_some_and(|e| {

@@ -255,7 +255,7 @@ fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>
         }
     }
     resp.entry(
-        &view.entry.dn,
+        &view.entry.dn(),
         attrs
             .iter()
             .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
