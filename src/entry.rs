@@ -5,8 +5,10 @@
 //! attributes of an entry are packed into one buffer instead of a vector
 //! of vectors (three allocations per value): each attribute is its schema
 //! code (or, for names the schema does not know, the name itself), a value
-//! count and the length-prefixed values. Modifications unpack, change and
-//! repack; entries are small and modifications rare next to reads.
+//! count and the length-prefixed values. Values that nearly every
+//! registration carries are a one-byte reference into [`COMMON_VALUES`].
+//! Modifications unpack, change and repack; entries are small and
+//! modifications rare next to reads.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,6 +23,32 @@ pub type Key = Arc<[u8]>;
 pub const NEVER: u64 = u64::MAX;
 
 const OTHER: u8 = 0xff;
+
+/// Values that nearly every registration carries: object classes and what
+/// NetMeeting writes into its application entry ([MS-TAIL] 4.1.3). Each is
+/// stored as a reference into this table instead of its bytes, which saves
+/// about 130 bytes a NetMeeting user. Only exact byte matches are
+/// replaced, so every value reads back exactly as written.
+static COMMON_VALUES: &[&[u8]] = &[
+    b"rtPerson",
+    b"RTPerson",
+    b"rtApplicationUser",
+    b"RTApplicationUser",
+    b"rtConference",
+    b"dynamicObject",
+    b"top",
+    b"ms-netmeeting",
+    b"text/iuls",
+    b"008aff194794cf118796444553540000",
+    b"t120",
+    b"h323",
+    b"T120",
+    b"H323",
+    b"text/t120",
+    b"text/h323",
+    b"1503",
+    b"1720",
+];
 
 /// An attribute type and its values, unpacked.
 pub type AttrValues = (Attr, Vec<Vec<u8>>);
@@ -61,9 +89,16 @@ impl Attributes {
                 }
             }
             push_len(&mut buf, values.len());
+            // A value is its length times two and its bytes, or the odd
+            // number 2i + 1 for COMMON_VALUES[i].
             for v in values {
-                push_len(&mut buf, v.len());
-                buf.extend_from_slice(v);
+                match COMMON_VALUES.iter().position(|c| c == v) {
+                    Some(i) => push_len(&mut buf, 2 * i + 1),
+                    None => {
+                        push_len(&mut buf, 2 * v.len());
+                        buf.extend_from_slice(v);
+                    }
+                }
             }
         }
         Attributes {
@@ -157,8 +192,8 @@ impl<'a> Iterator for AttrIter<'a> {
         // Find where this attribute's values end.
         let mut end = r;
         for _ in 0..count {
-            let (len, after) = take_len(end);
-            end = &after[len..];
+            let (n, after) = take_len(end);
+            end = if n & 1 == 1 { after } else { &after[n / 2..] };
         }
         let values = Values {
             rest: &r[..r.len() - end.len()],
@@ -184,8 +219,12 @@ impl<'a> Iterator for Values<'a> {
             return None;
         }
         self.left -= 1;
-        let (len, r) = take_len(self.rest);
-        let (v, r) = r.split_at(len);
+        let (n, r) = take_len(self.rest);
+        if n & 1 == 1 {
+            self.rest = r;
+            return Some(COMMON_VALUES[n / 2]);
+        }
+        let (v, r) = r.split_at(n / 2);
         self.rest = r;
         Some(v)
     }
@@ -247,15 +286,19 @@ pub struct Entry {
     pub expires: AtomicU64,
     /// The earliest deadline the expiry heap holds for this entry.
     pub scheduled: AtomicU64,
-    /// Application entries that live and die with this person.
-    pub dependents: Box<[Key]>,
-    /// The person an application entry lives and dies with.
-    pub owner: Option<Key>,
+    /// The owner, first when [`Entry::owner`] has one, then the
+    /// dependents.
+    links: Box<[Key]>,
     /// Where the parent's key starts inside `key`.
     pub parent_at: u16,
     /// [`class`] bits, kept in step with objectClass.
     pub classes: u8,
+    owned: bool,
 }
+
+// Two million of these at a million users: keep within the 104 bytes that
+// glibc's malloc serves from a 112-byte chunk.
+const _: () = assert!(std::mem::size_of::<Entry>() <= 104);
 
 /// The DN as it was first written.
 #[derive(Debug)]
@@ -291,8 +334,8 @@ impl Entry {
             classes: 0,
             expires: AtomicU64::new(NEVER),
             scheduled: AtomicU64::new(NEVER),
-            dependents: Box::default(),
-            owner: None,
+            links: Box::default(),
+            owned: false,
         };
         entry.classes = entry.compute_classes();
         entry
@@ -316,6 +359,34 @@ impl Entry {
                     .collect(),
             ),
         }
+    }
+
+    /// The person an application entry lives and dies with.
+    pub fn owner(&self) -> Option<&Key> {
+        self.links.first().filter(|_| self.owned)
+    }
+
+    /// Application entries that live and die with this person.
+    pub fn dependents(&self) -> &[Key] {
+        &self.links[self.owned as usize..]
+    }
+
+    pub fn set_owner(&mut self, owner: Key) {
+        let dependents = self.dependents().iter();
+        self.links = std::iter::once(&owner).chain(dependents).cloned().collect();
+        self.owned = true;
+    }
+
+    /// Adds a dependent, or removes one, keeping the links exactly sized:
+    /// most entries have none and a person one or two.
+    pub fn link_dependent(&mut self, key: &Key, add: bool) {
+        let kept = self
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| (*i == 0 && self.owned) || *k != key);
+        let new = add.then_some(key);
+        self.links = kept.map(|(_, k)| k).chain(new).cloned().collect();
     }
 
     /// The parent's normalised DN.
@@ -392,6 +463,29 @@ mod tests {
     }
 
     #[test]
+    fn common_values_are_stored_by_reference_and_read_back_exactly() {
+        let classes = vec![b"rtPerson".to_vec(), b"RtPerson".to_vec(), vec![b'x'; 200]];
+        let attrs = Attributes::from_list(vec![
+            (attr::OBJECT_CLASS, classes.clone()),
+            (attr::PROTOCOL_ID, vec![b"h323".to_vec(), b"t120".to_vec()]),
+            (attr::CN, vec![b"a".to_vec()]),
+        ]);
+        assert_eq!(attrs.to_list()[0].1, classes, "only exact matches shared");
+        assert_eq!(
+            attrs.get(&attr::PROTOCOL_ID).collect::<Vec<_>>(),
+            [b"h323", b"t120"]
+        );
+        assert_eq!(attrs.first(&attr::CN), Some(&b"a"[..]), "found past them");
+        // objectClass: code, count, a reference, "RtPerson" (length and 8
+        // bytes), 200 bytes with a two-byte length; protocolID: code,
+        // count, two references; cn: code, count, length, "a".
+        assert_eq!(
+            attrs.packed.len(),
+            (1 + 1 + 1 + 9 + 202) + (1 + 1 + 2) + (1 + 1 + 1 + 1)
+        );
+    }
+
+    #[test]
     fn classes_follow_object_class_in_any_case() {
         let attrs = Attributes::from_list(vec![(
             attr::OBJECT_CLASS,
@@ -401,6 +495,27 @@ mod tests {
         assert!(entry.is(class::PERSON));
         assert!(entry.is(class::DYNAMIC));
         assert!(!entry.is(class::CONFERENCE));
+    }
+
+    #[test]
+    fn links_keep_the_owner_apart_from_dependents() {
+        let mut entry = Entry::new(b"cn=a".to_vec(), b"cn=a".to_vec(), 4, Attributes::default());
+        let (p, x, y) = (
+            Key::from(&b"p"[..]),
+            Key::from(&b"x"[..]),
+            Key::from(&b"y"[..]),
+        );
+        assert_eq!(entry.owner(), None);
+        entry.link_dependent(&x, true);
+        entry.set_owner(p.clone());
+        entry.link_dependent(&y, true);
+        entry.link_dependent(&x, true);
+        assert_eq!(entry.owner(), Some(&p));
+        assert_eq!(entry.dependents(), [y.clone(), x.clone()]);
+        entry.link_dependent(&p, false);
+        entry.link_dependent(&x, false);
+        assert_eq!(entry.owner(), Some(&p), "the owner is no dependent");
+        assert_eq!(entry.dependents(), [y]);
     }
 
     #[test]

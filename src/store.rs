@@ -143,7 +143,7 @@ impl Directory {
     /// When an entry expires: its own deadline, or its person's for an
     /// application entry that lives with a person.
     pub fn expires_of(&self, entry: &Entry) -> u64 {
-        match &entry.owner {
+        match entry.owner() {
             Some(owner) if entry.expires() == NEVER => self.get(owner).map_or(0, Entry::expires),
             _ => entry.expires(),
         }
@@ -202,18 +202,13 @@ impl Directory {
         if entry.is(class::DYNAMIC) {
             self.dynamic_count -= 1;
         }
-        if let Some(owner) = &entry.owner
+        if let Some(owner) = entry.owner()
             && let Some(person) = self.get_mut(owner)
         {
-            person.dependents = person
-                .dependents
-                .iter()
-                .filter(|k| ***k != *key)
-                .cloned()
-                .collect();
+            person.link_dependent(&entry.key, false);
         }
         let mut removed = 1;
-        for dependent in &entry.dependents {
+        for dependent in entry.dependents() {
             removed += self.remove(dependent);
         }
         removed
@@ -241,12 +236,12 @@ impl Directory {
     /// Links an application entry to the person it lives and dies with.
     pub fn attach(&mut self, person: &Key, application: &Key) {
         if let Some(app) = self.get_mut(application) {
-            app.owner = Some(person.clone());
+            app.set_owner(person.clone());
         }
         if let Some(p) = self.get_mut(person)
-            && !p.dependents.contains(application)
+            && !p.dependents().contains(application)
         {
-            p.dependents = p.dependents.iter().chain([application]).cloned().collect();
+            p.link_dependent(application, true);
         }
     }
 

@@ -295,7 +295,7 @@ fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Ke
             .map(|e| vec![e.key.clone()])
             .unwrap_or_default();
     }
-    let mut keys = p.dependents.to_vec();
+    let mut keys = p.dependents().to_vec();
     for key in dir.by_cn(cn) {
         if !keys.contains(key)
             && dir.get(key).is_some_and(|e| {
