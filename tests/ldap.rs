@@ -699,3 +699,60 @@ fn a_short_ttl_entry_is_gone_within_two_seconds_and_a_refreshed_one_stays() {
     // Its name is free again.
     assert_eq!(add_person(&mut ldap, "short", &[]), 0);
 }
+
+fn monitor(ldap: &mut LdapConn, scope: Scope) -> Vec<SearchEntry> {
+    entries(
+        ldap,
+        "CN=Monitor, ou=Admin,o=Intranet",
+        scope,
+        "(objectClass=*)",
+        &[],
+    )
+    .0
+}
+
+fn count(entry: &SearchEntry, name: &str) -> u64 {
+    entry.attrs[name][0].parse().unwrap()
+}
+
+#[test]
+fn the_monitor_entry_counts_what_is_stored_until_the_sweep() {
+    let server = TestServer::start();
+    let mut ldap = server.ldap();
+    let before = monitor(&mut ldap, Scope::Base);
+    assert_eq!(before[0].dn, "cn=Monitor,ou=Admin,o=Intranet");
+    assert_eq!(count(&before[0], "dynamicEntries"), 0);
+    for cn in ["a", "b"] {
+        add_person(&mut ldap, cn, &[]);
+    }
+    let dn = "cn=a,ou=Dynamic,o=Intranet";
+    ldap.extended(Exop {
+        name: Some("1.3.6.1.4.1.1466.101.119.1".into()),
+        val: Some(refresh_value(dn, 1)),
+    })
+    .unwrap();
+    let now = monitor(&mut ldap, Scope::Subtree);
+    assert_eq!(count(&now[0], "dynamicEntries"), 2);
+    assert_eq!(count(&now[0], "entries"), count(&before[0], "entries") + 2);
+    assert!(
+        monitor(&mut ldap, Scope::OneLevel).is_empty(),
+        "no children"
+    );
+    // Expired entries stay counted until the expiry thread removes them.
+    let started = std::time::Instant::now();
+    while count(&monitor(&mut ldap, Scope::Base)[0], "dynamicEntries") != 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "not swept"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (e, _) = entries(
+        &mut ldap,
+        "cn=Monitor,ou=Admin,o=Intranet",
+        Scope::Base,
+        "(dynamicEntries=5)",
+        &["cn"],
+    );
+    assert!(e.is_empty(), "the filter applies");
+}

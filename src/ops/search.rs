@@ -89,6 +89,14 @@ fn run(
         return LdapResult::success();
     }
     let store = &shared.store;
+    if let Base::Entry(t) = &plan.base
+        && t.key == MONITOR_KEY
+    {
+        if plan.scope != Scope::OneLevel {
+            monitor(store, &plan, resp);
+        }
+        return LdapResult::success();
+    }
     let now = store.now();
     let sttl = plan
         .sttl
@@ -284,6 +292,32 @@ fn push_attr(
     attrs.push((name.to_vec(), values));
 }
 
+/// The monitor entry: what the server holds now, computed when read.
+pub const MONITOR_KEY: &[u8] = b"cn=monitor,ou=admin,o=intranet";
+
+/// Answers a search of the monitor entry. `entries` counts every stored
+/// entry and `dynamicEntries` the dynamic ones, both including expired
+/// entries the expiry thread has not yet removed, so that a client can
+/// watch a sweep finish.
+fn monitor(store: &Store, plan: &SearchPlan, resp: &mut Responder<'_>) {
+    let text = |s: &str| s.as_bytes().to_vec();
+    let (entries, dynamic) = {
+        let dir = store.read();
+        (dir.len(), dir.dynamic_count())
+    };
+    let all: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("objectClass", vec![text("top"), text("monitor")]),
+        ("cn", vec![text("Monitor")]),
+        ("entries", vec![entries.to_string().into_bytes()]),
+        ("dynamicEntries", vec![dynamic.to_string().into_bytes()]),
+        (
+            "uptime",
+            vec![(store.now() / 1000).to_string().into_bytes()],
+        ),
+    ];
+    virtual_entry(plan, resp, b"cn=Monitor,ou=Admin,o=Intranet", &all);
+}
+
 /// The root DSE (RFC 4512 section 5.1): what this server supports.
 fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
     let text = |s: &str| s.as_bytes().to_vec();
@@ -309,6 +343,16 @@ fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
             vec![text(concat!("ilsd ", env!("CARGO_PKG_VERSION")))],
         ),
     ];
+    virtual_entry(plan, resp, b"", &all);
+}
+
+/// Sends an entry the server computes rather than stores, if it matches.
+fn virtual_entry(
+    plan: &SearchPlan,
+    resp: &mut Responder<'_>,
+    dn: &[u8],
+    all: &[(&str, Vec<Vec<u8>>)],
+) {
     let wants_all = plan
         .attrs
         .iter()
@@ -332,20 +376,20 @@ fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
     if plan.types_only {
         chosen.iter_mut().for_each(|(_, v)| v.clear());
     }
-    if !plan.filter.matches(&RootDseValues(&all)) {
+    if !plan.filter.matches(&VirtualValues(all)) {
         return;
     }
     resp.entry(
-        b"",
+        dn,
         chosen
             .iter()
             .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
     );
 }
 
-struct RootDseValues<'a>(&'a [(&'a str, Vec<Vec<u8>>)]);
+struct VirtualValues<'a>(&'a [(&'a str, Vec<Vec<u8>>)]);
 
-impl crate::filter::ValueSource for RootDseValues<'_> {
+impl crate::filter::ValueSource for VirtualValues<'_> {
     fn any_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         self.0
             .iter()
