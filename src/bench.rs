@@ -437,15 +437,26 @@ impl Conn {
 
     /// Sends a request and reads up to its final response.
     pub fn call(&mut self, request: &[u8]) -> io::Result<Answer> {
+        self.exchange(request, false).map(|(answer, _)| answer)
+    }
+
+    /// Sends a request and reads up to its final response, keeping the
+    /// entries' frames if asked to.
+    fn exchange(&mut self, request: &[u8], keep: bool) -> io::Result<(Answer, Vec<Vec<u8>>)> {
         self.stream.write_all(request)?;
-        let mut answer = Answer::default();
+        let (mut answer, mut kept) = (Answer::default(), Vec::new());
         loop {
             let frame = self.next_frame()?;
             match response_kind(frame) {
-                Some((0x64, _)) => answer.entries += 1,
+                Some((0x64, _)) => {
+                    answer.entries += 1;
+                    if keep {
+                        kept.push(frame.to_vec());
+                    }
+                }
                 Some((_, code)) => {
                     answer.code = code;
-                    return Ok(answer);
+                    return Ok((answer, kept));
                 }
                 None => {
                     return Err(io::Error::new(
@@ -532,25 +543,35 @@ fn expect_ok(answer: io::Result<Answer>, allowed: &[i64]) -> Result<Answer, ()> 
 /// Registers `plan.entries` users (and, for `tapi`, their application
 /// entries) before a run, over a few connections.
 pub fn populate(plan: &Plan) -> io::Result<u64> {
+    for_each_user(plan, plan.entries, |conn, i| {
+        // 68: already there from an earlier run.
+        let mut failed = expect_ok(conn.call(&register_add(plan, i)), &[68]).is_err() as u64;
+        if let Some(m) = register_modify(plan, i) {
+            failed += expect_ok(conn.call(&m), &[]).is_err() as u64;
+        }
+        failed
+    })
+}
+
+/// Runs `each` for users `0..count` over up to four bound connections;
+/// returns the sum of what it returned (the failures).
+fn for_each_user(
+    plan: &Plan,
+    count: usize,
+    each: impl Fn(&mut Conn, usize) -> u64 + Sync,
+) -> io::Result<u64> {
     let threads = plan.connections.clamp(1, 4);
+    let each = &each;
     let failures = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || -> io::Result<u64> {
                     let mut conn = Conn::open(plan.target)?;
                     conn.call(&Req::bind(if plan.standard { 3 } else { 2 }))?;
-                    let mut failed = 0;
-                    for i in (t..plan.entries).step_by(threads) {
-                        // 68: already there from an earlier run.
-                        if expect_ok(conn.call(&register_add(plan, i)), &[68]).is_err() {
-                            failed += 1;
-                        }
-                        if let Some(m) = register_modify(plan, i)
-                            && expect_ok(conn.call(&m), &[]).is_err()
-                        {
-                            failed += 1;
-                        }
-                    }
+                    let failed = (t..count)
+                        .step_by(threads)
+                        .map(|i| each(&mut conn, i))
+                        .sum();
                     conn.send(&Req::unbind())?;
                     Ok(failed)
                 })
@@ -564,16 +585,203 @@ pub fn populate(plan: &Plan) -> io::Result<u64> {
     Ok(failures.iter().sum())
 }
 
+/// Opens `count` connections and binds on each, to be held open, idle,
+/// through a run.
+pub fn hold(plan: &Plan, count: usize) -> io::Result<Vec<Conn>> {
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut conn = Conn::open(plan.target)?;
+        if expect_ok(conn.call(&Req::bind(version(plan))), &[]).is_err() {
+            return Err(io::Error::other("a held connection's bind failed"));
+        }
+        held.push(conn);
+    }
+    Ok(held)
+}
+
+/// How many held connections still answer, binding again on each.
+pub fn still_served(plan: &Plan, held: &mut [Conn]) -> usize {
+    held.iter_mut()
+        .map(|c| expect_ok(c.call(&Req::bind(version(plan))), &[]))
+        .filter(Result::is_ok)
+        .count()
+}
+
+fn version(plan: &Plan) -> i64 {
+    if plan.standard { 3 } else { 2 }
+}
+
+/// ilsd's monitor entry, which counts stored entries until they are
+/// removed (searches hide expired entries at once).
+const MONITOR: &[u8] = b"cn=Monitor,ou=Admin,o=Intranet";
+
+/// Users registered to expire together in the middle of a run.
+#[derive(Debug)]
+pub struct MassExpiry {
+    pub count: usize,
+    /// They expire between this and one second later.
+    pub deadline: Instant,
+    /// The server's dynamic entries before they were added.
+    baseline: u64,
+}
+
+fn expiring_dn(i: usize) -> Vec<u8> {
+    format!("cn=gone{i}@bench.example,ou=Dynamic,o=Intranet").into_bytes()
+}
+
+/// Registers `count` users and refreshes each with the TTL that makes them
+/// all expire within the same second, `lead` after the refreshes are
+/// expected to end. Needs ilsd (the monitor entry) with a `min-ttl` at
+/// most `lead`.
+pub fn prepare_expiry(plan: &Plan, count: usize, lead: Duration) -> io::Result<MassExpiry> {
+    let mut conn = Conn::open(plan.target)?;
+    conn.call(&Req::bind(version(plan)))?;
+    let baseline = dynamic_entries(&mut conn)?;
+    let started = Instant::now();
+    let failed = for_each_user(plan, count, |conn, i| {
+        let cn = format!("gone{i}@bench.example");
+        let add = Req::add(
+            &expiring_dn(i),
+            &[
+                (b"objectClass", vec![b"rtPerson", b"dynamicObject"]),
+                (b"cn", vec![cn.as_bytes()]),
+            ],
+        );
+        expect_ok(conn.call(&add), &[68]).is_err() as u64
+    })?;
+    // Refreshes are quicker than the Adds were.
+    let deadline = Instant::now() + started.elapsed() + lead;
+    let failed = failed
+        + for_each_user(plan, count, |conn, i| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ttl = left.as_secs_f64().ceil() as u32;
+            expect_ok(conn.call(&Req::refresh(&expiring_dn(i), ttl)), &[]).is_err() as u64
+        })?;
+    if failed > 0 {
+        return Err(io::Error::other(format!(
+            "{failed} of the expiring users could not be set up"
+        )));
+    }
+    if Instant::now() + Duration::from_secs(1) > deadline {
+        return Err(io::Error::other(
+            "refreshing the expiring users took too long",
+        ));
+    }
+    Ok(MassExpiry {
+        count,
+        deadline,
+        baseline,
+    })
+}
+
+/// Reads the monitor entry from just before the deadline until the
+/// expiring users have all been removed, and says when that was seen;
+/// `None` if not by `give_up`.
+pub fn watch_expiry(
+    plan: &Plan,
+    expiry: &MassExpiry,
+    give_up: Instant,
+) -> io::Result<Option<Instant>> {
+    let mut conn = Conn::open(plan.target)?;
+    conn.call(&Req::bind(version(plan)))?;
+    let early = expiry.deadline.checked_sub(Duration::from_millis(200));
+    std::thread::sleep(early.map_or(Duration::ZERO, |t| {
+        t.saturating_duration_since(Instant::now())
+    }));
+    while Instant::now() < give_up {
+        if dynamic_entries(&mut conn)? <= expiry.baseline {
+            return Ok(Some(Instant::now()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(None)
+}
+
+fn dynamic_entries(conn: &mut Conn) -> io::Result<u64> {
+    let request = Req::search(MONITOR, 0, &[], &[b"dynamicEntries"]);
+    let (_, frames) = conn.exchange(&request, true)?;
+    frames
+        .first()
+        .and_then(|f| entry_value(f, b"dynamicEntries"))
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+        .ok_or_else(|| io::Error::other("no monitor entry: --expire needs ilsd"))
+}
+
+/// The first value of an attribute in a SearchResultEntry.
+fn entry_value(frame: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let inside = |b: &[u8]| -> Option<(u8, usize, usize)> {
+        let (tag, start, len) = header(b)?;
+        (start + len <= b.len()).then_some((tag, start, len))
+    };
+    let (_, start, _) = inside(frame)?;
+    let rest = &frame[start..];
+    let (_, id_start, id_len) = inside(rest)?;
+    let rest = &rest[id_start + id_len..];
+    let (0x64, op_start, op_len) = inside(rest)? else {
+        return None;
+    };
+    let body = &rest[op_start..op_start + op_len];
+    let (_, dn_start, dn_len) = inside(body)?;
+    let rest = &body[dn_start + dn_len..];
+    let (_, list_start, list_len) = inside(rest)?;
+    let mut list = &rest[list_start..list_start + list_len];
+    while !list.is_empty() {
+        let (_, at, len) = inside(list)?;
+        let attribute = &list[at..at + len];
+        list = &list[at + len..];
+        let (_, type_start, type_len) = inside(attribute)?;
+        if !attribute[type_start..type_start + type_len].eq_ignore_ascii_case(name) {
+            continue;
+        }
+        let set = &attribute[type_start + type_len..];
+        let (_, set_start, _) = inside(set)?;
+        let (_, v_start, v_len) = inside(&set[set_start..])?;
+        return Some(set[set_start + v_start..set_start + v_start + v_len].to_vec());
+    }
+    None
+}
+
 /// Runs a workload and reports. `populate` must have run for the
 /// workloads that use registered users.
 pub fn run(plan: &Plan) -> Report {
+    measure(plan).report
+}
+
+/// A finished run: its report, and when each operation started and how
+/// long it took, to report on part of the run.
+pub struct Run {
+    pub report: Report,
+    pub started: Instant,
+    /// (start, latency) of each operation, in microseconds from `started`.
+    samples: Vec<(u64, u64)>,
+}
+
+impl Run {
+    /// The latencies of the operations that started between `from` and
+    /// `to`, as a report of that window.
+    pub fn window(&self, from: Instant, to: Instant) -> Report {
+        let at = |t: Instant| t.saturating_duration_since(self.started).as_micros() as u64;
+        let (from, to) = (at(from), at(to));
+        let latencies = self
+            .samples
+            .iter()
+            .filter(|(start, _)| (from..to).contains(start))
+            .map(|&(_, latency)| latency)
+            .collect();
+        let seconds = (to - from) as f64 / 1e6;
+        Report::from_latencies(&self.report.workload, latencies, 0, 0, seconds)
+    }
+}
+
+/// Runs a workload and keeps every sample.
+pub fn measure(plan: &Plan) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let results: Vec<(Vec<u64>, u64, u64)> = std::thread::scope(|scope| {
+    let results: Vec<WorkerResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..plan.connections)
             .map(|c| {
                 let stop = stop.clone();
-                scope.spawn(move || worker(plan, c, &stop))
+                scope.spawn(move || worker(plan, c, started, &stop))
             })
             .collect();
         std::thread::sleep(plan.duration);
@@ -584,18 +792,27 @@ pub fn run(plan: &Plan) -> Report {
             .collect()
     });
     let seconds = started.elapsed().as_secs_f64();
-    let mut latencies = Vec::new();
+    let mut samples = Vec::new();
     let (mut errors, mut entries) = (0, 0);
     for (l, e, n) in results {
-        latencies.extend(l);
+        samples.extend(l);
         errors += e;
         entries += n;
     }
-    Report::from_latencies(plan.workload.name(), latencies, errors, entries, seconds)
+    let latencies = samples.iter().map(|&(_, latency)| latency).collect();
+    let report = Report::from_latencies(plan.workload.name(), latencies, errors, entries, seconds);
+    Run {
+        report,
+        started,
+        samples,
+    }
 }
 
-/// One connection's loop: returns latencies, errors and entries seen.
-fn worker(plan: &Plan, index: usize, stop: &AtomicBool) -> (Vec<u64>, u64, u64) {
+/// What one connection saw: (start, latency) samples, errors, entries.
+type WorkerResult = (Vec<(u64, u64)>, u64, u64);
+
+/// One connection's loop.
+fn worker(plan: &Plan, index: usize, started: Instant, stop: &AtomicBool) -> WorkerResult {
     let mut latencies = Vec::with_capacity(1 << 16);
     let (mut errors, mut entries) = (0u64, 0u64);
     let n = plan.entries.max(1);
@@ -675,7 +892,8 @@ fn worker(plan: &Plan, index: usize, stop: &AtomicBool) -> (Vec<u64>, u64, u64) 
         };
         match outcome {
             Ok(n) => {
-                latencies.push(t.elapsed().as_micros() as u64);
+                let start = t.duration_since(started).as_micros() as u64;
+                latencies.push((start, t.elapsed().as_micros() as u64));
                 entries += n;
             }
             Err(()) => {
@@ -737,5 +955,27 @@ mod tests {
             &crate::wire::LdapResult::new(ldap3_proto::LdapResultCode::SizeLimitExceeded, ""),
         );
         assert_eq!(response_kind(&out), Some((0x65, 4)));
+    }
+
+    #[test]
+    fn attribute_values_are_read_from_entries() {
+        let mut out = BytesMut::new();
+        crate::wire::Responder {
+            msgid: 2,
+            out: &mut out,
+        }
+        .entry(
+            b"cn=Monitor,ou=Admin,o=Intranet",
+            [
+                (&b"cn"[..], vec![&b"Monitor"[..]].into_iter()),
+                (b"DynamicEntries", vec![&b"1000000"[..], b"x"].into_iter()),
+            ],
+        );
+        assert_eq!(
+            entry_value(&out, b"dynamicentries"),
+            Some(b"1000000".to_vec())
+        );
+        assert_eq!(entry_value(&out, b"entries"), None);
+        assert_eq!(entry_value(&out[..out.len() - 3], b"dynamicEntries"), None);
     }
 }

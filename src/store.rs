@@ -8,13 +8,13 @@
 //! ILS server answers never wait for one another. Only a refresh that
 //! brings a deadline forward sends the expiry thread a new deadline.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dn::Dn;
@@ -22,11 +22,35 @@ use crate::entry::{Attributes, Entry, Key, NEVER, class};
 use crate::schema::{Attr, attr};
 
 /// A deadline for the expiry thread: the entry `key` may expire at `at`.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+///
+/// Deadlines are ordered by time alone. Ordering ties by key made a heap
+/// pop compare some forty keys byte by byte when a million entries expire
+/// in the same millisecond, and was most of the cost of sweeping them.
+#[derive(Debug)]
 pub struct Deadline {
     pub at: u64,
     pub key: Key,
 }
+
+impl Ord for Deadline {
+    fn cmp(&self, other: &Deadline) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
+}
+
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Deadline) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Deadline) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Deadline {}
 
 /// What the expiry thread is told.
 #[derive(Debug)]
@@ -92,8 +116,8 @@ impl TtlPolicy {
 pub struct Directory {
     entries: HashTable<Box<Entry>>,
     hasher: RandomState,
-    by_cn: HashMap<Box<[u8]>, Box<[Key]>>,
-    by_uid: HashMap<Box<[u8]>, Box<[Key]>>,
+    by_cn: NameIndex,
+    by_uid: NameIndex,
     dynamic_count: usize,
 }
 
@@ -102,14 +126,83 @@ pub struct Directory {
 pub struct AlreadyExists;
 
 /// Folds a value for the name indexes: case-insensitive, surrounding
-/// spaces ignored, as equality matching does.
-pub fn index_key(value: &[u8]) -> Box<[u8]> {
+/// spaces ignored, as equality matching does. Names up to 128 bytes are
+/// folded on the stack: a lookup allocates nothing.
+fn with_folded<R>(value: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
     let end = value
         .iter()
         .rposition(|&b| b != b' ')
         .map_or(start, |i| i + 1);
-    value[start..end].to_ascii_lowercase().into_boxed_slice()
+    let value = &value[start..end];
+    let mut stack = [0u8; 128];
+    match stack.get_mut(..value.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(value);
+            buf.make_ascii_lowercase();
+            f(buf)
+        }
+        None => f(&value.to_ascii_lowercase()),
+    }
+}
+
+/// A folded name and the keys of the entries that carry it.
+type Named = (Box<[u8]>, Box<[Key]>);
+
+/// An index from folded names to the keys of the entries that carry them.
+/// A name has one or two keys (a person and its application), kept in an
+/// exact-size slice rebuilt on change rather than a vector with spare
+/// room; each change hashes the name once.
+#[derive(Default)]
+struct NameIndex {
+    table: HashTable<Named>,
+    hasher: RandomState,
+}
+
+impl NameIndex {
+    fn get(&self, value: &[u8]) -> &[Key] {
+        with_folded(value, |name| {
+            let hash = self.hasher.hash_one(name);
+            self.table
+                .find(hash, |(n, _)| **n == *name)
+                .map_or(&[][..], |(_, keys)| &**keys)
+        })
+    }
+
+    fn add(&mut self, value: &[u8], key: &Key) {
+        with_folded(value, |name| {
+            let hasher = &self.hasher;
+            let hash = hasher.hash_one(name);
+            match self
+                .table
+                .entry(hash, |(n, _)| **n == *name, |(n, _)| hasher.hash_one(&**n))
+            {
+                Slot::Occupied(mut slot) => {
+                    let keys = &mut slot.get_mut().1;
+                    if !keys.contains(key) {
+                        *keys = keys.iter().chain([key]).cloned().collect();
+                    }
+                }
+                Slot::Vacant(slot) => {
+                    slot.insert((name.into(), Box::new([key.clone()])));
+                }
+            }
+        })
+    }
+
+    fn remove(&mut self, value: &[u8], key: &Key) {
+        with_folded(value, |name| {
+            let hash = self.hasher.hash_one(name);
+            if let Ok(mut slot) = self.table.find_entry(hash, |(n, _)| **n == *name) {
+                let keys = &mut slot.get_mut().1;
+                if keys.len() == 1 && keys[0] == *key {
+                    slot.remove();
+                } else {
+                    *keys = keys.iter().filter(|k| *k != key).cloned().collect();
+                }
+            }
+        })
+    }
 }
 
 impl Directory {
@@ -132,12 +225,12 @@ impl Directory {
 
     /// Keys of the entries whose cn equals `value` (case-insensitively).
     pub fn by_cn(&self, value: &[u8]) -> &[Key] {
-        self.by_cn.get(&index_key(value)).map_or(&[], |k| &**k)
+        self.by_cn.get(value)
     }
 
     /// Keys of the entries whose uid equals `value` (case-insensitively).
     pub fn by_uid(&self, value: &[u8]) -> &[Key] {
-        self.by_uid.get(&index_key(value)).map_or(&[], |k| &**k)
+        self.by_uid.get(value)
     }
 
     /// When an entry expires: its own deadline, or its person's for an
@@ -245,23 +338,21 @@ impl Directory {
         }
     }
 
-    /// Adds or removes an entry's names in the indexes. A name has one
-    /// or two keys (a person and its application), kept in an exact-size
-    /// slice rebuilt on change rather than a vector with spare room.
+    /// Adds or removes an entry's names in the indexes.
     fn index(&mut self, key: &Key, attrs: &Attributes, add: bool) {
-        for (a, map) in [(attr::CN, &mut self.by_cn), (attr::UID, &mut self.by_uid)] {
-            for value in attrs.get(&a) {
-                let name = index_key(value);
+        for (a, values) in attrs.iter() {
+            let index = if a == attr::CN {
+                &mut self.by_cn
+            } else if a == attr::UID {
+                &mut self.by_uid
+            } else {
+                continue;
+            };
+            for value in values {
                 if add {
-                    let keys = map.entry(name).or_default();
-                    if !keys.contains(key) {
-                        *keys = keys.iter().chain([key]).cloned().collect();
-                    }
-                } else if let Some(keys) = map.get_mut(&name) {
-                    *keys = keys.iter().filter(|k| *k != key).cloned().collect();
-                    if keys.is_empty() {
-                        map.remove(&name);
-                    }
+                    index.add(value, key);
+                } else {
+                    index.remove(value, key);
                 }
             }
         }

@@ -2,11 +2,14 @@
 //! closed-loop for a while, and prints throughput and latency.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ilsd::bench::{self, Plan, Workload};
 
-const USAGE: &str = "usage: ils-bench [--workload W] [--connections C] [--duration SECS] [--entries N] [--ttl SECS] [--standard] [--no-populate] [--json] HOST:PORT";
+const USAGE: &str = "usage: ils-bench [--workload W] [--connections C] [--duration SECS] [--entries N] [--ttl SECS] [--hold N] [--expire N] [--standard] [--no-populate] [--json] HOST:PORT";
+
+/// How long after the expiring users are set up they expire.
+const EXPIRY_LEAD: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let mut opts = getopts::Options::new();
@@ -35,6 +38,22 @@ fn main() -> ExitCode {
         "ttl",
         "TTL of the registered users in seconds (default 3600)",
         "SECS",
+    );
+    opts.optopt(
+        "",
+        "hold",
+        "keep N more connections open and idle through the run, and check \
+         at the end that each still answers",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "expire",
+        "register N more users that all expire within one second during \
+         the run; report when the server has removed them (ilsd's monitor \
+         entry) and the latency around it (needs the server's min-ttl at \
+         most 3)",
+        "N",
     );
     opts.optflag(
         "",
@@ -79,7 +98,11 @@ fn main() -> ExitCode {
         Some(Some(w)) => w,
         Some(None) => return usage_error(format!("workloads: {}", names.join(", "))),
     };
-    let plan = match (|| -> Result<Plan, String> {
+    let (hold, expire) = match (number("hold", 0), number("expire", 0)) {
+        (Ok(h), Ok(e)) => (h as usize, e as usize),
+        (Err(e), _) | (_, Err(e)) => return usage_error(e),
+    };
+    let mut plan = match (|| -> Result<Plan, String> {
         Ok(Plan {
             target,
             workload,
@@ -105,13 +128,85 @@ fn main() -> ExitCode {
             }
         }
     }
-    let report = bench::run(&plan);
+    ilsd::daemon::raise_file_limit(hold + plan.connections + 16);
+    let mut held = match bench::hold(&plan, hold) {
+        Ok(held) => held,
+        Err(e) => {
+            eprintln!("ils-bench: cannot open {hold} connections to {target}: {e}");
+            return ExitCode::from(69);
+        }
+    };
+    let expiry = match expire {
+        0 => None,
+        n => match bench::prepare_expiry(&plan, n, EXPIRY_LEAD) {
+            Ok(expiry) => Some(expiry),
+            Err(e) => {
+                eprintln!("ils-bench: cannot set up {n} expiring users: {e}");
+                return ExitCode::from(69);
+            }
+        },
+    };
+    if let Some(x) = &expiry {
+        // Run on for a while after the removal should be over.
+        let wanted = x.deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
+        if plan.duration < wanted {
+            eprintln!(
+                "ils-bench: running {} s, to see the mass expiry through",
+                wanted.as_secs()
+            );
+            plan.duration = wanted;
+        }
+    }
+    let give_up = Instant::now() + plan.duration;
+    let (run, removed) = std::thread::scope(|scope| {
+        let watcher = expiry
+            .as_ref()
+            .map(|x| scope.spawn(|| bench::watch_expiry(&plan, x, give_up)));
+        let run = bench::measure(&plan);
+        (run, watcher.map(|w| w.join().unwrap_or(Ok(None))))
+    });
+    let report = &run.report;
+    let mut failed = report.errors > 0;
     if m.opt_present("json") {
         println!("{}", report.to_json());
     } else {
         println!("{}", report.to_text());
     }
-    if report.errors > 0 {
+    if hold > 0 {
+        let served = bench::still_served(&plan, &mut held);
+        println!("held: {served} of {hold} idle connections still answered after the run");
+        failed |= served < hold;
+    }
+    if let (Some(x), Some(removed)) = (&expiry, removed) {
+        let removed = match removed {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                println!(
+                    "expiry: {} users were not all removed during the run",
+                    x.count
+                );
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("ils-bench: cannot read the monitor entry: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let after = removed.saturating_duration_since(x.deadline);
+        let margin = Duration::from_millis(250);
+        let from = x.deadline.checked_sub(margin).unwrap_or(run.started);
+        let window = run.window(from, removed + margin);
+        println!(
+            "expiry: {} users due {:.1} s into the run, all removed {} ms after the first was due",
+            x.count,
+            x.deadline
+                .saturating_duration_since(run.started)
+                .as_secs_f64(),
+            after.as_millis()
+        );
+        println!("  during it: {}", window.to_text());
+    }
+    if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
