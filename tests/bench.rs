@@ -75,3 +75,32 @@ fn every_workload_runs_without_errors() {
         }
     }
 }
+
+#[test]
+fn held_connections_and_a_mass_expiry_are_reported() {
+    let server = TestServer::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_ils-bench"))
+        .args(["-w", "refresh", "-c", "2", "-d", "1", "-n", "20"])
+        .args(["--hold", "30", "--expire", "300"])
+        .arg(server.addr.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("held: 30 of 30 idle connections"),
+        "{stdout}"
+    );
+    // Due within one second; swept by the server's expiry thread soon after.
+    let after: u64 = stdout
+        .split("all removed ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(after < 3000, "{stdout}");
+    assert!(stdout.contains("expiry: 300 users due"), "{stdout}");
+}
