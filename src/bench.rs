@@ -209,14 +209,7 @@ impl Req {
             e.octets(dn);
             e.start(0x30);
             for (name, values) in attrs {
-                e.start(0x30);
-                e.octets(name);
-                e.start(0x31);
-                for v in values {
-                    e.octets(v);
-                }
-                e.end();
-                e.end();
+                e.attribute(name, values.iter().copied());
             }
             e.end();
             e.end();
@@ -231,14 +224,7 @@ impl Req {
             for (op, name, values) in changes {
                 e.start(0x30);
                 e.integer(0x0a, *op);
-                e.start(0x30);
-                e.octets(name);
-                e.start(0x31);
-                for v in values {
-                    e.octets(v);
-                }
-                e.end();
-                e.end();
+                e.attribute(name, values.iter().copied());
                 e.end();
             }
             e.end();
@@ -592,7 +578,9 @@ pub fn hold(plan: &Plan, count: usize) -> io::Result<Vec<Conn>> {
     for _ in 0..count {
         let mut conn = Conn::open(plan.target)?;
         if expect_ok(conn.call(&Req::bind(version(plan))), &[]).is_err() {
-            return Err(io::Error::other("a held connection's bind failed"));
+            return Err(io::Error::other(
+                "a held connection's bind failed (is the server's max-connections high enough?)",
+            ));
         }
         held.push(conn);
     }
@@ -768,7 +756,7 @@ impl Run {
             .filter(|(start, _)| (from..to).contains(start))
             .map(|&(_, latency)| latency)
             .collect();
-        let seconds = (to - from) as f64 / 1e6;
+        let seconds = to.saturating_sub(from) as f64 / 1e6;
         Report::from_latencies(&self.report.workload, latencies, 0, 0, seconds)
     }
 }

@@ -291,6 +291,19 @@ impl<'a> Encoder<'a> {
         self.buf.put_slice(content);
     }
 
+    /// An attribute with its values (RFC 4511 4.1.7's PartialAttribute):
+    /// the type, then a SET OF values.
+    pub fn attribute<'v>(&mut self, name: &[u8], values: impl IntoIterator<Item = &'v [u8]>) {
+        self.start(0x30);
+        self.octets(name);
+        self.start(0x31);
+        for v in values {
+            self.octets(v);
+        }
+        self.end();
+        self.end();
+    }
+
     pub fn octets(&mut self, content: &[u8]) {
         self.primitive(0x04, content);
     }

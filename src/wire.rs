@@ -462,14 +462,7 @@ impl Responder<'_> {
         enc.octets(dn);
         enc.start(0x30);
         for (name, values) in attrs {
-            enc.start(0x30);
-            enc.octets(name);
-            enc.start(0x31);
-            for v in values {
-                enc.octets(v);
-            }
-            enc.end();
-            enc.end();
+            enc.attribute(name, values);
         }
         enc.end();
         enc.end();
