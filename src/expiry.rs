@@ -15,7 +15,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -68,9 +68,13 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
 /// only for the removals, and handed to waiting readers after each batch.
 pub fn sweep(store: &Store, expiry_heap: &mut BinaryHeap<Reverse<Deadline>>) -> usize {
     let mut removed = 0;
+    // For the log line of a large sweep; taken at the first due batch, not
+    // at every wake-up.
+    let mut costs: Option<(Instant, Duration)> = None;
+    let mut locked = Duration::ZERO;
+    let mut due = Vec::new();
     loop {
         let now = store.now();
-        let mut due = Vec::with_capacity(BATCH);
         while due.len() < BATCH
             && let Some(Reverse(next)) = expiry_heap.peek()
             && next.at <= now
@@ -80,11 +84,23 @@ pub fn sweep(store: &Store, expiry_heap: &mut BinaryHeap<Reverse<Deadline>>) -> 
             }
         }
         if due.is_empty() {
-            if removed > 0 {
-                log::debug!("expired {removed} entries");
+            if let Some((started, cpu)) = costs {
+                let level = if removed >= 10_000 {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "expired {removed} entries in {:?} ({:?} of CPU, {:?} holding the write lock)",
+                    started.elapsed(),
+                    thread_cpu().saturating_sub(cpu),
+                    locked
+                );
             }
             return removed;
         }
+        costs.get_or_insert_with(|| (Instant::now(), thread_cpu()));
         {
             let dir = store.read();
             let mut touched = 0usize;
@@ -98,7 +114,8 @@ pub fn sweep(store: &Store, expiry_heap: &mut BinaryHeap<Reverse<Deadline>>) -> 
             std::hint::black_box(touched);
         }
         let mut dir = store.write();
-        for Deadline { at, key } in due {
+        let lock_start = Instant::now();
+        for Deadline { at, key } in due.drain(..) {
             let Some(entry) = dir.get(&key) else {
                 continue;
             };
@@ -115,8 +132,19 @@ pub fn sweep(store: &Store, expiry_heap: &mut BinaryHeap<Reverse<Deadline>>) -> 
                 expiry_heap.push(Reverse(Deadline { at: expires, key }));
             }
         }
+        locked += lock_start.elapsed();
         parking_lot::RwLockWriteGuard::unlock_fair(dir);
     }
+}
+
+fn thread_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_THREAD).map_or(Duration::ZERO, |u| {
+        let t = |tv: nix::sys::time::TimeVal| {
+            Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000)
+        };
+        t(u.user_time()) + t(u.system_time())
+    })
 }
 
 #[cfg(test)]
