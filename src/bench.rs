@@ -609,6 +609,9 @@ pub struct MassExpiry {
     pub count: usize,
     /// They expire between this and one second later.
     pub deadline: Instant,
+    /// No earlier than this the last of them expires (its refresh was
+    /// sent at most this TTL before).
+    pub last: Instant,
     /// The server's dynamic entries before they were added.
     baseline: u64,
 }
@@ -639,11 +642,19 @@ pub fn prepare_expiry(plan: &Plan, count: usize, lead: Duration) -> io::Result<M
     })?;
     // Refreshes are quicker than the Adds were.
     let deadline = Instant::now() + started.elapsed() + lead;
+    let last = parking_lot::Mutex::new(deadline);
     let failed = failed
         + for_each_user(plan, count, |conn, i| {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ttl = left.as_secs_f64().ceil() as u32;
-            expect_ok(conn.call(&Req::refresh(&expiring_dn(i), ttl)), &[]).is_err() as u64
+            let sent = Instant::now();
+            let ttl = deadline
+                .saturating_duration_since(sent)
+                .as_secs_f64()
+                .ceil();
+            let expires = sent + Duration::from_secs_f64(ttl);
+            let mut last = last.lock();
+            *last = (*last).max(expires);
+            drop(last);
+            expect_ok(conn.call(&Req::refresh(&expiring_dn(i), ttl as u32)), &[]).is_err() as u64
         })?;
     if failed > 0 {
         return Err(io::Error::other(format!(
@@ -658,6 +669,7 @@ pub fn prepare_expiry(plan: &Plan, count: usize, lead: Duration) -> io::Result<M
     Ok(MassExpiry {
         count,
         deadline,
+        last: last.into_inner(),
         baseline,
     })
 }

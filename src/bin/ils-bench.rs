@@ -198,12 +198,13 @@ fn main() -> ExitCode {
         let from = x.deadline.checked_sub(margin).unwrap_or(run.started);
         let window = run.window(from, removed + margin);
         println!(
-            "expiry: {} users due {:.1} s into the run, all removed {} ms after the first was due",
+            "expiry: {} users due {:.1} s into the run, all removed {} ms after the first was due and {} ms after the last",
             x.count,
             x.deadline
                 .saturating_duration_since(run.started)
                 .as_secs_f64(),
-            after.as_millis()
+            after.as_millis(),
+            removed.saturating_duration_since(x.last).as_millis()
         );
         println!("  during it: {}", window.to_text());
     }
