@@ -1,17 +1,18 @@
 //! The expiry thread: forgets dynamic entries whose TTL has run out
 //! (RFC 2589, [MS-TAIL] 3.6).
 //!
-//! It owns a min-heap of deadlines and sleeps on its channel until the
-//! earliest one, so a new deadline or shutdown wakes it at once. A refresh
-//! that moves a deadline later does not tell it anything: when the old
-//! deadline comes up, the entry's own expiry time is later, and the entry
-//! is pushed again with that time. Heap items that no longer match the
-//! entry's earliest scheduled deadline are stale and dropped, so the heap
-//! never needs searching. Removals are done in batches so that a million
-//! entries expiring in the same second never hold the write lock long.
+//! It keeps a [`Timetable`] of deadlines and sleeps on its channel until
+//! the earliest one, so a new deadline or shutdown wakes it at once. A
+//! refresh that moves a deadline later does not tell it anything: when the
+//! old deadline comes up, the entry's own expiry time is later, and the
+//! entry is scheduled again with that time. A deadline that no longer
+//! matches the entry's earliest scheduled one is stale and dropped, so the
+//! timetable never needs searching. Removals are done in batches so that a
+//! million entries expiring in the same second never hold the write lock
+//! long.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::schema::attr;
+use crate::entry::{Entry, Key};
 use crate::store::{Deadline, ExpiryMsg, Store};
 
 /// Entries examined per hold of the write lock.
@@ -36,105 +37,156 @@ pub fn spawn(store: Arc<Store>, inbox: Receiver<ExpiryMsg>) -> std::io::Result<J
 }
 
 fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
-    let mut expiry_heap: BinaryHeap<Reverse<Deadline>> = BinaryHeap::new();
+    let mut timetable = Timetable::default();
     loop {
-        let wait = match expiry_heap.peek() {
-            Some(Reverse(next)) => Duration::from_millis(next.at.saturating_sub(store.now())),
+        let wait = match timetable.next() {
+            Some(at) => Duration::from_millis(at.saturating_sub(store.now())),
             None => IDLE,
         };
         match inbox.recv_timeout(wait) {
-            Ok(ExpiryMsg::Schedule(d)) => expiry_heap.push(Reverse(d)),
+            Ok(ExpiryMsg::Schedule(d)) => timetable.push(d),
             Ok(ExpiryMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
         for msg in inbox.try_iter() {
             match msg {
-                ExpiryMsg::Schedule(d) => expiry_heap.push(Reverse(d)),
+                ExpiryMsg::Schedule(d) => timetable.push(d),
                 ExpiryMsg::Shutdown => return,
             }
         }
-        sweep(store, &mut expiry_heap);
+        sweep(store, &mut timetable);
     }
 }
 
-/// Pops every due deadline and removes the entries that have expired.
+/// The deadlines the expiry thread holds: a min-heap of the distinct
+/// times, and for each time the entries due then.
+///
+/// A million users given the same TTL within a second share about a
+/// thousand times, so a sweep walks short lists in order instead of
+/// popping a million items one by one off a heap far larger than the
+/// cache.
+#[derive(Default)]
+pub struct Timetable {
+    times: BinaryHeap<Reverse<u64>>,
+    due: HashMap<u64, Vec<Key>>,
+}
+
+impl Timetable {
+    pub fn push(&mut self, Deadline { at, key }: Deadline) {
+        self.due
+            .entry(at)
+            .or_insert_with(|| {
+                self.times.push(Reverse(at));
+                Vec::new()
+            })
+            .push(key);
+    }
+
+    /// The earliest time anything is due.
+    pub fn next(&self) -> Option<u64> {
+        self.times.peek().map(|Reverse(at)| *at)
+    }
+
+    /// Takes the entries due at the earliest time, if that is not after
+    /// `now`.
+    fn take_due(&mut self, now: u64) -> Option<(u64, Vec<Key>)> {
+        let at = self.next().filter(|&at| at <= now)?;
+        self.times.pop();
+        Some((at, self.due.remove(&at).unwrap_or_default()))
+    }
+
+    /// How many deadlines are held.
+    pub fn len(&self) -> usize {
+        self.due.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+}
+
+/// Removes the entries whose deadlines have come and that have expired.
 /// Returns how many entries were removed.
 ///
-/// Sweeping a million entries costs little computation but a dozen cache
-/// misses each (entry, key, attributes, table and index slots), which
-/// made removing them take over a second under the write lock. So each
-/// batch is first looked at under the read lock, while clients go on,
-/// which brings that memory into the cache; the write lock is then held
-/// only for the removals, and handed to waiting readers after each batch.
-pub fn sweep(store: &Store, expiry_heap: &mut BinaryHeap<Reverse<Deadline>>) -> usize {
+/// Sweeping a million entries costs little computation but a chain of
+/// cache misses for each (key, table slot, entry, attributes, index
+/// slot), which made removing them take over a second under the write
+/// lock. So each batch is first looked at under the read lock, while
+/// clients go on: that finds the entries, drops stale deadlines and brings
+/// the memory into the cache. The write lock is then held only for the
+/// removals, which find each entry by its hash and the identity of its
+/// key without comparing names, and is handed to waiting readers after
+/// each batch. Removed entries are freed after the lock is released.
+pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
     let mut removed = 0;
     // For the log line of a large sweep; taken at the first due batch, not
     // at every wake-up.
     let mut costs: Option<(Instant, Duration)> = None;
     let mut locked = Duration::ZERO;
-    let mut due = Vec::new();
-    loop {
-        let now = store.now();
-        while due.len() < BATCH
-            && let Some(Reverse(next)) = expiry_heap.peek()
-            && next.at <= now
-        {
-            if let Some(Reverse(d)) = expiry_heap.pop() {
-                due.push(d);
-            }
-        }
-        if due.is_empty() {
-            if let Some((started, cpu)) = costs {
-                let level = if removed >= 10_000 {
-                    log::Level::Info
-                } else {
-                    log::Level::Debug
-                };
-                log::log!(
-                    level,
-                    "expired {removed} entries in {:?} ({:?} of CPU, {:?} holding the write lock)",
-                    started.elapsed(),
-                    thread_cpu().saturating_sub(cpu),
-                    locked
-                );
-            }
-            return removed;
-        }
+    // Both buffers live across batches: allocating one of this size makes
+    // glibc's malloc consolidate the small chunks the last batch freed.
+    let mut found: Vec<(u64, usize)> = Vec::with_capacity(BATCH);
+    let mut graveyard: Vec<Box<Entry>> = Vec::with_capacity(BATCH);
+    let mut later = Vec::new();
+    while let Some((at, keys)) = timetable.take_due(store.now()) {
         costs.get_or_insert_with(|| (Instant::now(), thread_cpu()));
-        {
-            let dir = store.read();
-            let mut touched = 0usize;
-            for d in &due {
-                if let Some(entry) = dir.get(&d.key)
-                    && let Some(cn) = entry.attrs.first(&attr::CN)
-                {
-                    touched += dir.by_cn(cn).len();
-                }
+        for batch in keys.chunks(BATCH) {
+            {
+                let dir = store.read();
+                found.extend(batch.iter().enumerate().filter_map(|(i, key)| {
+                    let hash = dir.hash_key(key);
+                    let entry = dir.get_same(hash, key)?;
+                    (entry.scheduled.load(Ordering::Relaxed) == at).then_some((hash, i))
+                }));
             }
-            std::hint::black_box(touched);
+            let mut dir = store.write();
+            let lock_start = Instant::now();
+            // The time is taken under the lock: a refresh since the look
+            // under the read lock has moved the entry's expiry time on.
+            let now = store.now();
+            for (hash, i) in found.drain(..) {
+                let key = &batch[i];
+                let doomed = |entry: &Entry| {
+                    if entry.scheduled.load(Ordering::Relaxed) != at {
+                        // A refresh brought the deadline forward and
+                        // scheduled it separately; this one is stale.
+                        return false;
+                    }
+                    let expires = entry.expires();
+                    if expires > now {
+                        entry.scheduled.store(expires, Ordering::Relaxed);
+                        later.push(Deadline {
+                            at: expires,
+                            key: key.clone(),
+                        });
+                    }
+                    expires <= now
+                };
+                removed += dir.remove_same(hash, key, doomed, &mut |e| graveyard.push(e));
+            }
+            locked += lock_start.elapsed();
+            parking_lot::RwLockWriteGuard::unlock_fair(dir);
+            graveyard.clear();
         }
-        let mut dir = store.write();
-        let lock_start = Instant::now();
-        for Deadline { at, key } in due.drain(..) {
-            let Some(entry) = dir.get(&key) else {
-                continue;
-            };
-            if entry.scheduled.load(Ordering::Relaxed) != at {
-                // A refresh brought the deadline forward and scheduled it
-                // separately; this item is stale.
-                continue;
-            }
-            let expires = entry.expires();
-            if expires <= now {
-                removed += dir.remove(&key);
-            } else {
-                entry.scheduled.store(expires, Ordering::Relaxed);
-                expiry_heap.push(Reverse(Deadline { at: expires, key }));
-            }
+        for deadline in later.drain(..) {
+            timetable.push(deadline);
         }
-        locked += lock_start.elapsed();
-        parking_lot::RwLockWriteGuard::unlock_fair(dir);
     }
+    if let Some((started, cpu)) = costs {
+        let level = if removed >= 10_000 {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "expired {removed} entries in {:?} ({:?} of CPU, {:?} holding the write lock)",
+            started.elapsed(),
+            thread_cpu().saturating_sub(cpu),
+            locked
+        );
+    }
+    removed
 }
 
 fn thread_cpu() -> Duration {
@@ -177,14 +229,26 @@ mod tests {
         store.write().insert(entry, 0).unwrap();
     }
 
-    fn heap_from(inbox: &Receiver<ExpiryMsg>) -> BinaryHeap<Reverse<Deadline>> {
+    fn scheduled(inbox: &Receiver<ExpiryMsg>) -> Vec<Deadline> {
         inbox
             .try_iter()
             .filter_map(|m| match m {
-                ExpiryMsg::Schedule(d) => Some(Reverse(d)),
+                ExpiryMsg::Schedule(d) => Some(d),
                 ExpiryMsg::Shutdown => None,
             })
             .collect()
+    }
+
+    /// A timetable with every stored entry's own deadline.
+    fn timetable_of(store: &Store) -> Timetable {
+        let mut timetable = Timetable::default();
+        for e in store.read().iter() {
+            timetable.push(Deadline {
+                at: e.expires(),
+                key: e.key.clone(),
+            });
+        }
+        timetable
     }
 
     #[test]
@@ -192,44 +256,92 @@ mod tests {
         let (store, inbox) = store();
         add(&store, "gone", 0);
         add(&store, "kept", 0);
-        let mut heap: BinaryHeap<_> = store
-            .read()
-            .iter()
-            .map(|e| {
-                Reverse(Deadline {
-                    at: e.expires(),
-                    key: e.key.clone(),
-                })
-            })
-            .collect();
+        let mut timetable = timetable_of(&store);
         let kept = store.read().by_cn(b"kept")[0].clone();
         store.set_ttl(store.read().get(&kept).unwrap(), 60);
         assert!(
-            heap_from(&inbox).is_empty(),
+            scheduled(&inbox).is_empty(),
             "a later deadline sends nothing"
         );
-        assert_eq!(sweep(&store, &mut heap), 1);
+        assert_eq!(sweep(&store, &mut timetable), 1);
         assert!(store.read().by_cn(b"gone").is_empty());
         assert_eq!(store.read().by_cn(b"kept").len(), 1);
-        assert_eq!(heap.len(), 1, "the refreshed entry is pushed again");
-        assert!(heap.peek().unwrap().0.at >= store.now() + 59_000);
+        assert_eq!(timetable.len(), 1, "the refreshed entry is pushed again");
+        assert!(timetable.next().unwrap() >= store.now() + 59_000);
     }
 
     #[test]
     fn an_earlier_deadline_is_scheduled_and_the_old_item_is_stale() {
         let (store, inbox) = store();
         add(&store, "a", 60_000);
+        let mut timetable = timetable_of(&store);
         let key = store.read().by_cn(b"a")[0].clone();
-        let mut heap: BinaryHeap<_> = [Reverse(Deadline {
-            at: store.now() + 60_000,
-            key: key.clone(),
-        })]
-        .into();
         store.set_ttl(store.read().get(&key).unwrap(), 0);
-        heap.extend(heap_from(&inbox));
-        assert_eq!(heap.len(), 2);
-        assert_eq!(sweep(&store, &mut heap), 1);
+        for d in scheduled(&inbox) {
+            timetable.push(d);
+        }
+        assert_eq!(timetable.len(), 2);
+        assert_eq!(sweep(&store, &mut timetable), 1);
         assert!(store.read().is_empty());
+        assert_eq!(timetable.len(), 1, "the later deadline is left");
+        assert_eq!(sweep(&store, &mut timetable), 0, "not due yet");
+    }
+
+    #[test]
+    fn a_deadline_is_dropped_when_its_entry_was_replaced() {
+        let (store, _inbox) = store();
+        add(&store, "a", 0);
+        let mut timetable = timetable_of(&store);
+        let old = store.read().by_cn(b"a")[0].clone();
+        let at = store.read().get(&old).unwrap().expires();
+        assert_eq!(store.write().remove(&old), 1);
+        // The new entry of the same name looks due at the old deadline too,
+        // but has deadlines of its own: the old one is not for it.
+        add(&store, "a", 0);
+        let new = store.read().by_cn(b"a")[0].clone();
+        store
+            .read()
+            .get(&new)
+            .unwrap()
+            .scheduled
+            .store(at, Ordering::Relaxed);
+        assert_eq!(sweep(&store, &mut timetable), 0);
+        assert_eq!(store.read().by_cn(b"a").len(), 1);
+        let mut timetable = timetable_of(&store);
+        assert_eq!(sweep(&store, &mut timetable), 1);
+    }
+
+    #[test]
+    fn an_expired_person_takes_its_applications_along() {
+        let (store, _inbox) = store();
+        add(&store, "p", 0);
+        let mut timetable = timetable_of(&store);
+        let app_dn = "cn=p,appname=ms-netmeeting,ou=Applications,o=Intranet";
+        let app_key = Dn::parse(app_dn.as_bytes()).unwrap().key();
+        let app = Entry::new(app_dn.into(), app_key, 0, Attributes::default());
+        let app_key = store.write().insert(app, 0).unwrap().key.clone();
+        let person = store.read().by_cn(b"p")[0].clone();
+        store.write().attach(&person, &app_key);
+        assert_eq!(sweep(&store, &mut timetable), 2);
+        assert!(store.read().is_empty());
+    }
+
+    #[test]
+    fn deadlines_come_due_in_order_of_time() {
+        let mut timetable = Timetable::default();
+        for (at, name) in [(30, "c"), (10, "a"), (20, "b"), (10, "a2")] {
+            timetable.push(Deadline {
+                at,
+                key: Key::from(name.as_bytes()),
+            });
+        }
+        assert_eq!(timetable.len(), 4);
+        assert_eq!(timetable.take_due(5), None);
+        let (at, keys) = timetable.take_due(25).unwrap();
+        assert_eq!((at, keys.len()), (10, 2));
+        assert_eq!(timetable.take_due(25).unwrap().0, 20);
+        assert_eq!(timetable.take_due(25), None);
+        assert_eq!(timetable.next(), Some(30));
     }
 
     #[test]
@@ -239,17 +351,9 @@ mod tests {
         for i in 0..N {
             add(&store, &format!("u{i}"), 0);
         }
-        let mut heap: BinaryHeap<_> = store
-            .read()
-            .iter()
-            .map(|e| {
-                Reverse(Deadline {
-                    at: e.expires(),
-                    key: e.key.clone(),
-                })
-            })
-            .collect();
-        assert_eq!(sweep(&store, &mut heap), N);
-        assert!(heap.is_empty());
+        let mut timetable = timetable_of(&store);
+        assert_eq!(sweep(&store, &mut timetable), N);
+        assert!(timetable.is_empty());
+        assert!(store.read().is_empty());
     }
 }

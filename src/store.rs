@@ -9,6 +9,7 @@
 //! brings a deadline forward sends the expiry thread a new deadline.
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
@@ -22,35 +23,11 @@ use crate::entry::{Attributes, Entry, Key, NEVER, class};
 use crate::schema::{Attr, attr};
 
 /// A deadline for the expiry thread: the entry `key` may expire at `at`.
-///
-/// Deadlines are ordered by time alone. Ordering ties by key made a heap
-/// pop compare some forty keys byte by byte when a million entries expire
-/// in the same millisecond, and was most of the cost of sweeping them.
 #[derive(Debug)]
 pub struct Deadline {
     pub at: u64,
     pub key: Key,
 }
-
-impl Ord for Deadline {
-    fn cmp(&self, other: &Deadline) -> std::cmp::Ordering {
-        self.at.cmp(&other.at)
-    }
-}
-
-impl PartialOrd for Deadline {
-    fn partial_cmp(&self, other: &Deadline) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Deadline {
-    fn eq(&self, other: &Deadline) -> bool {
-        self.at == other.at
-    }
-}
-
-impl Eq for Deadline {}
 
 /// What the expiry thread is told.
 #[derive(Debug)]
@@ -291,6 +268,48 @@ impl Directory {
             return 0;
         };
         let entry = slot.remove().0;
+        self.unlink(entry, &mut |_| {})
+    }
+
+    /// The hash under which the entry table files `key`.
+    pub fn hash_key(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The entry that holds this very key, found by the key's
+    /// [`hash`](Directory::hash_key): not a later entry of the same name.
+    /// This is how the expiry thread finds what a deadline was for without
+    /// comparing names.
+    pub fn get_same(&self, hash: u64, key: &Key) -> Option<&Entry> {
+        self.entries
+            .find(hash, |e| Arc::ptr_eq(&e.key, key))
+            .map(|e| &**e)
+    }
+
+    /// Removes the entry that holds this very key if `doomed` says so,
+    /// with the application entries that live with it. The removed
+    /// entries are handed to `graveyard` rather than freed, so that the
+    /// caller can free them after releasing the write lock. Returns how
+    /// many entries were removed.
+    pub fn remove_same(
+        &mut self,
+        hash: u64,
+        key: &Key,
+        doomed: impl FnOnce(&Entry) -> bool,
+        graveyard: &mut impl FnMut(Box<Entry>),
+    ) -> usize {
+        match self.entries.find_entry(hash, |e| Arc::ptr_eq(&e.key, key)) {
+            Ok(slot) if doomed(slot.get()) => {
+                let entry = slot.remove().0;
+                self.unlink(entry, graveyard)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Takes a removed entry out of the indexes and its person's links,
+    /// and removes its dependents.
+    fn unlink(&mut self, entry: Box<Entry>, graveyard: &mut impl FnMut(Box<Entry>)) -> usize {
         self.index(&entry.key, &entry.attrs, false);
         if entry.is(class::DYNAMIC) {
             self.dynamic_count -= 1;
@@ -302,8 +321,13 @@ impl Directory {
         }
         let mut removed = 1;
         for dependent in entry.dependents() {
-            removed += self.remove(dependent);
+            let hash = self.hasher.hash_one(&**dependent);
+            if let Ok(slot) = self.entries.find_entry(hash, |e| e.key == *dependent) {
+                let dependent = slot.remove().0;
+                removed += self.unlink(dependent, graveyard);
+            }
         }
+        graveyard(entry);
         removed
     }
 
