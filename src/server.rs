@@ -102,7 +102,7 @@ impl Server {
             handles: Mutex::new(Vec::new()),
         });
         for _ in 0..config.workers {
-            spawn_worker(&pool, &shared)?;
+            spawn_worker(&pool, &shared, true)?;
         }
         let stopping = Arc::new(AtomicBool::new(false));
         let mut addrs = Vec::new();
@@ -243,8 +243,12 @@ fn accept_loop(
             refuse(stream);
             continue;
         }
-        if pool.idle.load(Ordering::SeqCst) == 0
-            && let Err(e) = spawn_worker(pool, shared)
+        // Each connection claims an idle worker here, before it is handed
+        // over, so that a burst of connections is never counted against the
+        // same idle worker twice while it is still waking up; with none
+        // left, a new worker is started for it.
+        if !pool.claim_idle()
+            && let Err(e) = spawn_worker(pool, shared, false)
         {
             log::error!("cannot start a worker: {e}");
             refuse(stream);
@@ -265,10 +269,14 @@ fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn spawn_worker(pool: &Arc<Pool>, shared: &Arc<Shared>) -> io::Result<()> {
+/// Starts a worker: an idle one, or one already claimed for a connection
+/// on its way.
+fn spawn_worker(pool: &Arc<Pool>, shared: &Arc<Shared>, idle: bool) -> io::Result<()> {
     let (p, s) = (pool.clone(), shared.clone());
     pool.workers.fetch_add(1, Ordering::SeqCst);
-    pool.idle.fetch_add(1, Ordering::SeqCst);
+    if idle {
+        pool.idle.fetch_add(1, Ordering::SeqCst);
+    }
     let spawned = std::thread::Builder::new()
         .name("ilsd-worker".into())
         .stack_size(WORKER_STACK)
@@ -282,17 +290,32 @@ fn spawn_worker(pool: &Arc<Pool>, shared: &Arc<Shared>) -> io::Result<()> {
         }
         Err(e) => {
             pool.workers.fetch_sub(1, Ordering::SeqCst);
-            pool.idle.fetch_sub(1, Ordering::SeqCst);
+            if idle {
+                pool.idle.fetch_sub(1, Ordering::SeqCst);
+            }
             Err(e)
         }
     }
 }
 
+impl Pool {
+    /// Takes one idle worker off the count, if there is one.
+    fn claim_idle(&self) -> bool {
+        self.idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// A worker's life. `idle` counts the workers no connection has claimed:
+/// the acceptor takes one off when it hands a connection over, and a
+/// worker puts itself back when that connection ends. A worker retires
+/// only by claiming itself, so a connection already promised a worker is
+/// never left in the queue.
 fn worker(pool: &Pool, shared: &Shared) {
     loop {
         match pool.inbox.recv_timeout(RETIRE_AFTER) {
             Ok((stream, peer)) => {
-                pool.idle.fetch_sub(1, Ordering::SeqCst);
                 let stream = Arc::new(stream);
                 let id = pool.next_id.fetch_add(1, Ordering::Relaxed);
                 pool.open.lock().insert(id, stream.clone());
@@ -301,13 +324,15 @@ fn worker(pool: &Pool, shared: &Shared) {
                 pool.idle.fetch_add(1, Ordering::SeqCst);
             }
             Err(RecvTimeoutError::Timeout) => {
-                if pool.workers.load(Ordering::SeqCst) > pool.min_workers {
+                if pool.workers.load(Ordering::SeqCst) > pool.min_workers && pool.claim_idle() {
                     break;
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                // Shutdown: whatever is still counted idle no longer matters.
+                break;
+            }
         }
     }
-    pool.idle.fetch_sub(1, Ordering::SeqCst);
     pool.workers.fetch_sub(1, Ordering::SeqCst);
 }

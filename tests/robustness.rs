@@ -260,3 +260,25 @@ fn shutdown_returns_with_idle_clients_connected() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(idle.closed());
 }
+
+#[test]
+fn a_burst_of_connections_is_served_at_once_by_a_small_pool() {
+    // Twenty clients connect together while one worker waits: each must
+    // get a worker of its own, none may wait in the queue for another
+    // client to leave.
+    let server = TestServer::with(|c| c.workers = 1);
+    let mut clients: Vec<Raw> = (0..20).map(|_| server.raw()).collect();
+    for client in &mut clients {
+        client.send(&bind_v2(1));
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        client
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        assert!(
+            matches!(client.recv(), Some(Response::Result { code: 0, .. })),
+            "client {i} was not served while the others stayed connected"
+        );
+    }
+}
