@@ -271,26 +271,19 @@ impl Directory {
         self.unlink(entry, &mut |_| {})
     }
 
-    /// The hash under which the entry table files `key`.
-    pub fn hash_key(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+    /// The hasher of the entry table: the expiry thread hashes keys with
+    /// it before taking the write lock, for [`remove_same`](Directory::remove_same).
+    pub fn key_hasher(&self) -> &RandomState {
+        &self.hasher
     }
 
-    /// The entry that holds this very key, found by the key's
-    /// [`hash`](Directory::hash_key): not a later entry of the same name.
-    /// This is how the expiry thread finds what a deadline was for without
-    /// comparing names.
-    pub fn get_same(&self, hash: u64, key: &Key) -> Option<&Entry> {
-        self.entries
-            .find(hash, |e| Arc::ptr_eq(&e.key, key))
-            .map(|e| &**e)
-    }
-
-    /// Removes the entry that holds this very key if `doomed` says so,
-    /// with the application entries that live with it. The removed
-    /// entries are handed to `graveyard` rather than freed, so that the
-    /// caller can free them after releasing the write lock. Returns how
-    /// many entries were removed.
+    /// Removes the entry that holds this very key, found by the key's hash:
+    /// not a later entry of the same name. This is how the expiry thread
+    /// finds what a deadline was for without comparing names. The entry
+    /// goes if `doomed` says so, with the application entries that live
+    /// with it. The removed entries are handed to `graveyard` rather than
+    /// freed, so that the caller can free them after releasing the write
+    /// lock. Returns how many entries were removed.
     pub fn remove_same(
         &mut self,
         hash: u64,
