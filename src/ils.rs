@@ -577,9 +577,8 @@ impl<'a> PersonView<'a> {
         if entry.is(class::PERSON)
             && let Some(cn) = entry.attrs.first(&attr::CN)
         {
-            for key in dir.by_cn(cn) {
-                if let Some(app) = dir.get(key)
-                    && app.is(class::APPLICATION)
+            for app in dir.by_cn(cn) {
+                if app.is(class::APPLICATION)
                     && app.parent_key().ends_with(APPLICATIONS_KEY)
                     && dir.alive(app, now)
                 {

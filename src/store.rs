@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use hashbrown::HashTable;
-use hashbrown::hash_table::Entry as Slot;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dn::Dn;
@@ -102,83 +101,104 @@ pub struct Directory {
 #[derive(Debug)]
 pub struct AlreadyExists;
 
-/// Folds a value for the name indexes: case-insensitive, surrounding
-/// spaces ignored, as equality matching does. Names up to 128 bytes are
-/// folded on the stack: a lookup allocates nothing.
-fn with_folded<R>(value: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+/// Whether two names are the same for the name indexes: case-insensitive,
+/// surrounding spaces ignored, as equality matching does.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    trim_spaces(a).eq_ignore_ascii_case(trim_spaces(b))
+}
+
+fn trim_spaces(value: &[u8]) -> &[u8] {
     let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
     let end = value
         .iter()
         .rposition(|&b| b != b' ')
         .map_or(start, |i| i + 1);
-    let value = &value[start..end];
-    let mut stack = [0u8; 128];
-    match stack.get_mut(..value.len()) {
-        Some(buf) => {
-            buf.copy_from_slice(value);
-            buf.make_ascii_lowercase();
-            f(buf)
-        }
-        None => f(&value.to_ascii_lowercase()),
-    }
+    &value[start..end]
 }
 
-/// A folded name and the keys of the entries that carry it.
-type Named = (Box<[u8]>, Box<[Key]>);
-
-/// An index from folded names to the keys of the entries that carry them.
-/// A name has one or two keys (a person and its application), kept in an
-/// exact-size slice rebuilt on change rather than a vector with spare
-/// room; each change hashes the name once.
+/// An index from names to the entries that carry them.
+///
+/// There is one slot for each name of each entry, holding the hash of the
+/// folded name and the entry's key; the name itself is read from the entry
+/// when looking it up. A million users would otherwise each need a slot,
+/// a copy of the name and a list of keys, and removing one (as a mass
+/// expiry does a million times) meant following all three through memory
+/// and freeing two allocations. Now a removal finds its slot by the hash
+/// and the identity of the key, touches nothing else and frees nothing.
 #[derive(Default)]
 struct NameIndex {
-    table: HashTable<Named>,
+    table: HashTable<(u64, Key)>,
     hasher: RandomState,
 }
 
 impl NameIndex {
-    fn get(&self, value: &[u8]) -> &[Key] {
-        with_folded(value, |name| {
-            let hash = self.hasher.hash_one(name);
-            self.table
-                .find(hash, |(n, _)| **n == *name)
-                .map_or(&[][..], |(_, keys)| &**keys)
-        })
+    /// The hash of a name, folded as [`same_name`] compares; names up to
+    /// 128 bytes are folded on the stack.
+    fn hash(&self, value: &[u8]) -> u64 {
+        let value = trim_spaces(value);
+        let mut stack = [0u8; 128];
+        match stack.get_mut(..value.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(value);
+                buf.make_ascii_lowercase();
+                self.hasher.hash_one(&*buf)
+            }
+            None => self.hasher.hash_one(value.to_ascii_lowercase()),
+        }
     }
 
     fn add(&mut self, value: &[u8], key: &Key) {
-        with_folded(value, |name| {
-            let hasher = &self.hasher;
-            let hash = hasher.hash_one(name);
-            match self
-                .table
-                .entry(hash, |(n, _)| **n == *name, |(n, _)| hasher.hash_one(&**n))
-            {
-                Slot::Occupied(mut slot) => {
-                    let keys = &mut slot.get_mut().1;
-                    if !keys.contains(key) {
-                        *keys = keys.iter().chain([key]).cloned().collect();
-                    }
-                }
-                Slot::Vacant(slot) => {
-                    slot.insert((name.into(), Box::new([key.clone()])));
-                }
-            }
-        })
+        let hash = self.hash(value);
+        // Two values of one entry may fold to the same name.
+        if self
+            .table
+            .find(hash, |(h, k)| *h == hash && Arc::ptr_eq(k, key))
+            .is_none()
+        {
+            self.table
+                .insert_unique(hash, (hash, key.clone()), |(h, _)| *h);
+        }
     }
 
     fn remove(&mut self, value: &[u8], key: &Key) {
-        with_folded(value, |name| {
-            let hash = self.hasher.hash_one(name);
-            if let Ok(mut slot) = self.table.find_entry(hash, |(n, _)| **n == *name) {
-                let keys = &mut slot.get_mut().1;
-                if keys.len() == 1 && keys[0] == *key {
-                    slot.remove();
-                } else {
-                    *keys = keys.iter().filter(|k| *k != key).cloned().collect();
-                }
+        let hash = self.hash(value);
+        if let Ok(slot) = self
+            .table
+            .find_entry(hash, |(h, k)| *h == hash && Arc::ptr_eq(k, key))
+        {
+            slot.remove();
+        }
+    }
+}
+
+/// The entries an index finds under a name: see [`Directory::by_cn`].
+pub struct Named<'a> {
+    dir: &'a Directory,
+    attr: Attr,
+    value: &'a [u8],
+    hash: u64,
+    slots: hashbrown::hash_table::IterHash<'a, (u64, Key)>,
+}
+
+impl<'a> Iterator for Named<'a> {
+    type Item = &'a Entry;
+
+    fn next(&mut self) -> Option<&'a Entry> {
+        for (hash, key) in self.slots.by_ref() {
+            if *hash != self.hash {
+                continue;
             }
-        })
+            let dir = self.dir;
+            if let Some(entry) = dir.get_same(dir.hasher.hash_one(&**key), key)
+                && entry
+                    .attrs
+                    .get(&self.attr)
+                    .any(|v| same_name(v, self.value))
+            {
+                return Some(entry);
+            }
+        }
+        None
     }
 }
 
@@ -200,14 +220,26 @@ impl Directory {
         self.entries.iter().map(|e| &**e)
     }
 
-    /// Keys of the entries whose cn equals `value` (case-insensitively).
-    pub fn by_cn(&self, value: &[u8]) -> &[Key] {
-        self.by_cn.get(value)
+    /// The entries whose cn equals `value` (case-insensitively, surrounding
+    /// spaces ignored).
+    pub fn by_cn<'a>(&'a self, value: &'a [u8]) -> Named<'a> {
+        self.named(&self.by_cn, attr::CN, value)
     }
 
-    /// Keys of the entries whose uid equals `value` (case-insensitively).
-    pub fn by_uid(&self, value: &[u8]) -> &[Key] {
-        self.by_uid.get(value)
+    /// The entries whose uid equals `value` (case-insensitively).
+    pub fn by_uid<'a>(&'a self, value: &'a [u8]) -> Named<'a> {
+        self.named(&self.by_uid, attr::UID, value)
+    }
+
+    fn named<'a>(&'a self, index: &'a NameIndex, attr: Attr, value: &'a [u8]) -> Named<'a> {
+        let hash = index.hash(value);
+        Named {
+            dir: self,
+            attr,
+            value,
+            hash,
+            slots: index.table.iter_hash(hash),
+        }
     }
 
     /// When an entry expires: its own deadline, or its person's for an
@@ -275,6 +307,13 @@ impl Directory {
     /// it before taking the write lock, for [`remove_same`](Directory::remove_same).
     pub fn key_hasher(&self) -> &RandomState {
         &self.hasher
+    }
+
+    /// The entry that holds this very key, found by the key's hash.
+    fn get_same(&self, hash: u64, key: &Key) -> Option<&Entry> {
+        self.entries
+            .find(hash, |e| Arc::ptr_eq(&e.key, key))
+            .map(|e| &**e)
     }
 
     /// Removes the entry that holds this very key, found by the key's hash:
@@ -505,16 +544,40 @@ mod tests {
     fn cn_index_finds_entries_case_insensitively_and_forgets_removed_ones() {
         let mut dir = Directory::default();
         dir.insert(person("Eric"), 0).unwrap();
-        assert_eq!(dir.by_cn(b"ERIC ").len(), 1);
+        assert_eq!(dir.by_cn(b"ERIC ").count(), 1);
         assert!(dir.insert(person("eric"), 0).is_err(), "same key");
-        let key = dir.by_cn(b"eric")[0].clone();
+        let key = dir.by_cn(b"eric").next().unwrap().key.clone();
         assert_eq!(
             dir.get(&key).unwrap().parent_key(),
             b"ou=dynamic,o=intranet"
         );
         assert_eq!(dir.remove(&key), 1);
-        assert!(dir.by_cn(b"eric").is_empty());
+        assert!(dir.by_cn(b"eric").next().is_none());
         assert_eq!(dir.dynamic_count(), 0);
+    }
+
+    #[test]
+    fn an_entry_is_found_once_under_each_of_its_names() {
+        let mut dir = Directory::default();
+        let mut entry = person("Eric");
+        entry.attrs = Attributes::from_list(vec![(
+            attr::CN,
+            vec![b"Eric".to_vec(), b" ERIC".to_vec(), b"eric2".to_vec()],
+        )]);
+        let key = dir.insert(entry, 0).unwrap().key.clone();
+        dir.insert(person("eric2"), 0).unwrap();
+        assert_eq!(dir.by_cn(b"eric").count(), 1, "names that fold alike");
+        assert_eq!(dir.by_cn(b"ERIC2").count(), 2);
+        assert_eq!(dir.by_cn(b"eric3").count(), 0);
+        dir.set_attrs(
+            &key,
+            Attributes::from_list(vec![(attr::CN, vec![b"x".to_vec()])]),
+        );
+        assert_eq!(dir.by_cn(b"eric").count(), 0);
+        assert_eq!(dir.by_cn(b"eric2").count(), 1);
+        assert_eq!(dir.by_cn(b"X ").next().unwrap().key, key);
+        assert_eq!(dir.remove(&key), 1);
+        assert_eq!(dir.by_cn(b"x").count(), 0);
     }
 
     #[test]
@@ -546,8 +609,8 @@ mod tests {
         let key = dir.insert(person("old"), 0).unwrap().key.clone();
         let attrs = Attributes::from_list(vec![(attr::CN, vec![b"new".to_vec()])]);
         dir.set_attrs(&key, attrs);
-        assert!(dir.by_cn(b"old").is_empty());
-        assert_eq!(dir.by_cn(b"new").len(), 1);
+        assert!(dir.by_cn(b"old").next().is_none());
+        assert_eq!(dir.by_cn(b"new").count(), 1);
         assert_eq!(dir.dynamic_count(), 0, "no longer a dynamicObject");
     }
 

@@ -37,13 +37,8 @@ fn run(shared: &Shared, target: &ils::Target) -> LdapResult {
     {
         doomed.extend(
             dir.by_cn(cn)
-                .iter()
-                .filter(|k| {
-                    dir.get(k).is_some_and(|e| {
-                        e.is(class::APPLICATION) && e.parent_key().ends_with(APPLICATIONS_KEY)
-                    })
-                })
-                .cloned(),
+                .filter(|e| e.is(class::APPLICATION) && e.parent_key().ends_with(APPLICATIONS_KEY))
+                .map(|e| e.key.clone()),
         );
     }
     let removed: usize = doomed.iter().map(|k| dir.remove(k)).sum();

@@ -296,13 +296,12 @@ fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Ke
             .unwrap_or_default();
     }
     let mut keys = p.dependents().to_vec();
-    for key in dir.by_cn(cn) {
-        if !keys.contains(key)
-            && dir.get(key).is_some_and(|e| {
-                e.is(class::APPLICATION) && e.parent_key().ends_with(ils::APPLICATIONS_KEY)
-            })
+    for e in dir.by_cn(cn) {
+        if !keys.contains(&e.key)
+            && e.is(class::APPLICATION)
+            && e.parent_key().ends_with(ils::APPLICATIONS_KEY)
         {
-            keys.push(key.clone());
+            keys.push(e.key.clone());
         }
     }
     keys

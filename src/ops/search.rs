@@ -145,14 +145,12 @@ fn run(
         let outcome = match (&plan.base, plan.scope, &plan.exact_name) {
             (Base::Entry(t), Scope::Base, _) => dir.get(&t.key).map_or(Ok(()), &mut visit),
             (_, _, Some((a, name))) => {
-                let keys = if *a == attr::CN {
+                let mut named = if *a == attr::CN {
                     dir.by_cn(name)
                 } else {
                     dir.by_uid(name)
                 };
-                keys.iter()
-                    .filter_map(|k| dir.get(k))
-                    .try_for_each(&mut visit)
+                named.try_for_each(&mut visit)
             }
             _ => dir.iter().try_for_each(&mut visit),
         };
