@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::entry::{Entry, Key};
-use crate::store::{Deadline, ExpiryMsg, Store};
+use crate::store::{Deadline, ExpiryMsg, Store, sweep_time};
 
 /// Deadlines examined per hold of the write lock: about two milliseconds
 /// of removals on a busy machine, which keeps clients' latency across a
@@ -169,9 +169,10 @@ pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
                 }
                 let expires = entry.expires();
                 if expires > now {
-                    entry.scheduled.store(expires, Ordering::Relaxed);
+                    let at = sweep_time(expires);
+                    entry.scheduled.store(at, Ordering::Relaxed);
                     later.push(Deadline {
-                        at: expires,
+                        at,
                         key: key.clone(),
                     });
                 }

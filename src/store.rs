@@ -28,6 +28,17 @@ pub struct Deadline {
     pub key: Key,
 }
 
+/// The granularity of the expiry thread's deadlines, in milliseconds.
+const TICK: u64 = 16;
+
+/// When the expiry thread removes an entry that expires at `at`: at the
+/// next tick. An entry stops being served at its own expiry time; only
+/// its removal waits for the tick, so that the users registered within a
+/// tick share one deadline in the expiry thread's timetable.
+pub fn sweep_time(at: u64) -> u64 {
+    at.checked_next_multiple_of(TICK).unwrap_or(at)
+}
+
 /// What the expiry thread is told.
 #[derive(Debug)]
 pub enum ExpiryMsg {
@@ -452,9 +463,10 @@ impl Store {
     pub fn set_ttl(&self, entry: &Entry, ttl_secs: u32) {
         let at = self.now().saturating_add(ttl_secs as u64 * 1000);
         entry.expires.store(at, Ordering::Relaxed);
-        let scheduled = entry.scheduled.fetch_min(at, Ordering::Relaxed);
-        if at < scheduled {
-            self.schedule(at, entry.key.clone());
+        let due = sweep_time(at);
+        let scheduled = entry.scheduled.fetch_min(due, Ordering::Relaxed);
+        if due < scheduled {
+            self.schedule(due, entry.key.clone());
         }
     }
 
@@ -612,6 +624,14 @@ mod tests {
         assert!(dir.by_cn(b"old").next().is_none());
         assert_eq!(dir.by_cn(b"new").count(), 1);
         assert_eq!(dir.dynamic_count(), 0, "no longer a dynamicObject");
+    }
+
+    #[test]
+    fn removals_wait_for_the_next_tick_and_never_entries_stay() {
+        assert_eq!(sweep_time(1), TICK);
+        assert_eq!(sweep_time(TICK), TICK);
+        assert_eq!(sweep_time(TICK + 1), 2 * TICK);
+        assert_eq!(sweep_time(NEVER), NEVER);
     }
 
     #[test]
