@@ -61,6 +61,8 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
     let mut chunk = [0u8; 16 * 1024];
     // When the partial request now in the buffer began to arrive.
     let mut partial_since: Option<Instant> = None;
+    // The read and write timeouts set on the socket.
+    let mut timeouts = (Duration::ZERO, Duration::ZERO);
     loop {
         let (max_request, idle) = {
             let limits = shared.limits.read();
@@ -119,8 +121,14 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
             },
             None => idle,
         };
-        let _ = stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
-        let _ = stream.set_write_timeout(Some(idle));
+        // Each is a system call: only made when the value changes, which
+        // on a busy connection is seldom.
+        let wait = wait.max(Duration::from_millis(1));
+        if timeouts != (wait, idle) {
+            let _ = stream.set_read_timeout(Some(wait));
+            let _ = stream.set_write_timeout(Some(idle));
+            timeouts = (wait, idle);
+        }
         match stream.read(&mut chunk) {
             Ok(0) => return End::Closed,
             Ok(n) => input.extend_from_slice(&chunk[..n]),
