@@ -64,10 +64,10 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
 /// The deadlines the expiry thread holds: a min-heap of the distinct
 /// times, and for each time the entries due then.
 ///
-/// A million users given the same TTL within a second share about a
-/// thousand times, so a sweep walks short lists in order instead of
-/// popping a million items one by one off a heap far larger than the
-/// cache.
+/// Deadlines are kept to the tick of [`sweep_time`], so a million users
+/// given the same TTL within a second share some sixty times, and a sweep
+/// walks long lists in order instead of popping a million items one by
+/// one off a heap far larger than the cache.
 #[derive(Default)]
 pub struct Timetable {
     times: BinaryHeap<Reverse<u64>>,

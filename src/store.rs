@@ -131,11 +131,11 @@ fn trim_spaces(value: &[u8]) -> &[u8] {
 ///
 /// There is one slot for each name of each entry, holding the hash of the
 /// folded name and the entry's key; the name itself is read from the entry
-/// when looking it up. A million users would otherwise each need a slot,
-/// a copy of the name and a list of keys, and removing one (as a mass
-/// expiry does a million times) meant following all three through memory
-/// and freeing two allocations. Now a removal finds its slot by the hash
-/// and the identity of the key, touches nothing else and frees nothing.
+/// when looking it up. With a slot per name holding a copy of the name
+/// and a list of keys, a removal (which a mass expiry does a million
+/// times) would follow all three through memory and free two allocations;
+/// this way it finds its slot by the hash and the identity of the key,
+/// touches nothing else and frees nothing.
 #[derive(Default)]
 struct NameIndex {
     table: HashTable<(u64, Key)>,
