@@ -29,6 +29,9 @@ use crate::store::{Deadline, ExpiryMsg, Store, sweep_time};
 /// mass expiry within a few milliseconds.
 const BATCH: usize = 2048;
 
+/// How long new deadlines are let gather before they are taken in.
+const GATHER: Duration = Duration::from_millis(5);
+
 /// The longest sleep when nothing is scheduled.
 const IDLE: Duration = Duration::from_secs(3600);
 
@@ -47,7 +50,15 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
             None => IDLE,
         };
         match inbox.recv_timeout(wait) {
-            Ok(ExpiryMsg::Schedule(d)) => timetable.push(d),
+            Ok(ExpiryMsg::Schedule(d)) => {
+                timetable.push(d);
+                // Deadlines arrive by the thousand a second while users
+                // register; taking each as it comes kept this thread
+                // spinning on the channel, in CPU time the workers need.
+                // An entry stops being served when it expires: removing
+                // it a few milliseconds later changes nothing for clients.
+                std::thread::sleep(GATHER.min(wait));
+            }
             Ok(ExpiryMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
