@@ -45,17 +45,20 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         });
     }
     let now = shared.store.now();
-    let mut dir = shared.store.write();
-    let Some(entry) = live(&dir, &plan.target.key, now) else {
-        return Err(no_such_object(&dir, &plan.target.dn, now));
-    };
-    if !entry.is(class::DYNAMIC) {
-        return Err(LdapResult::new(
-            LdapResultCode::UnwillingToPerform,
-            "the static tree cannot be changed",
-        ));
+    if plan.changes.is_empty()
+        && matches!(plan.smodop, None | Some(Smodop::ModifyUser))
+        && let Some(ttl) = plan.ttl
+    {
+        // The Dialer's keep-alive, a Modify of entryTTL alone, only sets a
+        // deadline: like the other refreshes it needs only the read lock,
+        // so that thousands of them a second never wait for one another.
+        let dir = shared.store.read();
+        let entry = dynamic_target(&dir, &plan.target, now)?;
+        shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
+        return Ok(());
     }
-    let key = entry.key.clone();
+    let mut dir = shared.store.write();
+    let key = dynamic_target(&dir, &plan.target, now)?.key.clone();
     match plan.smodop {
         None | Some(Smodop::ModifyUser) => change_entry(&mut dir, &key, &plan.changes)?,
         Some(Smodop::AddApp) => add_application(&mut dir, &key, &plan.changes, now)?,
@@ -83,6 +86,24 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
     }
     Ok(())
+}
+
+/// The live, dynamic entry a Modify names.
+fn dynamic_target<'a>(
+    dir: &'a Directory,
+    target: &ils::Target,
+    now: u64,
+) -> Result<&'a Entry, LdapResult> {
+    let Some(entry) = live(dir, &target.key, now) else {
+        return Err(no_such_object(dir, &target.dn, now));
+    };
+    if !entry.is(class::DYNAMIC) {
+        return Err(LdapResult::new(
+            LdapResultCode::UnwillingToPerform,
+            "the static tree cannot be changed",
+        ));
+    }
+    Ok(entry)
 }
 
 /// Applies changes to one entry, all or nothing.
@@ -305,4 +326,67 @@ fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Ke
         }
     }
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use parking_lot::RwLock;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dn::Dn;
+    use crate::handler::Limits;
+    use crate::store::{Store, TtlPolicy};
+
+    #[test]
+    fn a_modify_of_entry_ttl_alone_needs_only_the_read_lock() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let shared = Shared {
+            store: Arc::new(Store::new(TtlPolicy::new(60, 1, 3600), tx)),
+            limits: RwLock::new(Limits::from_config(&Config::default())),
+        };
+        let dn = b"cn=a,ou=Dynamic,o=Intranet";
+        let attrs = Attributes::from_list(vec![
+            (
+                attr::OBJECT_CLASS,
+                vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()],
+            ),
+            (attr::CN, vec![b"a".to_vec()]),
+        ]);
+        let entry = Entry::new(dn.to_vec(), Dn::parse(dn).unwrap().key(), 0, attrs);
+        shared.store.set_ttl(&entry, 60);
+        shared.store.write().insert(entry, 0).unwrap();
+        let session = Session::new("127.0.0.1:1".parse().unwrap());
+        let refresh = |ttl: &str| {
+            ils::modify(
+                dn,
+                vec![Change {
+                    kind: ModKind::Replace,
+                    attr: b"entryTTL".to_vec(),
+                    values: vec![ttl.as_bytes().to_vec()],
+                }],
+            )
+            .unwrap()
+        };
+        let (done, finished) = mpsc::channel();
+        std::thread::scope(|scope| {
+            // Another worker in the middle of a search holds the read lock.
+            let reading = shared.store.read();
+            let (shared, session) = (&shared, &session);
+            scope.spawn(move || done.send(run(shared, session, refresh("1800"))));
+            let outcome = finished.recv_timeout(Duration::from_secs(5));
+            drop(reading);
+            assert!(
+                matches!(outcome, Ok(Ok(()))),
+                "the refresh waited for the lock"
+            );
+        });
+        let dir = shared.store.read();
+        let ttl = Store::ttl_left(&dir, dir.by_cn(b"a").next().unwrap(), shared.store.now());
+        assert_eq!(ttl, Some(1800));
+    }
 }
