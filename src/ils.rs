@@ -577,10 +577,10 @@ impl<'a> PersonView<'a> {
         if entry.is(class::PERSON)
             && let Some(cn) = entry.attrs.first(&attr::CN)
         {
-            for app in dir.by_cn(cn) {
+            for app in dir.by_cn(cn).other_than(&entry.key) {
                 if app.is(class::APPLICATION)
                     && app.parent_key().ends_with(APPLICATIONS_KEY)
-                    && dir.alive(app, now)
+                    && dir.alive_beside(app, entry, now)
                 {
                     apps.push(app);
                 }

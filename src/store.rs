@@ -189,6 +189,16 @@ pub struct Named<'a> {
     value: &'a [u8],
     hash: u64,
     slots: hashbrown::hash_table::IterHash<'a, (u64, Key)>,
+    skip: Option<&'a Key>,
+}
+
+impl<'a> Named<'a> {
+    /// Leaves out the entry that holds this very key (the person whose
+    /// applications are looked for) without looking it up.
+    pub fn other_than(mut self, key: &'a Key) -> Named<'a> {
+        self.skip = Some(key);
+        self
+    }
 }
 
 impl<'a> Iterator for Named<'a> {
@@ -196,7 +206,7 @@ impl<'a> Iterator for Named<'a> {
 
     fn next(&mut self) -> Option<&'a Entry> {
         for (hash, key) in self.slots.by_ref() {
-            if *hash != self.hash {
+            if *hash != self.hash || self.skip.is_some_and(|skip| Arc::ptr_eq(skip, key)) {
                 continue;
             }
             let dir = self.dir;
@@ -250,6 +260,7 @@ impl Directory {
             value,
             hash,
             slots: index.table.iter_hash(hash),
+            skip: None,
         }
     }
 
@@ -259,6 +270,18 @@ impl Directory {
         match entry.owner() {
             Some(owner) if entry.expires() == NEVER => self.get(owner).map_or(0, Entry::expires),
             _ => entry.expires(),
+        }
+    }
+
+    /// Whether an application entry is still there for clients at `now`,
+    /// when the person it may live with is at hand: saves looking the
+    /// person up again for every application shown with it.
+    pub fn alive_beside(&self, app: &Entry, person: &Entry, now: u64) -> bool {
+        match app.owner() {
+            Some(owner) if app.expires() == NEVER && Arc::ptr_eq(owner, &person.key) => {
+                person.expires() > now
+            }
+            _ => self.alive(app, now),
         }
     }
 
@@ -613,6 +636,35 @@ mod tests {
         dir.attach(&p, &a);
         assert_eq!(dir.remove(&p), 2);
         assert!(dir.is_empty());
+    }
+
+    #[test]
+    fn an_application_is_found_beside_its_person_and_lives_with_it() {
+        let mut dir = Directory::default();
+        let person_entry = person("a");
+        person_entry.expires.store(100, Ordering::Relaxed);
+        let p = dir.insert(person_entry, 0).unwrap().key.clone();
+        let mut app = person("a");
+        app.key = Key::from(&b"cn=a,appname=x,ou=applications,o=intranet"[..]);
+        let a = dir.insert(app, 0).unwrap().key.clone();
+        dir.attach(&p, &a);
+        let person = dir.get(&p).unwrap();
+        let apps: Vec<_> = dir.by_cn(b"a").other_than(&person.key).collect();
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].key, a);
+        assert!(dir.alive_beside(apps[0], person, 99));
+        assert!(
+            !dir.alive_beside(apps[0], person, 100),
+            "dies with the person"
+        );
+        assert_eq!(
+            dir.alive(apps[0], 99),
+            dir.alive_beside(apps[0], person, 99)
+        );
+        // With another entry at hand, the person is looked up.
+        let stranger = dir.get(&a).unwrap();
+        assert!(dir.alive_beside(apps[0], stranger, 99));
+        assert!(!dir.alive_beside(apps[0], stranger, 100));
     }
 
     #[test]
