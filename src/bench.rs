@@ -411,6 +411,9 @@ pub struct Conn {
 const BUF_START: usize = 4 * 1024;
 const BUF_MAX_GROWTH: usize = 64 * 1024;
 
+/// The largest answer frame read: a longer one is a broken server.
+const MAX_FRAME: usize = 64 * 1024 * 1024;
+
 /// What one exchange brought back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
@@ -470,7 +473,7 @@ impl Conn {
 
     fn next_frame(&mut self) -> io::Result<&[u8]> {
         loop {
-            match frame_len(&self.buf[self.start..self.end], usize::MAX) {
+            match frame_len(&self.buf[self.start..self.end], MAX_FRAME) {
                 Frame::Complete(n) => {
                     let at = self.start;
                     self.start += n;
@@ -1039,6 +1042,24 @@ mod tests {
                 }
             );
         }
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_answer_announcing_more_than_the_limit_is_an_error_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut peer, _) = listener.accept().unwrap();
+            peer.write_all(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02])
+                .unwrap();
+            // Keep the connection open: the client must not wait for more.
+            let _ = peer.read(&mut [0u8; 1]);
+        });
+        let mut conn = Conn::open(addr).unwrap();
+        let err = conn.exchange(b"", false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        drop(conn);
         server.join().unwrap();
     }
 }

@@ -147,12 +147,16 @@ impl Timetable {
 /// freeing is left until after it; under the lock each entry is found by
 /// its hash and the identity of its key, without comparing names.
 pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
+    // Most wake-ups only take in new deadlines.
+    if timetable.next().is_none_or(|at| at > store.now()) {
+        return 0;
+    }
     let mut removed = 0;
     // For the log line of a large sweep; taken at the first due batch, not
     // at every wake-up.
     let mut costs: Option<(Instant, Duration)> = None;
     let (mut locked, mut waited) = (Duration::ZERO, Duration::ZERO);
-    // Both buffers live across batches: allocating one of this size makes
+    // The buffers live across batches: allocating one of this size makes
     // glibc's malloc consolidate the small chunks the last batch freed.
     let mut due: Vec<Deadline> = Vec::with_capacity(BATCH);
     let mut hashes: Vec<u64> = Vec::with_capacity(BATCH);
