@@ -19,6 +19,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dn::Dn;
 use crate::entry::{Attributes, Entry, Key, NEVER, class};
+use crate::filter::{text_eq, trim_spaces};
 use crate::schema::{Attr, attr};
 
 /// A deadline for the expiry thread: the entry `key` may expire at `at`.
@@ -112,21 +113,6 @@ pub struct Directory {
 #[derive(Debug)]
 pub struct AlreadyExists;
 
-/// Whether two names are the same for the name indexes: case-insensitive,
-/// surrounding spaces ignored, as equality matching does.
-fn same_name(a: &[u8], b: &[u8]) -> bool {
-    trim_spaces(a).eq_ignore_ascii_case(trim_spaces(b))
-}
-
-fn trim_spaces(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|&b| b != b' ')
-        .map_or(start, |i| i + 1);
-    &value[start..end]
-}
-
 /// An index from names to the entries that carry them.
 ///
 /// There is one slot for each name of each entry, holding the hash of the
@@ -143,8 +129,8 @@ struct NameIndex {
 }
 
 impl NameIndex {
-    /// The hash of a name, folded as [`same_name`] compares; names up to
-    /// 128 bytes are folded on the stack.
+    /// The hash of a name, folded as [`text_eq`] compares (the equality
+    /// matching of names); names up to 128 bytes are folded on the stack.
     fn hash(&self, value: &[u8]) -> u64 {
         let value = trim_spaces(value);
         let mut stack = [0u8; 128];
@@ -211,10 +197,7 @@ impl<'a> Iterator for Named<'a> {
             }
             let dir = self.dir;
             if let Some(entry) = dir.get_same(dir.hasher.hash_one(&**key), key)
-                && entry
-                    .attrs
-                    .get(&self.attr)
-                    .any(|v| same_name(v, self.value))
+                && entry.attrs.get(&self.attr).any(|v| text_eq(v, self.value))
             {
                 return Some(entry);
             }
