@@ -766,6 +766,115 @@ fn entry_value(frame: &[u8], name: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Serves the ceiling: a server that answers every request with a fixed
+/// success (a search with one fixed entry), without decoding more than
+/// the message ID and the operation's tag. Like ilsd, it hands each
+/// connection to a pooled worker thread, starting one when none is idle.
+/// What ils-bench measures against it is the most any blocking server
+/// could reach with this client on this machine: the cost of the system
+/// calls, thread switches and TCP alone. Runs until the process ends.
+pub fn serve_ceiling(listener: std::net::TcpListener) -> io::Result<()> {
+    let (hand, take) = crossbeam_channel::unbounded::<TcpStream>();
+    let idle = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let stream = stream?;
+        let claimed = idle.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if claimed.is_err() {
+            let (take, idle) = (take.clone(), idle.clone());
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; BUF_MAX_GROWTH];
+                while let Ok(stream) = take.recv() {
+                    let _ = answer_fixed(stream, &mut buf);
+                    idle.fetch_add(1, Ordering::AcqRel);
+                }
+            });
+        }
+        // The receivers live as long as the workers, which never stop.
+        let _ = hand.send(stream);
+    }
+    Ok(())
+}
+
+fn answer_fixed(mut stream: TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut have = 0;
+    let mut out = BytesMut::with_capacity(1024);
+    loop {
+        let n = stream.read(&mut buf[have..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+        let mut at = 0;
+        while let Frame::Complete(len) = frame_len(&buf[at..have], BUF_MAX_GROWTH) {
+            let Some((msgid, op)) = request_kind(&buf[at..at + len]) else {
+                return Ok(());
+            };
+            if op == 0x42 {
+                // Unbind.
+                return stream.write_all(&out);
+            }
+            let mut enc = Encoder::new(&mut out);
+            match op {
+                // Abandon: no answer.
+                0x50 => {}
+                // Search: one entry, then done.
+                0x63 => {
+                    fixed_message(&mut enc, msgid, |e| {
+                        e.start(0x64);
+                        e.octets(b"cn=ceiling,ou=Dynamic,o=Intranet");
+                        e.start(0x30);
+                        e.attribute(b"cn", [&b"ceiling"[..]]);
+                        e.end();
+                        e.end();
+                    });
+                    fixed_message(&mut enc, msgid, |e| success(e, 0x65));
+                }
+                // Delete's request tag is primitive; its response is not.
+                0x4a => fixed_message(&mut enc, msgid, |e| success(e, 0x6b)),
+                // Every other request's response tag is the next one up.
+                op => fixed_message(&mut enc, msgid, |e| success(e, op + 1)),
+            }
+            at += len;
+        }
+        if at < have && frame_len(&buf[at..have], BUF_MAX_GROWTH) != Frame::Incomplete {
+            return Ok(());
+        }
+        buf.copy_within(at..have, 0);
+        have -= at;
+        stream.write_all(&out)?;
+        out.clear();
+    }
+}
+
+fn fixed_message(enc: &mut Encoder<'_>, msgid: i64, body: impl FnOnce(&mut Encoder<'_>)) {
+    enc.start(0x30);
+    enc.integer(0x02, msgid);
+    body(enc);
+    enc.end();
+}
+
+fn success(enc: &mut Encoder<'_>, tag: u8) {
+    enc.start(tag);
+    enc.integer(0x0a, 0);
+    enc.octets(b"");
+    enc.octets(b"");
+    enc.end();
+}
+
+/// The message ID and the protocolOp tag of a request.
+fn request_kind(frame: &[u8]) -> Option<(i64, u8)> {
+    let (_, start, _) = header(frame)?;
+    let rest = frame.get(start..)?;
+    let (_, id_start, id_len) = header(rest)?;
+    let msgid = rest
+        .get(id_start..id_start + id_len)?
+        .iter()
+        .fold(0i64, |a, &x| (a << 8) | x as i64);
+    let (op, _, _) = header(rest.get(id_start + id_len..)?)?;
+    Some((msgid, op))
+}
+
 /// Runs a workload and reports. `populate` must have run for the
 /// workloads that use registered users.
 pub fn run(plan: &Plan) -> Report {

@@ -8,6 +8,10 @@ use std::process::Command;
 use common::*;
 
 fn bench(server: &TestServer, workload: &str, standard: bool) -> String {
+    bench_at(server.addr, workload, standard)
+}
+
+fn bench_at(addr: std::net::SocketAddr, workload: &str, standard: bool) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ils-bench"));
     cmd.args([
         "--workload",
@@ -23,7 +27,7 @@ fn bench(server: &TestServer, workload: &str, standard: bool) -> String {
     if standard {
         cmd.arg("--standard");
     }
-    let out = cmd.arg(server.addr.to_string()).output().unwrap();
+    let out = cmd.arg(addr.to_string()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -103,4 +107,31 @@ fn held_connections_and_a_mass_expiry_are_reported() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(after < 3000, "{stdout}");
     assert!(stdout.contains("expiry: 300 users due"), "{stdout}");
+}
+
+#[test]
+fn the_ceiling_server_answers_every_workload_of_single_requests() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || ilsd::bench::serve_ceiling(listener));
+    for workload in [
+        "refresh",
+        "refresh-ext",
+        "find",
+        "tapi",
+        "churn",
+        "netmeeting",
+    ] {
+        let json = bench_at(addr, workload, false);
+        assert_eq!(field(&json, "errors"), 0.0, "{json}");
+        assert!(field(&json, "operations") > 0.0, "{json}");
+        if ["refresh", "find", "churn"].contains(&workload) {
+            // Each search is answered with its one fixed entry.
+            assert_eq!(
+                field(&json, "entries"),
+                field(&json, "operations"),
+                "{json}"
+            );
+        }
+    }
 }

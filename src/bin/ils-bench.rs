@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ilsd::bench::{self, Plan, Workload};
 
-const USAGE: &str = "usage: ils-bench [--workload W] [--connections C] [--duration SECS] [--entries N] [--ttl SECS] [--hold N] [--expire N] [--standard] [--no-populate] [--json] HOST:PORT";
+const USAGE: &str = "usage: ils-bench [--workload W] [--connections C] [--duration SECS] [--entries N] [--ttl SECS] [--hold N] [--expire N] [--standard] [--no-populate] [--json] HOST:PORT\n       ils-bench --serve-ceiling HOST:PORT";
 
 /// How long after the expiring users are set up they expire.
 const EXPIRY_LEAD: Duration = Duration::from_secs(3);
@@ -66,6 +66,13 @@ fn main() -> ExitCode {
         "do not register users first (they are already there)",
     );
     opts.optflag("", "json", "print the report as JSON");
+    opts.optflag(
+        "",
+        "serve-ceiling",
+        "instead of loading a server, be one that answers every request \
+         with a fixed success at HOST:PORT: the ceiling any blocking server \
+         reaches with this client on this machine",
+    );
     opts.optflag("h", "help", "print this help");
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let usage_error = |m: String| {
@@ -87,6 +94,14 @@ fn main() -> ExitCode {
     else {
         return usage_error("a HOST:PORT to load is required".into());
     };
+    if m.opt_present("serve-ceiling") {
+        let served = std::net::TcpListener::bind(target).and_then(bench::serve_ceiling);
+        if let Err(e) = served {
+            eprintln!("ils-bench: cannot serve at {target}: {e}");
+            return ExitCode::from(71);
+        }
+        return ExitCode::SUCCESS;
+    }
     let number = |name: &str, default: u64| -> Result<u64, String> {
         m.opt_str(name).map_or(Ok(default), |v| {
             v.parse()
