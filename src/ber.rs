@@ -82,10 +82,15 @@ fn is_escape_char(c: char) -> bool {
 /// Maps arbitrary bytes to a valid UTF-8 string, reversibly.
 ///
 /// Valid UTF-8 without the escape range is left as it is, so ASCII and
-/// UTF-8 names pay only the validation.
+/// UTF-8 names pay only the validation. Every character of the escape
+/// range is encoded with a leading 0xEE, so a string without that byte
+/// holds none of them.
 pub fn escape(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.is_ascii() {
+        return None;
+    }
     match std::str::from_utf8(bytes) {
-        Ok(s) if !s.chars().any(is_escape_char) => return None,
+        Ok(s) if !bytes.contains(&0xEE) || !s.chars().any(is_escape_char) => return None,
         _ => {}
     }
     let mut out = String::with_capacity(bytes.len() + 8);
@@ -144,9 +149,14 @@ pub fn unescape(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Unescapes a string that came out of `ldap3_proto`.
-pub fn unescape_str(s: &str) -> Vec<u8> {
-    unescape(s.as_bytes()).into_owned()
+/// Reverses [`escape`] on a string or value that came out of
+/// `ldap3_proto`, reusing its buffer when there is nothing to undo.
+pub fn unescape_owned(bytes: Vec<u8>) -> Vec<u8> {
+    let undone = match unescape(&bytes) {
+        std::borrow::Cow::Owned(undone) => Some(undone),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    undone.unwrap_or(bytes)
 }
 
 /// Escapes, in place, every octet string of a request that `ldap3_proto`

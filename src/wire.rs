@@ -16,7 +16,7 @@ use ldap3_proto::proto::{
     LdapBindCred, LdapFilter, LdapModifyType, LdapMsg, LdapOp, LdapSearchScope,
 };
 
-use crate::ber::{Encoder, escape_request, unescape, unescape_str};
+use crate::ber::{Encoder, escape_request, unescape, unescape_owned};
 use crate::filter::{Filter, Substrings};
 
 /// The deepest BER nesting accepted (filters nest; nothing else does).
@@ -217,7 +217,7 @@ fn take_controls(tag: &mut StructureTag) -> Result<Vec<Control>, ProtocolError> 
 }
 
 fn bytes(s: String) -> Vec<u8> {
-    unescape_str(&s)
+    unescape_owned(s.into_bytes())
 }
 
 fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
@@ -255,7 +255,7 @@ fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
                 .map(|a| {
                     (
                         bytes(a.atype),
-                        a.vals.iter().map(|v| unescape(v).into_owned()).collect(),
+                        a.vals.into_iter().map(unescape_owned).collect(),
                     )
                 })
                 .collect(),
@@ -278,8 +278,8 @@ fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
                         values: c
                             .modification
                             .vals
-                            .iter()
-                            .map(|v| unescape(v).into_owned())
+                            .into_iter()
+                            .map(unescape_owned)
                             .collect(),
                     })
                 })
@@ -290,7 +290,7 @@ fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
         LdapOp::CompareRequest(c) => Op::Compare {
             dn: bytes(c.dn),
             attr: bytes(c.atype),
-            value: unescape(&c.val).into_owned(),
+            value: unescape_owned(c.val),
         },
         LdapOp::AbandonRequest(id) => Op::Abandon(id),
         LdapOp::ExtendedRequest(e) => Op::Extended {
