@@ -16,7 +16,7 @@ use ldap3_proto::proto::{
     LdapBindCred, LdapFilter, LdapModifyType, LdapMsg, LdapOp, LdapSearchScope,
 };
 
-use crate::ber::{Encoder, escape_request, unescape, unescape_owned};
+use crate::ber::{Encoder, escape_request, unescape_owned};
 use crate::filter::{Filter, Substrings};
 
 /// The deepest BER nesting accepted (filters nest; nothing else does).
