@@ -241,7 +241,13 @@ fn search_base(base: &[u8], scope: Scope) -> Result<Base, LdapResult> {
     if dn.is_root() && scope == Scope::Base {
         return Ok(Base::RootDse);
     }
-    if let [only] = dn.rdns.as_slice()
+    // `objectClass=rtPerson` names the people, not an entry; `c=` and `o=`
+    // around it are decoration, as in NetMeeting's DNs.
+    let mut named = dn
+        .rdns
+        .iter()
+        .filter(|r| r.attr != attr::C && r.attr != attr::O);
+    if let (Some(only), None) = (named.next(), named.next())
         && only.attr == attr::OBJECT_CLASS
     {
         for (name, bit) in [
@@ -278,6 +284,9 @@ fn strip_sttl(filter: Filter<Vec<u8>>, sttl: &mut Option<u64>) -> Option<Filter<
         Filter::And(v) => Some(Filter::And(
             v.into_iter().filter_map(|f| strip_sttl(f, sttl)).collect(),
         )),
+        // An OR of nothing but `sttl` is gone with it; an empty OR is
+        // false (RFC 4526) and stays.
+        Filter::Or(v) if v.is_empty() => Some(Filter::Or(v)),
         Filter::Or(v) => {
             let v: Vec<_> = v.into_iter().filter_map(|f| strip_sttl(f, sttl)).collect();
             if v.is_empty() {

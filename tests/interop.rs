@@ -544,6 +544,58 @@ fn hidden_users_are_found_only_by_exact_name() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].first("cn"), Some(&b"open@x"[..]));
     assert_eq!(list(&mut raw, f::eq(b"cn", b"shy@x"), &[b"cn"]).len(), 1);
+    // A DN names the entry as exactly: a base search of it finds it.
+    for (i, dn) in [
+        &b"cn=shy@x,ou=Dynamic,o=Intranet"[..],
+        b"c=-,o=Microsoft,cn=SHY@x,objectClass=rtPerson",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (entries, _) = raw.call(&search(
+            10 + i as i32,
+            dn,
+            0,
+            f::present(b"objectClass"),
+            &[b"cn"],
+        ));
+        assert_eq!(entries.len(), 1, "{}", String::from_utf8_lossy(dn));
+    }
+    // A listing of the container does not.
+    let (entries, _) = raw.call(&search(
+        20,
+        b"ou=Dynamic,o=Intranet",
+        1,
+        f::present(b"objectClass"),
+        &[b"cn"],
+    ));
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].first("cn"), Some(&b"open@x"[..]));
+}
+
+#[test]
+fn an_empty_or_matches_nothing_and_the_root_holds_everyone() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    person(&mut raw, 1, b"cn=root@x,objectClass=rtPerson", &[]);
+    assert!(list(&mut raw, f::or(&[]), &[b"cn"]).is_empty());
+    let refresh_none = f::and(&[f::or(&[]), f::eq(b"sttl", b"3")]);
+    let (entries, done) = raw.call(&search(4, b"objectClass=rtPerson", 0, refresh_none, &[]));
+    assert!(entries.is_empty());
+    assert!(
+        matches!(done, Response::Result { code: 32, .. }),
+        "{done:?}"
+    );
+    assert_eq!(
+        list(&mut raw, f::or(&[f::eq(b"sttl", b"3")]), &[b"cn"]).len(),
+        1
+    );
+    let (entries, done) = raw.call(&search(5, b"", 2, f::eq(b"cn", b"root@x"), &[b"cn"]));
+    assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
+    assert_eq!(entries.len(), 1);
+    let (entries, done) = raw.call(&search(6, b"", 1, f::present(b"objectClass"), &[b"o"]));
+    assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
+    assert_eq!(entries.len(), 1, "o=Intranet alone");
 }
 
 #[test]
@@ -570,4 +622,86 @@ fn an_unrefreshed_user_disappears_and_a_refreshed_one_stays() {
     assert_eq!(list(&mut raw, f::eq(b"cn", b"stay@x"), &[b"cn"]).len(), 1);
     // The lapsed name is free again.
     person(&mut raw, 3, b"cn=go@x,objectClass=rtPerson", &[]);
+}
+
+#[test]
+fn a_refresh_of_anyone_not_registered_is_no_such_object_in_any_form() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    person(&mut raw, 1, b"cn=here@x.org,objectClass=rtPerson", &[]);
+    for (i, (base, scope, filter)) in [
+        (
+            &b"objectClass=RTPerson"[..],
+            0,
+            f::and(&[
+                f::eq(b"objectClass", b"RTPerson"),
+                f::eq(b"cn", b"gone@x.org"),
+                f::eq(b"sttl", b"10"),
+            ]),
+        ),
+        (
+            b"ou=Dynamic,o=Intranet",
+            1,
+            f::and(&[f::eq(b"sttl", b"5"), f::eq(b"cn", b"gone@x.org")]),
+        ),
+        (
+            b"c=-,o=Microsoft,objectClass=rtPerson",
+            2,
+            f::and(&[f::eq(b"cn", b"GONE@x.org"), f::eq(b"sttl", b"5")]),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (entries, done) = raw.call(&search(10 + i as i32, base, scope, filter, &[b"sttl"]));
+        assert!(entries.is_empty());
+        assert!(
+            matches!(done, Response::Result { code: 32, .. }),
+            "{i}: {done:?}"
+        );
+    }
+    // The one who is there is refreshed, and gets the TTL in minutes.
+    let (entries, done) = raw.call(&search(
+        20,
+        b"objectClass=rtPerson",
+        0,
+        f::and(&[f::eq(b"cn", b"here@x.org"), f::eq(b"sttl", b"7")]),
+        &[b"sttl"],
+    ));
+    assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].first("sttl"), Some(&b"7"[..]));
+}
+
+#[test]
+fn the_people_base_may_carry_country_and_organisation() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    person(
+        &mut raw,
+        1,
+        b"c=-,o=Microsoft,cn=deco@x.org,objectClass=rtPerson",
+        &[],
+    );
+    for (i, base) in [
+        &b"c=-, o=Microsoft, objectClass=RTPerson"[..],
+        b"o=Microsoft,objectclass=rtperson",
+        b"c=US,objectClass=rtPerson",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (entries, done) = raw.call(&search(
+            10 + i as i32,
+            base,
+            0,
+            f::eq(b"cn", b"deco@x.org"),
+            &[b"cn"],
+        ));
+        assert!(
+            matches!(done, Response::Result { code: 0, .. }),
+            "{i}: {done:?}"
+        );
+        assert_eq!(entries.len(), 1, "{}", String::from_utf8_lossy(base));
+    }
 }

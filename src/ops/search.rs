@@ -106,13 +106,21 @@ fn run(
         let dir = store.read();
         let base_key = match &plan.base {
             Base::Entry(t) => {
-                if live(&dir, &t.key, now).is_none() && !implicit_container(&t.key) {
+                // The root: a one-level or subtree search of everything.
+                if !t.key.is_empty()
+                    && live(&dir, &t.key, now).is_none()
+                    && !implicit_container(&t.key)
+                {
                     return no_such_object(&dir, &t.dn, now);
                 }
                 Some(t.key.as_slice())
             }
             _ => None,
         };
+        // A DN names its entry as exactly as a name in the filter does.
+        let exact = plan.exact_name.is_some()
+            || matches!((&plan.base, plan.scope), (Base::Entry(_), Scope::Base));
+        let mut refreshed = 0usize;
         let mut examined = 0usize;
         let mut visit = |entry: &Entry| -> Result<(), LdapResult> {
             examined += 1;
@@ -129,8 +137,9 @@ fn run(
             if let Some(ttl) = sttl {
                 refresh(store, &view, ttl);
                 view.ttl = Store::ttl_left(&dir, entry, now);
+                refreshed += 1;
             }
-            if view.hidden() && plan.exact_name.is_none() {
+            if view.hidden() && !exact {
                 return Ok(());
             }
             progress.check()?;
@@ -158,6 +167,15 @@ fn run(
             // A limit was reached: what was found so far is sent.
             drop(dir);
             return finish_chunks(store, &plan, rest, resp, flush, now).map_or_else(|e| e, |()| e);
+        }
+        if sttl.is_some() && refreshed == 0 {
+            // NetMeeting registers again only on noSuchObject; on success
+            // it looks for the new TTL in an entry and, finding none,
+            // would stay off the directory ([MS-TAIL] 4.2.2).
+            return LdapResult::new(
+                LdapResultCode::NoSuchObject,
+                "nothing to refresh: register again",
+            );
         }
     }
     finish_chunks(store, &plan, rest, resp, flush, now)
