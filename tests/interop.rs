@@ -705,3 +705,75 @@ fn the_people_base_may_carry_country_and_organisation() {
         assert_eq!(entries.len(), 1, "{}", String::from_utf8_lossy(base));
     }
 }
+
+#[test]
+fn a_whole_record_sent_with_smodop_0_updates_the_person() {
+    // PTLib's ILS client registers, then sends its whole record with
+    // smodop 0: the person's own fields, the application's, and the
+    // person's objectClass.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let dn = b"c=AU, o=Equivalence, cn=ptlib@x.org, objectClass=RTPerson";
+    person(
+        &mut raw,
+        1,
+        dn,
+        &[
+            (b"surname", &[b"Old"]),
+            (b"sipaddress", &[b"16777343"]),
+            (b"location", &[b"Here"]),
+        ],
+    );
+    assert_eq!(
+        raw.code(&modify(
+            2,
+            dn,
+            &[
+                (2, b"smodop", &[b"0"]),
+                (2, b"surname", &[b"New"]),
+                (2, b"sipaddress", &[b"33554559"]),
+                (2, b"location", &[b"There"]),
+                (2, b"sappid", &[b"ohphone"]),
+                (2, b"sprotid", &[b"h323"]),
+                (2, b"sport", &[b"1720"]),
+                (2, b"objectClass", &[b"RTPerson"]),
+            ],
+        )),
+        SUCCESS
+    );
+    let everyone = list(
+        &mut raw,
+        f::eq(b"cn", b"%"),
+        &[
+            b"cn",
+            b"surname",
+            b"sipaddress",
+            b"location",
+            b"sappid",
+            b"sport",
+        ],
+    );
+    assert_eq!(everyone.len(), 1, "one person, not two: {everyone:?}");
+    let e = &everyone[0];
+    assert_eq!(e.first("surname"), Some(&b"New"[..]));
+    assert_eq!(e.first("sipaddress"), Some(&b"33554559"[..]));
+    assert_eq!(e.first("location"), Some(&b"There"[..]));
+    assert_eq!(e.first("sappid"), Some(&b"ohphone"[..]));
+    assert_eq!(e.first("sport"), Some(&b"1720"[..]));
+    // The application entry holds the application's fields alone.
+    let (apps, _) = raw.call(&search(
+        3,
+        b"ou=Applications,o=Intranet",
+        2,
+        f::eq(b"cn", b"ptlib@x.org"),
+        &[b"objectClass", b"surname", b"sappid"],
+    ));
+    assert_eq!(apps.len(), 1);
+    let classes = apps[0].get("objectClass").unwrap();
+    assert!(
+        !classes.iter().any(|c| c.eq_ignore_ascii_case(b"rtPerson")),
+        "{classes:?}"
+    );
+    assert!(apps[0].get("surname").is_none());
+    assert_eq!(apps[0].first("sappid"), Some(&b"ohphone"[..]));
+}

@@ -225,8 +225,28 @@ fn check_rdn(entry: &Entry, attrs: &[AttrValues]) -> Result<(), LdapResult> {
     }
 }
 
+/// The attributes of an rtPerson that an rtApplicationUser does not have
+/// ([MS-TAIL] 2.3.2 and 2.3.1).
+const PERSON_ONLY: [Attr; 11] = [
+    attr::C,
+    attr::COMMENT,
+    attr::DW_FLAGS,
+    attr::FRIENDLY_NAME,
+    attr::GIVEN_NAME,
+    attr::IP_ADDRESS,
+    attr::LOCATION,
+    attr::MAIL,
+    attr::O,
+    attr::SECURITY_TOKEN,
+    attr::SURNAME,
+];
+
 /// smodop 0: creates (or updates) the person's application entry, which
 /// then lives and dies with the person.
+///
+/// The person's own attributes in it change the person: PTLib endpoints
+/// send their whole record, surname and address included, with smodop 0.
+/// objectClass stays each entry's own.
 fn add_application(
     dir: &mut Directory,
     person: &Key,
@@ -246,10 +266,18 @@ fn add_application(
         ));
     }
     let cn = p.attrs.first(&attr::CN).unwrap_or_default().to_vec();
-    let app = ils::application_dn(&cn, &ils::application_name(changes));
+    let (own, changes): (Vec<AttrChange>, Vec<AttrChange>) = changes
+        .iter()
+        .filter(|c| c.attr != attr::OBJECT_CLASS)
+        .cloned()
+        .partition(|c| PERSON_ONLY.contains(&c.attr));
+    if !own.is_empty() {
+        change_entry(dir, person, &replace_all(&own))?;
+    }
+    let app = ils::application_dn(&cn, &ils::application_name(&changes));
     if live(dir, &app.key, now).is_some() {
         let key: Key = app.key.into();
-        change_entry(dir, &key, &replace_all(changes))?;
+        change_entry(dir, &key, &replace_all(&changes))?;
         dir.attach(person, &key);
         return Ok(());
     }
