@@ -376,6 +376,12 @@ fn add_answers_the_standard_codes() {
         )
         .unwrap();
     assert_eq!(r.rc, 34, "invalidDNSyntax");
+    for dn in ["cn=,ou=Dynamic,o=Intranet", "cn= ,objectClass=rtPerson"] {
+        let r = ldap
+            .add(dn, vec![("objectClass".to_string(), set(&["rtPerson"]))])
+            .unwrap();
+        assert_eq!(r.rc, 34, "{dn}: an empty name");
+    }
     let r = ldap
         .add(
             "cn=x,ou=Admin,o=Intranet",

@@ -8,6 +8,7 @@
 use ldap3_proto::LdapResultCode;
 
 use crate::entry::{Attributes, Entry};
+use crate::filter::trim_spaces;
 use crate::handler::{Session, Shared};
 use crate::ils::{self, APPLICATIONS_KEY, DYNAMIC_KEY, ensure_value};
 use crate::ops::{check_schema, implicit_container, ip_address_value, live, no_such_object};
@@ -36,6 +37,15 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
     } = plan;
     if target.dn.is_root() {
         return LdapResult::new(LdapResultCode::EntryAlreadyExists, "the root exists");
+    }
+    // `cn=` names nobody: every ILS entry is found by its name.
+    if target
+        .dn
+        .rdns
+        .first()
+        .is_some_and(|r| trim_spaces(&r.value).is_empty())
+    {
+        return LdapResult::new(LdapResultCode::InvalidDNSyntax, "the entry's name is empty");
     }
     ensure_value(
         &mut attrs,
