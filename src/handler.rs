@@ -57,6 +57,8 @@ pub struct Session {
     pub bound: Option<Vec<u8>>,
     /// Requests served, for the log.
     pub ops: u64,
+    /// A Sicily NTLM negotiation awaits the client's response.
+    pub ntlm_challenged: bool,
 }
 
 impl Session {
@@ -65,6 +67,7 @@ impl Session {
             peer,
             bound: None,
             ops: 0,
+            ntlm_challenged: false,
         }
     }
 }

@@ -35,8 +35,22 @@ pub enum Scope {
 pub enum BindAuth {
     Simple(Vec<u8>),
     Sasl(Vec<u8>),
-    /// An AuthenticationChoice this server does not know (Sicily among them).
+    /// Sicily, the NTLM binds of Windows' LDAP library (\[MS-ADTS\]
+    /// 5.1.1.1.3): the step and the NTLM message it carries.
+    Sicily(SicilyStep, Vec<u8>),
+    /// An AuthenticationChoice this server does not know.
     Other,
+}
+
+/// The three Bind requests of a Sicily authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SicilyStep {
+    /// `[9]`: which packages the server offers.
+    Discovery,
+    /// `[10]`: the NTLM NEGOTIATE message.
+    Negotiate,
+    /// `[11]`: the NTLM AUTHENTICATE message.
+    Response,
 }
 
 /// A search as the client sent it.
@@ -163,16 +177,47 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
         },
         PL::P(_) => return Err(ProtocolError("message is not a sequence")),
     }
+    // ldap3_proto knows no Sicily choice: read it off before.
+    let sicily = sicily(&tag);
     escape_request(&mut tag);
     let msg = LdapMsg::try_from(tag).map_err(|_| ProtocolError("malformed request"))?;
     if msg.msgid < 0 {
         return Err(ProtocolError("negative message ID"));
     }
+    let mut op = convert(msg.op)?;
+    if let (Some(step), Op::Bind { auth, .. }) = (sicily, &mut op) {
+        *auth = step;
+    }
     Ok(Request {
         msgid: msg.msgid,
-        op: convert(msg.op)?,
+        op,
         controls,
     })
+}
+
+/// The Sicily step of a BindRequest, if it is one: the authentication
+/// choice is the third element, `[9]`, `[10]` or `[11]`.
+fn sicily(message: &StructureTag) -> Option<BindAuth> {
+    let PL::C(parts) = &message.payload else {
+        return None;
+    };
+    let bind = parts
+        .get(1)
+        .filter(|op| op.class == TagClass::Application && op.id == 0)?;
+    let PL::C(fields) = &bind.payload else {
+        return None;
+    };
+    let auth = fields.get(2).filter(|a| a.class == TagClass::Context)?;
+    let step = match auth.id {
+        9 => SicilyStep::Discovery,
+        10 => SicilyStep::Negotiate,
+        11 => SicilyStep::Response,
+        _ => return None,
+    };
+    match &auth.payload {
+        PL::P(token) => Some(BindAuth::Sicily(step, token.clone())),
+        PL::C(_) => None,
+    }
 }
 
 /// Reads the controls off a message and removes them, so that the

@@ -366,3 +366,80 @@ fn sample_conference_filters_of_4_11() {
     ));
     assert_eq!(entries[0].first("entryTTL"), Some(&b"60"[..]));
 }
+
+/// A Sicily bind: `[9]` discovery, `[10]` negotiate or `[11]` response.
+fn sicily_bind(msgid: i32, choice: u8, token: &[u8]) -> Vec<u8> {
+    message(
+        msgid,
+        cons(
+            0x60,
+            &[int(0x02, 3), octets(b""), prim(0x80 | choice, token)],
+        ),
+    )
+}
+
+fn bind_answer(raw: &mut Raw, request: &[u8]) -> (i64, Vec<u8>) {
+    match raw.call(request).1 {
+        Response::Result {
+            code, matched, tag, ..
+        } => {
+            assert_eq!(tag, 1, "a BindResponse");
+            (code, matched)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_dialer_logs_on_with_sicily_ntlm_as_anonymous() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    assert_eq!(
+        bind_answer(&mut raw, &sicily_bind(1, 9, b"")),
+        (SUCCESS, b"NTLM".to_vec()),
+        "package discovery"
+    );
+    // NEGOTIATE_MESSAGE: unicode, NTLM, request target.
+    let mut negotiate = b"NTLMSSP\0".to_vec();
+    negotiate.extend(1u32.to_le_bytes());
+    negotiate.extend(0x0000_0205u32.to_le_bytes());
+    negotiate.extend([0u8; 16]);
+    let (code, challenge) = bind_answer(&mut raw, &sicily_bind(2, 10, &negotiate));
+    assert_eq!(code, SUCCESS);
+    assert_eq!(
+        &challenge[..12],
+        b"NTLMSSP\0\x02\0\0\0",
+        "a CHALLENGE_MESSAGE"
+    );
+    let flags = u32::from_le_bytes(challenge[20..24].try_into().unwrap());
+    assert_eq!(flags & 0x201, 0x201, "unicode and NTLM: {flags:#x}");
+    let (len, at) = (
+        u16::from_le_bytes([challenge[12], challenge[13]]) as usize,
+        u32::from_le_bytes(challenge[16..20].try_into().unwrap()) as usize,
+    );
+    assert_eq!(&challenge[at..at + len], b"I\0L\0S\0D\0", "target name");
+    let mut authenticate = b"NTLMSSP\0".to_vec();
+    authenticate.extend(3u32.to_le_bytes());
+    authenticate.extend([0u8; 56]);
+    assert_eq!(
+        bind_answer(&mut raw, &sicily_bind(3, 11, &authenticate)).0,
+        SUCCESS
+    );
+    // Logged on, the Dialer registers as anyone may.
+    assert_eq!(
+        raw.code(&add(
+            4,
+            b"cn=ntlm.example.com,ou=Dynamic,o=Intranet",
+            &[
+                (b"objectClass", &[b"RTPerson"]),
+                (b"cn", &[b"ntlm.example.com"])
+            ],
+        )),
+        SUCCESS
+    );
+    // A response without a negotiation first is refused.
+    assert_eq!(
+        bind_answer(&mut raw, &sicily_bind(5, 11, &authenticate)).0,
+        49
+    );
+}
