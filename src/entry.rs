@@ -4,8 +4,10 @@
 //! million registered users must fit in well under a gigabyte, so the
 //! attributes of an entry are packed into one buffer instead of a vector
 //! of vectors (three allocations per value): each attribute is its schema
-//! code (or, for names the schema does not know, the name itself), a value
-//! count and the length-prefixed values. Values that nearly every
+//! code (or, for names the schema does not know, the name itself), the
+//! length of its values in bytes and the length-prefixed values, so that
+//! looking an attribute up steps over each one before it at once. Values
+//! that nearly every
 //! registration carries are a one-byte reference into [`COMMON_VALUES`].
 //! Modifications unpack, change and repack; entries are small and
 //! modifications rare next to reads.
@@ -88,18 +90,20 @@ impl Attributes {
                     buf.extend_from_slice(name);
                 }
             }
-            push_len(&mut buf, values.len());
             // A value is its length times two and its bytes, or the odd
             // number 2i + 1 for COMMON_VALUES[i].
+            let mut block = Vec::new();
             for v in values {
                 match COMMON_VALUES.iter().position(|c| c == v) {
-                    Some(i) => push_len(&mut buf, 2 * i + 1),
+                    Some(i) => push_len(&mut block, 2 * i + 1),
                     None => {
-                        push_len(&mut buf, 2 * v.len());
-                        buf.extend_from_slice(v);
+                        push_len(&mut block, 2 * v.len());
+                        block.extend_from_slice(v);
                     }
                 }
             }
+            push_len(&mut buf, block.len());
+            buf.extend_from_slice(&block);
         }
         Attributes {
             packed: buf.into_boxed_slice(),
@@ -125,7 +129,7 @@ impl Attributes {
                 return values;
             }
         }
-        Values { rest: &[], left: 0 }
+        Values { rest: &[] }
     }
 
     /// The first value of an attribute.
@@ -134,7 +138,7 @@ impl Attributes {
     }
 
     pub fn has(&self, want: &Attr) -> bool {
-        self.get(want).left > 0
+        !self.get(want).is_empty()
     }
 }
 
@@ -188,19 +192,10 @@ impl<'a> Iterator for AttrIter<'a> {
         } else {
             AttrRef::Known(code)
         };
-        let (count, r) = take_len(rest);
-        // Find where this attribute's values end.
-        let mut end = r;
-        for _ in 0..count {
-            let (n, after) = take_len(end);
-            end = if n & 1 == 1 { after } else { &after[n / 2..] };
-        }
-        let values = Values {
-            rest: &r[..r.len() - end.len()],
-            left: count,
-        };
+        let (len, r) = take_len(rest);
+        let (values, end) = r.split_at(len.min(r.len()));
         self.rest = end;
-        Some((a, values))
+        Some((a, Values { rest: values }))
     }
 }
 
@@ -208,17 +203,15 @@ impl<'a> Iterator for AttrIter<'a> {
 #[derive(Clone)]
 pub struct Values<'a> {
     rest: &'a [u8],
-    left: usize,
 }
 
 impl<'a> Iterator for Values<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        if self.left == 0 {
+        if self.rest.is_empty() {
             return None;
         }
-        self.left -= 1;
         let (n, r) = take_len(self.rest);
         if n & 1 == 1 {
             self.rest = r;
@@ -233,11 +226,11 @@ impl<'a> Iterator for Values<'a> {
 impl Values<'_> {
     /// How many values are left.
     pub fn len(&self) -> usize {
-        self.left
+        self.clone().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.left == 0
+        self.rest.is_empty()
     }
 }
 
@@ -476,12 +469,13 @@ mod tests {
             [b"h323", b"t120"]
         );
         assert_eq!(attrs.first(&attr::CN), Some(&b"a"[..]), "found past them");
-        // objectClass: code, count, a reference, "RtPerson" (length and 8
-        // bytes), 200 bytes with a two-byte length; protocolID: code,
-        // count, two references; cn: code, count, length, "a".
+        // objectClass: code, the two-byte length of its 212 bytes of
+        // values: a reference, "RtPerson" (length and 8 bytes), 200 bytes
+        // with a two-byte length; protocolID: code, length, two
+        // references; cn: code, length, the value's length, "a".
         assert_eq!(
             attrs.packed.len(),
-            (1 + 1 + 1 + 9 + 202) + (1 + 1 + 2) + (1 + 1 + 1 + 1)
+            (1 + 2 + 1 + 9 + 202) + (1 + 1 + 2) + (1 + 1 + 1 + 1)
         );
     }
 
