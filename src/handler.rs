@@ -112,6 +112,11 @@ pub fn handle(
         out,
     };
     log::debug!("{} msgid {} {}", session.peer, req.msgid, req.op.name());
+    if let Op::Unbind = req.op {
+        // Controls on an Unbind are ignored, critical or not (RFC 4511
+        // section 4.1.11): nothing may keep the session open.
+        return Outcome::Close;
+    }
     if let Some(control) = req.controls.iter().find(|c| c.critical) {
         // No control is implemented; a critical one must not be ignored
         // (RFC 4511 section 4.1.11). Server-side sorting is one of them

@@ -424,15 +424,36 @@ pub fn add(dn: &[u8], wire: Vec<WireAttr>) -> Result<AddPlan, LdapResult> {
     if let Some(rdn) = target.dn.rdns.first() {
         ensure_value(&mut attrs, rdn.attr.clone(), &rdn.value);
     }
+    // The Dialer names a conference by uid alone, and N-Clients find it by
+    // cn ([MS-TAIL] 4.7.3, 4.11.2), which rtConference requires (2.3.3):
+    // its name is both.
+    let conference = attrs.iter().any(|(a, values)| {
+        *a == attr::OBJECT_CLASS
+            && values
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(schema::RT_CONFERENCE.as_bytes()))
+    });
+    if conference && !attrs.iter().any(|(a, _)| *a == attr::CN) {
+        let uid = attrs
+            .iter()
+            .find(|(a, _)| *a == attr::UID)
+            .and_then(|(_, values)| values.first().cloned());
+        if let Some(uid) = uid {
+            attrs.push((attr::CN, vec![uid]));
+        }
+    }
     Ok(AddPlan { target, attrs, ttl })
 }
 
+/// The first value as a TTL: digits only, and a number too large for 64
+/// bits is as good as the largest (the Dialer sends absurd ones, which
+/// the TTL bounds then lower).
 fn first_number(values: &[Vec<u8>]) -> Option<u64> {
-    let v = values.first()?;
-    std::str::from_utf8(crate::filter::trim_spaces(v))
-        .ok()?
-        .parse()
-        .ok()
+    let v = crate::filter::trim_spaces(values.first()?);
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(std::str::from_utf8(v).ok()?.parse().unwrap_or(u64::MAX))
 }
 
 /// Adds a value to an attribute unless an equal one is there.

@@ -65,12 +65,14 @@ pub struct SearchRequest {
     pub attrs: Vec<Vec<u8>>,
 }
 
-/// The three kinds of change of a Modify.
+/// The kinds of change of a Modify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModKind {
     Add,
     Delete,
     Replace,
+    /// RFC 4525, which this server refuses.
+    Increment,
 }
 
 /// One change of a Modify, as the client sent it.
@@ -315,7 +317,7 @@ fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
                         LdapModifyType::Add => ModKind::Add,
                         LdapModifyType::Delete => ModKind::Delete,
                         LdapModifyType::Replace => ModKind::Replace,
-                        LdapModifyType::Increment => return Err(ProtocolError("increment")),
+                        LdapModifyType::Increment => ModKind::Increment,
                     };
                     Ok(Change {
                         kind,

@@ -762,3 +762,35 @@ fn the_monitor_entry_counts_what_is_stored_until_the_sweep() {
     );
     assert!(e.is_empty(), "the filter applies");
 }
+
+#[test]
+fn an_unbind_ends_the_session_whatever_its_controls() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let critical = cons(
+        0xa0,
+        &[cons(0x30, &[octets(b"1.2.3"), prim(0x01, &[0xff])])],
+    );
+    let mut both = cons(0x30, &[int(0x02, 1), prim(0x42, b""), critical]);
+    both.extend(search(2, b"", 0, f::present(b"objectClass"), &[]));
+    raw.send(&both);
+    assert!(raw.closed(), "the search after the unbind is not answered");
+}
+
+#[test]
+fn an_increment_is_refused_and_the_session_goes_on() {
+    let server = TestServer::start();
+    let mut ldap = server.ldap();
+    add_person(&mut ldap, "inc", &[("port", &["1"])]);
+    let mut raw = server.raw();
+    assert_eq!(
+        raw.code(&modify(
+            1,
+            b"cn=inc,ou=Dynamic,o=Intranet",
+            &[(3, b"port", &[b"1"])]
+        )),
+        53,
+        "unwillingToPerform"
+    );
+    assert_eq!(raw.code(&bind_v2(2)), SUCCESS);
+}

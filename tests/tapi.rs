@@ -239,6 +239,49 @@ fn conference_is_stored_byte_for_byte_after_the_access_check() {
         &[b"uid"],
     ));
     assert_eq!(found.len(), 1);
+    // 4.11.2: an N-Client finds the conference by cn, and refreshes it.
+    for (msgid, filter) in [
+        (
+            9,
+            f::and(&[
+                f::eq(b"objectClass", b"rtConference"),
+                f::eq(b"cn", b"Demo Conference"),
+            ]),
+        ),
+        (
+            10,
+            f::and(&[
+                f::eq(b"objectClass", b"rtConference"),
+                f::eq(b"cn", b"demo conference"),
+                f::eq(b"sttl", b"10"),
+            ]),
+        ),
+    ] {
+        let (found, done) = raw.call(&search(
+            msgid,
+            b"objectClass=rtConference",
+            0,
+            filter,
+            &[b"cn"],
+        ));
+        assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].first("cn"), Some(&b"Demo Conference"[..]));
+    }
+    // An entryTTL far beyond 64 bits is lowered like any other.
+    assert_eq!(
+        raw.code(&modify(
+            11,
+            conf,
+            &[(2, b"entryTTL", &[b"99999999999999999999999"])]
+        )),
+        SUCCESS
+    );
+    assert_eq!(
+        raw.code(&modify(12, conf, &[(2, b"entryTTL", &[b"-5"])])),
+        21,
+        "not a number"
+    );
 }
 
 #[test]

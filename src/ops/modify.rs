@@ -23,6 +23,13 @@ pub fn modify(
     changes: Vec<Change>,
     resp: &mut Responder<'_>,
 ) {
+    if changes.iter().any(|c| c.kind == ModKind::Increment) {
+        let refusal = LdapResult::new(
+            LdapResultCode::UnwillingToPerform,
+            "increment (RFC 4525) is not supported",
+        );
+        return resp.result(tag::MODIFY, &refusal);
+    }
     let result = match ils::modify(dn, changes) {
         Ok(plan) => run(shared, session, plan)
             .err()
@@ -200,6 +207,13 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
             None if change.values.is_empty() => {}
             None => attrs.push((change.attr.clone(), change.values.clone())),
         },
+        // Refused before any change is looked at (see `modify`).
+        ModKind::Increment => {
+            return Err(LdapResult::new(
+                LdapResultCode::UnwillingToPerform,
+                "increment (RFC 4525) is not supported",
+            ));
+        }
     }
     Ok(())
 }
