@@ -82,6 +82,13 @@ pub const SETTINGS: &[Setting] = &[
         flag: false,
     },
     Setting {
+        name: "max-values",
+        hint: "N",
+        help: "most attribute values one entry may hold (default 256)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "size-limit",
         hint: "N",
         help: "most entries one search returns, 0 for no limit (default 0)",
@@ -151,6 +158,7 @@ pub struct Config {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub max_request_size: usize,
+    pub max_values: usize,
     pub size_limit: usize,
     pub time_limit: u64,
     pub accounts: Vec<Account>,
@@ -171,6 +179,7 @@ impl Default for Config {
             max_connections: 4096,
             idle_timeout: Duration::from_secs(300),
             max_request_size: 256 * 1024,
+            max_values: 256,
             size_limit: 0,
             time_limit: 0,
             accounts: Vec::new(),
@@ -235,6 +244,7 @@ impl Config {
             "max-connections" => self.max_connections = number(value, 1)?,
             "idle-timeout" => self.idle_timeout = Duration::from_secs(number(value, 1)?),
             "max-request-size" => self.max_request_size = number(value, 64)?,
+            "max-values" => self.max_values = number(value, 16)?,
             "size-limit" => self.size_limit = number(value, 0)?,
             "time-limit" => self.time_limit = number(value, 0)?,
             "account" => {

@@ -25,6 +25,7 @@ pub struct Limits {
     pub size_limit: usize,
     pub time_limit: u64,
     pub max_request_size: usize,
+    pub max_values: usize,
     pub idle_timeout: std::time::Duration,
     pub max_connections: usize,
 }
@@ -37,6 +38,7 @@ impl Limits {
             size_limit: config.size_limit,
             time_limit: config.time_limit,
             max_request_size: config.max_request_size,
+            max_values: config.max_values,
             idle_timeout: config.idle_timeout,
             max_connections: config.max_connections,
         }

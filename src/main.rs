@@ -183,13 +183,14 @@ fn reload(server: &Server, args: &Args, current: Config) -> Config {
     server.reload(&next);
     daemon::set_log_level(next.log_level);
     log::info!(
-        "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
+        "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, max-values {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
         next.default_ttl,
         next.min_ttl,
         next.max_ttl,
         next.max_connections,
         next.idle_timeout.as_secs(),
         next.max_request_size,
+        next.max_values,
         next.size_limit,
         next.time_limit,
         next.accounts.len(),

@@ -282,3 +282,35 @@ fn a_burst_of_connections_is_served_at_once_by_a_small_pool() {
         );
     }
 }
+
+#[test]
+fn no_entry_holds_more_values_than_max_values() {
+    let server = TestServer::with(|c| c.max_values = 20);
+    let mut raw = server.raw();
+    let names: Vec<String> = (0..25).map(|i| format!("x{i}")).collect();
+    const ONE: &[&[u8]] = &[b"1"];
+    let many: Vec<(&[u8], &[&[u8]])> = names.iter().map(|n| (n.as_bytes(), ONE)).collect();
+    let dn = b"cn=many,ou=Dynamic,o=Intranet";
+    let mut attrs: Vec<(&[u8], &[&[u8]])> = vec![(b"objectClass", &[b"rtPerson"])];
+    attrs.extend(&many);
+    assert_eq!(raw.code(&add(1, dn, &attrs)), 11, "adminLimitExceeded");
+    attrs.truncate(10);
+    assert_eq!(raw.code(&add(2, dn, &attrs)), SUCCESS);
+    // Values added one Modify at a time stop at the limit too.
+    let values: Vec<Vec<u8>> = (0..15).map(|i| format!("v{i}").into_bytes()).collect();
+    let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    assert_eq!(raw.code(&modify(3, dn, &[(0, b"comment", &values)])), 11);
+    assert_eq!(
+        raw.code(&modify(4, dn, &[(0, b"comment", &values[..5])])),
+        SUCCESS
+    );
+    // One Modify can carry no more values than an entry may hold.
+    let lots: Vec<&[u8]> = (0..30).map(|_| &b"same"[..]).collect();
+    assert_eq!(raw.code(&modify(5, dn, &[(2, b"location", &lots)])), 11);
+    let (entries, _) = raw.call(&search(6, dn, 0, f::present(b"objectClass"), &[b"comment"]));
+    assert_eq!(
+        entries[0].get("comment").map(Vec::len),
+        Some(5),
+        "the refused ones changed nothing"
+    );
+}

@@ -52,9 +52,11 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
         attr::OBJECT_CLASS,
         schema::DYNAMIC_OBJECT.as_bytes(),
     );
-    if shared.limits.read().observed_ip
-        && let Some(ip) = ip_address_value(session.peer)
-    {
+    let (observed_ip, max_values) = {
+        let limits = shared.limits.read();
+        (limits.observed_ip, limits.max_values)
+    };
+    if observed_ip && let Some(ip) = ip_address_value(session.peer) {
         attrs.retain(|(a, _)| *a != attr::IP_ADDRESS);
         attrs.push((attr::IP_ADDRESS, vec![ip]));
     }
@@ -72,7 +74,7 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
     if live(&dir, &target.key, now).is_some() {
         return LdapResult::new(LdapResultCode::EntryAlreadyExists, "entry already exists");
     }
-    if let Err(e) = check_schema(&attrs) {
+    if let Err(e) = check_schema(&attrs, max_values) {
         return e;
     }
     if parent_key != DYNAMIC_KEY

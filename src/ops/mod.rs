@@ -57,9 +57,24 @@ pub fn no_such_object(dir: &Directory, dn: &Dn, now: u64) -> LdapResult {
     LdapResult::new(LdapResultCode::NoSuchObject, "no such object")
 }
 
+/// The answer to a request that would leave an entry with more than
+/// `max-values` values.
+pub fn too_many_values(max_values: usize) -> LdapResult {
+    LdapResult::new(
+        LdapResultCode::AdminLimitExceeded,
+        format!("an entry holds at most {max_values} attribute values (max-values)"),
+    )
+}
+
 /// Checks attributes against the schema: every objectClass value is
-/// known, and every class's required attributes are present.
-pub fn check_schema(attrs: &[AttrValues]) -> Result<(), LdapResult> {
+/// known, and every class's required attributes are present; and that the
+/// entry holds at most `max_values` values, so that no client can make
+/// one entry cost every search that meets it.
+pub fn check_schema(attrs: &[AttrValues], max_values: usize) -> Result<(), LdapResult> {
+    let values: usize = attrs.iter().map(|(_, v)| v.len()).sum();
+    if values > max_values {
+        return Err(too_many_values(max_values));
+    }
     let violation = |m: String| Err(LdapResult::new(LdapResultCode::ObjectClassViolation, m));
     let Some((_, classes)) = attrs.iter().find(|(a, _)| *a == attr::OBJECT_CLASS) else {
         return violation("objectClass is required".into());

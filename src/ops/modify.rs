@@ -11,7 +11,7 @@ use crate::entry::{AttrValues, Attributes, Entry, Key, class};
 use crate::filter::text_eq;
 use crate::handler::{Session, Shared};
 use crate::ils::{self, AttrChange, Smodop, ensure_value};
-use crate::ops::{check_schema, ip_address_value, live, no_such_object};
+use crate::ops::{check_schema, ip_address_value, live, no_such_object, too_many_values};
 use crate::schema::{self, Attr, attr};
 use crate::store::Directory;
 use crate::wire::{Change, LdapResult, ModKind, Responder, tag};
@@ -40,7 +40,11 @@ pub fn modify(
 }
 
 fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<(), LdapResult> {
-    if shared.limits.read().observed_ip
+    let (observed_ip, max_values) = {
+        let limits = shared.limits.read();
+        (limits.observed_ip, limits.max_values)
+    };
+    if observed_ip
         && plan.changes.iter().any(|c| c.attr == attr::IP_ADDRESS)
         && let Some(ip) = ip_address_value(session.peer)
     {
@@ -50,6 +54,11 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
             attr: attr::IP_ADDRESS,
             values: vec![ip],
         });
+    }
+    // No entry can hold more values than this, so no Modify needs to carry
+    // more; checked before any work under the lock.
+    if plan.changes.iter().map(|c| c.values.len()).sum::<usize>() > max_values {
+        return Err(too_many_values(max_values));
     }
     let now = shared.store.now();
     if plan.changes.is_empty()
@@ -67,8 +76,8 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
     let mut dir = shared.store.write();
     let key = dynamic_target(&dir, &plan.target, now)?.key.clone();
     match plan.smodop {
-        None | Some(Smodop::ModifyUser) => change_entry(&mut dir, &key, &plan.changes)?,
-        Some(Smodop::AddApp) => add_application(&mut dir, &key, &plan.changes, now)?,
+        None | Some(Smodop::ModifyUser) => change_entry(&mut dir, &key, &plan.changes, max_values)?,
+        Some(Smodop::AddApp) => add_application(&mut dir, &key, &plan.changes, now, max_values)?,
         Some(Smodop::DeleteApp) => {
             for app in applications(&dir, &key, &plan.changes) {
                 dir.remove(&app);
@@ -83,7 +92,7 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
                 ));
             }
             for app in apps {
-                change_entry(&mut dir, &app, &plan.changes)?;
+                change_entry(&mut dir, &app, &plan.changes, max_values)?;
             }
         }
     }
@@ -114,7 +123,12 @@ fn dynamic_target<'a>(
 }
 
 /// Applies changes to one entry, all or nothing.
-fn change_entry(dir: &mut Directory, key: &Key, changes: &[AttrChange]) -> Result<(), LdapResult> {
+fn change_entry(
+    dir: &mut Directory,
+    key: &Key,
+    changes: &[AttrChange],
+    max_values: usize,
+) -> Result<(), LdapResult> {
     let Some(entry) = dir.get(key) else {
         return Err(LdapResult::new(
             LdapResultCode::NoSuchObject,
@@ -129,7 +143,7 @@ fn change_entry(dir: &mut Directory, key: &Key, changes: &[AttrChange]) -> Resul
         apply(&mut attrs, change)?;
     }
     check_rdn(entry, &attrs)?;
-    check_schema(&attrs)?;
+    check_schema(&attrs, max_values)?;
     if !attrs.iter().any(|(a, v)| {
         *a == attr::OBJECT_CLASS
             && v.iter()
@@ -266,6 +280,7 @@ fn add_application(
     person: &Key,
     changes: &[AttrChange],
     now: u64,
+    max_values: usize,
 ) -> Result<(), LdapResult> {
     let Some(p) = dir.get(person) else {
         return Err(LdapResult::new(
@@ -286,12 +301,12 @@ fn add_application(
         .cloned()
         .partition(|c| PERSON_ONLY.contains(&c.attr));
     if !own.is_empty() {
-        change_entry(dir, person, &replace_all(&own))?;
+        change_entry(dir, person, &replace_all(&own), max_values)?;
     }
     let app = ils::application_dn(&cn, &ils::application_name(&changes));
     if live(dir, &app.key, now).is_some() {
         let key: Key = app.key.into();
-        change_entry(dir, &key, &replace_all(&changes))?;
+        change_entry(dir, &key, &replace_all(&changes), max_values)?;
         dir.attach(person, &key);
         return Ok(());
     }
@@ -304,6 +319,7 @@ fn add_application(
     }
     ensure_value(&mut attrs, attr::CN, &cn);
     ensure_value(&mut attrs, attr::APP_NAME, &app.dn.rdns[1].value);
+    check_schema(&attrs, max_values)?;
     let parent_at = app.parent_at();
     let entry = Entry::new(
         app.written,
