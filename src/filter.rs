@@ -35,8 +35,9 @@ pub enum Filter<A> {
     LessOrEqual(A, Vec<u8>),
     Present(A),
     Approx(A, Vec<u8>),
-    /// Matches nothing: an extensible match with a rule the server does
-    /// not implement evaluates to Undefined, which never selects an entry.
+    /// An extensible match with a rule the server does not implement: it
+    /// evaluates to Undefined, which never selects an entry, and neither
+    /// does its NOT (RFC 4511 section 4.5.1.7).
     Undefined,
 }
 
@@ -67,12 +68,39 @@ pub trait ValueSource {
 }
 
 impl Filter<Attr> {
-    /// Whether the entry matches.
+    /// Whether the entry matches: the filter is TRUE for it.
     pub fn matches(&self, entry: &dyn ValueSource) -> bool {
-        match self {
-            Filter::And(v) => v.iter().all(|x| x.matches(entry)),
-            Filter::Or(v) => v.iter().any(|x| x.matches(entry)),
-            Filter::Not(x) => !x.matches(entry),
+        self.eval(entry) == Some(true)
+    }
+
+    /// TRUE, FALSE or (`None`) Undefined, combined as RFC 4511 section
+    /// 4.5.1.7 says: an AND is FALSE if any part is, an OR TRUE if any
+    /// part is, and otherwise either is Undefined if any part is.
+    fn eval(&self, entry: &dyn ValueSource) -> Option<bool> {
+        Some(match self {
+            Filter::And(v) => {
+                let mut undefined = false;
+                for x in v {
+                    match x.eval(entry) {
+                        Some(false) => return Some(false),
+                        None => undefined = true,
+                        Some(true) => {}
+                    }
+                }
+                return (!undefined).then_some(true);
+            }
+            Filter::Or(v) => {
+                let mut undefined = false;
+                for x in v {
+                    match x.eval(entry) {
+                        Some(true) => return Some(true),
+                        None => undefined = true,
+                        Some(false) => {}
+                    }
+                }
+                return (!undefined).then_some(false);
+            }
+            Filter::Not(x) => return x.eval(entry).map(|b| !b),
             Filter::Equal(a, want) => {
                 let binary = a.is_binary();
                 entry.any_value(a, &mut |v| {
@@ -92,8 +120,8 @@ impl Filter<Attr> {
             }
             Filter::Present(a) => entry.any_value(a, &mut |_| true),
             Filter::Approx(a, want) => entry.any_value(a, &mut |v| approx_eq(v, want)),
-            Filter::Undefined => false,
-        }
+            Filter::Undefined => return None,
+        })
     }
 }
 
@@ -263,5 +291,23 @@ mod tests {
         assert!(!Filter::Present(attr::SURNAME).matches(&p));
         assert!(Filter::Approx(attr::GIVEN_NAME, b"annmarie".to_vec()).matches(&p));
         assert!(!Filter::<Attr>::Undefined.matches(&p));
+    }
+
+    #[test]
+    fn undefined_stays_undefined_under_not_and_decides_nothing_alone() {
+        let p = person();
+        let undefined = || Filter::<Attr>::Undefined;
+        let yes = || Filter::Present(attr::PORT);
+        let no = || Filter::Present(attr::SURNAME);
+        let not = |f: Filter<Attr>| Filter::Not(Box::new(f));
+        assert!(!not(undefined()).matches(&p));
+        assert!(!Filter::And(vec![yes(), undefined()]).matches(&p));
+        assert!(
+            not(Filter::And(vec![no(), undefined()])).matches(&p),
+            "FALSE"
+        );
+        assert!(Filter::Or(vec![undefined(), yes()]).matches(&p));
+        assert!(!not(Filter::Or(vec![undefined(), no()])).matches(&p));
+        assert!(not(not(yes())).matches(&p));
     }
 }
