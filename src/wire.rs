@@ -34,7 +34,10 @@ pub enum Scope {
 #[derive(Debug, PartialEq, Eq)]
 pub enum BindAuth {
     Simple(Vec<u8>),
-    Sasl(Vec<u8>),
+    Sasl {
+        mechanism: Vec<u8>,
+        credentials: Vec<u8>,
+    },
     /// Sicily, the NTLM binds of Windows' LDAP library (\[MS-ADTS\]
     /// 5.1.1.1.3): the step and the NTLM message it carries.
     Sicily(SicilyStep, Vec<u8>),
@@ -274,7 +277,10 @@ fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
             name: bytes(b.dn),
             auth: match b.cred {
                 LdapBindCred::Simple(pw) => BindAuth::Simple(bytes(pw)),
-                LdapBindCred::SASL(sasl) => BindAuth::Sasl(bytes(sasl.mechanism)),
+                LdapBindCred::SASL(sasl) => BindAuth::Sasl {
+                    mechanism: bytes(sasl.mechanism),
+                    credentials: unescape_owned(sasl.credentials),
+                },
                 _ => BindAuth::Other,
             },
         },
@@ -481,6 +487,18 @@ impl Responder<'_> {
     pub fn result(&mut self, op: u8, result: &LdapResult) {
         let mut enc = self.begin(op);
         Self::write_result(&mut enc, result);
+        enc.end();
+        enc.end();
+    }
+
+    /// A BindResponse, with the server's SASL credentials if there are
+    /// any.
+    pub fn bind(&mut self, result: &LdapResult, server_credentials: Option<&[u8]>) {
+        let mut enc = self.begin(tag::BIND);
+        Self::write_result(&mut enc, result);
+        if let Some(credentials) = server_credentials {
+            enc.primitive(0x87, credentials);
+        }
         enc.end();
         enc.end();
     }

@@ -486,3 +486,41 @@ fn the_dialer_logs_on_with_sicily_ntlm_as_anonymous() {
         49
     );
 }
+
+#[test]
+fn an_ntlm_sasl_bind_is_challenged_and_ends_anonymous() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    let mut exchange = |msgid: i32, token: &[u8]| {
+        let sasl = cons(0xa3, &[octets(b"NTLM"), octets(token)]);
+        let request = message(msgid, cons(0x60, &[int(0x02, 3), octets(b""), sasl]));
+        stream.write_all(&request).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).unwrap();
+        match decode_with_ldap3_proto(&buf[..n]).op {
+            ldap3_proto::proto::LdapOp::BindResponse(r) => (r.res.code, r.saslcreds),
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut negotiate = b"NTLMSSP\0".to_vec();
+    negotiate.extend(1u32.to_le_bytes());
+    negotiate.extend(0x0000_0201u32.to_le_bytes());
+    let (code, challenge) = exchange(1, &negotiate);
+    assert_eq!(code, ldap3_proto::LdapResultCode::SaslBindInProgress);
+    let challenge = challenge.expect("the server's credentials");
+    assert_eq!(&challenge[..12], b"NTLMSSP\0\x02\0\0\0");
+    // Bytes that are not UTF-8 reach the server as sent.
+    let mut authenticate = b"NTLMSSP\0".to_vec();
+    authenticate.extend(3u32.to_le_bytes());
+    authenticate.extend([0xff, 0xfe, 0x80, 0x00]);
+    assert_eq!(
+        exchange(2, &authenticate).0,
+        ldap3_proto::LdapResultCode::Success
+    );
+    assert_eq!(
+        exchange(3, &authenticate).0,
+        ldap3_proto::LdapResultCode::InvalidCredentials,
+        "no negotiation in progress"
+    );
+}

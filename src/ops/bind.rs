@@ -1,17 +1,18 @@
 //! Bind (RFC 4511 section 4.2, [MS-TAIL] 3.5.2): LDAPv2 and LDAPv3,
-//! anonymous or simple with an account from the configuration, and the
-//! Sicily (NTLM) binds of the Windows TAPI Dialer.
+//! anonymous or simple with an account from the configuration, and NTLM,
+//! the one SASL mechanism of ILS, in its Sicily form (the binds of the
+//! Windows TAPI Dialer) and its SASL form.
 //!
 //! ILS knows no Windows accounts: [MS-TAIL] 3.5.2 leaves NTLM to Active
-//! Directory principals, and an ILS directory lets anyone register. So a
-//! Sicily bind is carried through its three steps and ends anonymous: the
+//! Directory principals, and an ILS directory lets anyone register. So an
+//! NTLM bind is carried through its steps and ends anonymous: the
 //! Dialer can log on, and gains nothing an anonymous client lacks.
 
 use ldap3_proto::LdapResultCode;
 
 use crate::dn::Dn;
 use crate::handler::{Session, Shared};
-use crate::wire::{BindAuth, LdapResult, Responder, SicilyStep, tag};
+use crate::wire::{BindAuth, LdapResult, Responder, SicilyStep};
 
 pub fn bind(
     shared: &Shared,
@@ -21,8 +22,51 @@ pub fn bind(
     auth: BindAuth,
     resp: &mut Responder<'_>,
 ) {
+    if let BindAuth::Sasl {
+        mechanism,
+        credentials,
+    } = &auth
+        && mechanism.eq_ignore_ascii_case(b"NTLM")
+    {
+        let (result, challenge) = sasl_ntlm(session, credentials);
+        return resp.bind(&result, challenge.as_deref());
+    }
     let result = check(shared, session, version, name, auth);
-    resp.result(tag::BIND, &result);
+    resp.bind(&result, None);
+}
+
+/// The SASL form of an NTLM bind, which the root DSE announces: the
+/// NEGOTIATE message is answered saslBindInProgress with the CHALLENGE
+/// as the server's credentials, and the AUTHENTICATE that follows ends
+/// anonymous, as a Sicily bind does.
+fn sasl_ntlm(session: &mut Session, credentials: &[u8]) -> (LdapResult, Option<Vec<u8>>) {
+    session.bound = None;
+    let challenged = std::mem::take(&mut session.ntlm_challenged);
+    let authenticate = matches!(
+        credentials,
+        [b'N', b'T', b'L', b'M', b'S', b'S', b'P', 0, 3, 0, 0, 0, ..]
+    );
+    if authenticate {
+        return (ntlm_authenticated(session, challenged), None);
+    }
+    session.ntlm_challenged = true;
+    let result = LdapResult::new(LdapResultCode::SaslBindInProgress, "");
+    (result, Some(ntlm_challenge(credentials)))
+}
+
+/// The end of an NTLM bind: anonymous if a challenge was sent.
+fn ntlm_authenticated(session: &Session, challenged: bool) -> LdapResult {
+    if !challenged {
+        return LdapResult::new(
+            LdapResultCode::InvalidCredentials,
+            "no NTLM negotiation in progress",
+        );
+    }
+    log::info!(
+        "{}: NTLM bind accepted as anonymous (no Windows accounts here)",
+        session.peer
+    );
+    LdapResult::success()
 }
 
 fn check(
@@ -40,7 +84,7 @@ fn check(
     }
     let password = match auth {
         BindAuth::Simple(password) => password,
-        BindAuth::Sasl(mechanism) => {
+        BindAuth::Sasl { mechanism, .. } => {
             return LdapResult::new(
                 LdapResultCode::AuthMethodNotSupported,
                 format!(
@@ -57,18 +101,8 @@ fn check(
             session.ntlm_challenged = true;
             return LdapResult::success().with_matched(ntlm_challenge(&negotiate));
         }
-        BindAuth::Sicily(SicilyStep::Response, _) if challenged => {
-            log::info!(
-                "{}: NTLM bind accepted as anonymous (no Windows accounts here)",
-                session.peer
-            );
-            return LdapResult::success();
-        }
         BindAuth::Sicily(SicilyStep::Response, _) => {
-            return LdapResult::new(
-                LdapResultCode::InvalidCredentials,
-                "no NTLM negotiation in progress",
-            );
+            return ntlm_authenticated(session, challenged);
         }
         BindAuth::Other => {
             return LdapResult::new(
