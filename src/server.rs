@@ -319,7 +319,15 @@ fn worker(pool: &Pool, shared: &Shared) {
                 let stream = Arc::new(stream);
                 let id = pool.next_id.fetch_add(1, Ordering::Relaxed);
                 pool.open.lock().insert(id, stream.clone());
-                connection::serve(shared, &stream, peer);
+                // A bug that panics while serving one client must not
+                // leave that client hanging or cost the pool a worker.
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    connection::serve(shared, &stream, peer)
+                }));
+                if served.is_err() {
+                    log::error!("{peer}: connection closed after an internal error");
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
                 pool.open.lock().remove(&id);
                 pool.idle.fetch_add(1, Ordering::SeqCst);
             }

@@ -314,3 +314,19 @@ fn no_entry_holds_more_values_than_max_values() {
         "the refused ones changed nothing"
     );
 }
+
+#[test]
+fn a_time_limit_beyond_the_clock_is_no_limit() {
+    let server = TestServer::with(|c| c.time_limit = u64::MAX);
+    let mut raw = server.raw();
+    for msgid in 1..3 {
+        let (_, done) = raw.call(&search(
+            msgid,
+            b"o=Intranet",
+            2,
+            f::present(b"objectClass"),
+            &[],
+        ));
+        assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
+    }
+}

@@ -82,7 +82,10 @@ fn run(
     let mut progress = Progress {
         sent: 0,
         size_limit,
-        deadline: (time_limit > 0).then(|| Instant::now() + Duration::from_secs(time_limit)),
+        // A limit beyond what the clock can count is no limit.
+        deadline: (time_limit > 0)
+            .then(|| Instant::now().checked_add(Duration::from_secs(time_limit)))
+            .flatten(),
     };
     if let Base::RootDse = plan.base {
         root_dse(&plan, resp);
