@@ -94,12 +94,22 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
                     );
                 }
             };
+            // A client that stopped reading fails the first write at the
+            // timeout: that ends the session, so that it cannot hold the
+            // worker (or a stopping server) for one timeout per write.
+            let mut failed = None;
             let mut flush = |buf: &mut BytesMut| -> io::Result<()> {
-                stream.write_all(buf)?;
+                stream
+                    .write_all(buf)
+                    .inspect_err(|e| failed = Some(e.kind()))?;
                 buf.clear();
                 Ok(())
             };
-            if handler::handle(shared, session, request, &mut out, &mut flush) == Outcome::Close {
+            let outcome = handler::handle(shared, session, request, &mut out, &mut flush);
+            if let Some(kind) = failed {
+                return End::Io(kind);
+            }
+            if outcome == Outcome::Close {
                 let _ = write_out(stream, &mut out);
                 return End::Unbind;
             }

@@ -27,6 +27,7 @@ pub struct Limits {
     pub max_request_size: usize,
     pub max_values: usize,
     pub idle_timeout: std::time::Duration,
+    pub stop_timeout: std::time::Duration,
     pub max_connections: usize,
 }
 
@@ -40,6 +41,7 @@ impl Limits {
             max_request_size: config.max_request_size,
             max_values: config.max_values,
             idle_timeout: config.idle_timeout,
+            stop_timeout: config.stop_timeout,
             max_connections: config.max_connections,
         }
     }

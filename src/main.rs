@@ -165,6 +165,16 @@ fn run() -> Result<(), DaemonError> {
     }
     daemon::notify("STOPPING=1");
     log::info!("stopping");
+    // A second stop signal does not wait for answers still being written.
+    let closer = server.closer();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if signal != SIGHUP {
+                log::info!("stopping now");
+                closer.close_all();
+            }
+        }
+    });
     server.shutdown();
     Ok(())
 }

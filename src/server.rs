@@ -19,7 +19,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -158,8 +158,13 @@ impl Server {
         self.pool.open.lock().len()
     }
 
-    /// Stops accepting, lets requests in flight finish, closes every
-    /// connection and joins every thread.
+    /// What cuts every connection off at once, from another thread.
+    pub fn closer(&self) -> Closer {
+        Closer(self.pool.clone())
+    }
+
+    /// Stops accepting, lets requests in flight finish (for at most
+    /// stop-timeout), closes every connection and joins every thread.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -181,6 +186,14 @@ impl Server {
         for stream in self.pool.open.lock().values() {
             let _ = stream.shutdown(Shutdown::Read);
         }
+        // Answers still being written get stop-timeout; then whatever is
+        // left is cut off, so that a client that stopped reading cannot
+        // hold the stop past the service manager's patience.
+        let deadline = Instant::now().checked_add(self.shared.limits.read().stop_timeout);
+        while !self.pool.open.lock().is_empty() && deadline.is_none_or(|d| Instant::now() < d) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.closer().close_all();
         let handles: Vec<_> = self.pool.handles.lock().drain(..).collect();
         for handle in handles {
             let _ = handle.join();
@@ -190,6 +203,18 @@ impl Server {
             let _ = handle.join();
         }
         log::info!("stopped");
+    }
+}
+
+/// Cuts off every connection of a stopping server at once: for a second
+/// stop signal, which should not wait for stop-timeout.
+pub struct Closer(Arc<Pool>);
+
+impl Closer {
+    pub fn close_all(&self) {
+        for stream in self.0.open.lock().values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 

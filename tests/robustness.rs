@@ -330,3 +330,38 @@ fn a_time_limit_beyond_the_clock_is_no_limit() {
         assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
     }
 }
+
+#[test]
+fn a_client_that_stops_reading_cannot_hold_a_stop() {
+    let server = TestServer::with(|c| {
+        c.stop_timeout = Duration::from_secs(1);
+        c.idle_timeout = Duration::from_secs(60);
+        c.max_request_size = 1 << 20;
+    });
+    let mut raw = server.raw();
+    // Some 16 MB of answer: far more than the socket buffers hold.
+    let big = vec![b'x'; 200_000];
+    for i in 0..80 {
+        let dn = format!("cn=big{i},ou=Dynamic,o=Intranet");
+        let attrs: [(&[u8], &[&[u8]]); 2] =
+            [(b"objectClass", &[b"rtPerson"]), (b"comment", &[&big[..]])];
+        assert_eq!(raw.code(&add(i + 1, dn.as_bytes(), &attrs)), SUCCESS);
+    }
+    let mut stalled = server.raw();
+    stalled.send(&search(
+        1,
+        b"ou=Dynamic,o=Intranet",
+        1,
+        f::present(b"cn"),
+        &[],
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let TestServer { server, .. } = server;
+    let started = Instant::now();
+    server.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stop took {:?}",
+        started.elapsed()
+    );
+}
