@@ -69,8 +69,10 @@ fn stderr_is_journal() -> bool {
 /// with timestamps otherwise. `RUST_LOG` overrides the configured level.
 pub fn init_logging(level: log::LevelFilter) {
     let mut builder = env_logger::Builder::new();
+    // The logger lets everything through and `log::set_max_level` decides,
+    // so that a reload can raise the level as well as lower it.
     builder
-        .filter_level(level)
+        .filter_level(log::LevelFilter::Trace)
         .target(env_logger::Target::Stderr);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);

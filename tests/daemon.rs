@@ -392,3 +392,18 @@ fn man_page_documents_exactly_the_options_of_help() {
         );
     }
 }
+
+#[test]
+fn sighup_raises_the_log_level_as_well_as_lowering_it() {
+    let dir = Scratch::new("loglevel");
+    let conf = dir.file("ilsd.conf", "listen 127.0.0.1:0\nlog-level info\n");
+    let mut cmd = ilsd(&["-f", conf.to_str().unwrap()]);
+    cmd.env_remove("RUST_LOG");
+    let daemon = Daemon::spawn(cmd);
+    std::fs::write(&conf, "listen 127.0.0.1:0\nlog-level debug\n").unwrap();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("reloaded");
+    let mut raw = daemon.raw();
+    assert_eq!(raw.code(&bind_v2(7)), 0);
+    daemon.wait_for("msgid 7 bind");
+}
