@@ -111,8 +111,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "account",
-        hint: "DN PASSWORD",
-        help: "an account for simple binds (repeatable)",
+        hint: "'DN PASSWORD'",
+        help: "an account for simple binds, one argument (repeatable)",
         repeatable: true,
         flag: false,
     },
@@ -126,7 +126,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "log-level",
         hint: "LEVEL",
-        help: "error, warn, info, debug or trace (default info)",
+        help: "off, error, warn, info, debug or trace (default info)",
         repeatable: false,
         flag: false,
     },
@@ -283,6 +283,7 @@ impl Config {
                     .parse()
                     .map_err(|_| format!("'{value}' is not a log level"))?
             }
+            "user" | "group" if value.is_empty() => return Err(format!("{name} needs a name")),
             "user" => self.user = Some(value.to_string()),
             "group" => self.group = Some(value.to_string()),
             _ => return Err(format!("unknown keyword '{name}'")),
@@ -300,6 +301,11 @@ impl Config {
         }
         if self.listen.is_empty() {
             return Err("nothing to listen on".into());
+        }
+        for (i, addr) in self.listen.iter().enumerate() {
+            if self.listen[..i].contains(addr) {
+                return Err(format!("listen {addr} is given twice"));
+            }
         }
         Ok(())
     }

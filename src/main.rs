@@ -108,7 +108,14 @@ fn load_config(args: &Args) -> Result<Config, DaemonError> {
             .set(name, value, fresh)
             .map_err(|e| DaemonError::Usage(format!("--{name}: {e}")))?;
     }
-    config.validate().map_err(DaemonError::Config)?;
+    config.validate().map_err(|e| {
+        // Settings that contradict each other may come from the file,
+        // the command line or both: name the file when one was read.
+        match args.config_path.exists() {
+            true => DaemonError::Config(format!("{}: {e}", args.config_path.display())),
+            false => DaemonError::Config(e),
+        }
+    })?;
     Ok(config)
 }
 

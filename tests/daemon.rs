@@ -165,6 +165,17 @@ fn test_config_accepts_good_files_and_names_the_bad_line() {
         good.to_str().unwrap(),
     ]);
     assert_eq!(code, 78, "inconsistent bounds");
+    let twice = dir.file("twice.conf", "listen 127.0.0.1:1\nlisten 127.0.0.1:1\n");
+    let (code, _, stderr) = output(&["-t", "-f", twice.to_str().unwrap()]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("twice.conf: listen 127.0.0.1:1 is given twice"),
+        "{stderr}"
+    );
+    let nobody = dir.file("nobody.conf", "user\n");
+    let (code, _, stderr) = output(&["-t", "-f", nobody.to_str().unwrap()]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("nobody.conf:1:"), "{stderr}");
 }
 
 #[test]
