@@ -133,7 +133,17 @@ pub fn activated_listeners() -> Result<Vec<TcpListener>, DaemonError> {
     let mut listeners = Vec::new();
     for i in 0..fds.len() {
         match fds.take_tcp_listener(i) {
-            Ok(Some(l)) => listeners.push(l),
+            Ok(Some(l)) => {
+                // A bound socket that nobody called listen() on passes as
+                // a TCP listener, and would fail every accept().
+                use nix::sys::socket::{getsockopt, sockopt::AcceptConn};
+                if !getsockopt(&l, AcceptConn).unwrap_or(false) {
+                    return Err(DaemonError::Start(format!(
+                        "passed socket {i} is not listening"
+                    )));
+                }
+                listeners.push(l);
+            }
             Ok(None) => {}
             Err(e) => {
                 return Err(DaemonError::Start(format!(

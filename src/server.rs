@@ -243,6 +243,8 @@ fn accept_loop(
     shared: &Arc<Shared>,
     stopping: &AtomicBool,
 ) {
+    // Failures of accept() since the last warning, and when that was.
+    let (mut failures, mut warned) = (0u64, None::<Instant>);
     loop {
         let accepted = listener.accept();
         if stopping.load(Ordering::SeqCst) {
@@ -252,8 +254,12 @@ fn accept_loop(
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly
-                // rather than spin.
-                log::warn!("accept failed: {e}");
+                // rather than spin, and warn at most every ten seconds.
+                failures += 1;
+                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    log::warn!("accept failed ({failures} time(s) since the last warning): {e}");
+                    (failures, warned) = (0, Some(Instant::now()));
+                }
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }

@@ -290,13 +290,10 @@ fn notifies_the_service_manager() {
     assert!(daemon.wait(Duration::from_secs(5)).success());
 }
 
-#[test]
-fn socket_activation_uses_the_passed_listener() {
-    use std::os::fd::AsRawFd;
+/// ilsd started as the service manager starts it, with `fd` passed as
+/// its one activated socket.
+fn activated(fd: std::os::fd::RawFd) -> Command {
     use std::os::unix::process::CommandExt;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let fd = listener.as_raw_fd();
     // LISTEN_PID must be the daemon's own pid: the shell sets it to its
     // pid and then becomes ilsd.
     let mut cmd = Command::new("/bin/sh");
@@ -320,7 +317,15 @@ fn socket_activation_uses_the_passed_listener() {
             }
         });
     }
-    let daemon = Daemon::spawn(cmd);
+    cmd
+}
+
+#[test]
+fn socket_activation_uses_the_passed_listener() {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let daemon = Daemon::spawn(activated(listener.as_raw_fd()));
     assert_eq!(daemon.port, port, "the passed socket, not --listen");
     drop(listener);
     assert_eq!(daemon.raw().code(&bind_v2(1)), 0);
@@ -417,4 +422,22 @@ fn sighup_raises_the_log_level_as_well_as_lowering_it() {
     let mut raw = daemon.raw();
     assert_eq!(raw.code(&bind_v2(7)), 0);
     daemon.wait_for("msgid 7 bind");
+}
+
+#[test]
+fn a_passed_socket_that_is_not_listening_exits_71() {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, socket};
+    use std::os::fd::AsRawFd;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(sock.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    let out = activated(sock.as_raw_fd()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(71), "{stderr}");
+    assert!(stderr.contains("not listening"), "{stderr}");
 }
