@@ -51,7 +51,7 @@ impl std::fmt::Display for DaemonError {
 impl std::error::Error for DaemonError {}
 
 /// Whether stderr is the journal: JOURNAL_STREAM holds its device and inode.
-fn stderr_is_journal() -> bool {
+pub fn stderr_is_journal() -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
         return false;

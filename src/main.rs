@@ -232,9 +232,16 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Under the journal, the error priority, so that `journalctl
+            // -p err` shows why the service did not start.
+            let err = if daemon::stderr_is_journal() {
+                "<3>"
+            } else {
+                ""
+            };
             match &e {
-                DaemonError::Usage(m) => eprintln!("ilsd: {m}\n{USAGE}"),
-                other => eprintln!("ilsd: {other}"),
+                DaemonError::Usage(m) => eprintln!("{err}ilsd: {m}\n{USAGE}"),
+                other => eprintln!("{err}ilsd: {other}"),
             }
             ExitCode::from(e.exit_code() as u8)
         }

@@ -441,3 +441,19 @@ fn a_passed_socket_that_is_not_listening_exits_71() {
     assert_eq!(out.status.code(), Some(71), "{stderr}");
     assert!(stderr.contains("not listening"), "{stderr}");
 }
+
+#[test]
+fn a_failure_to_start_is_an_error_in_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Scratch::new("journal");
+    let log = dir.file("stderr", "");
+    let meta = std::fs::metadata(&log).unwrap();
+    let status = ilsd(&["-f", "/nonexistent/ilsd.conf"])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(78));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("<3>ilsd: "), "{text}");
+}
