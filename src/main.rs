@@ -157,6 +157,11 @@ fn run() -> Result<(), DaemonError> {
             "using {} socket(s) passed by the service manager",
             activated.len()
         );
+        if config.listen != Config::default().listen {
+            log::warn!(
+                "listen is ignored: the service manager passes the sockets (ilsd.socket decides the addresses)"
+            );
+        }
         daemon::drop_privileges(config.user.as_deref(), config.group.as_deref())?;
         Server::from_listeners(&config, activated)
     }

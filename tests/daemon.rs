@@ -46,6 +46,8 @@ impl Drop for Scratch {
 struct Daemon {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    seen: std::cell::RefCell<Vec<String>>,
     port: u16,
 }
 
@@ -65,6 +67,7 @@ impl Daemon {
         let mut daemon = Daemon {
             child,
             lines,
+            seen: Default::default(),
             port: 0,
         };
         let line = daemon.wait_for("listening on");
@@ -78,8 +81,13 @@ impl Daemon {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => eprintln!("ilsd: {line}"),
+                Ok(line) => {
+                    self.seen.borrow_mut().push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                    eprintln!("ilsd: {line}");
+                }
                 Err(_) => panic!("no log line with '{needle}'"),
             }
         }
@@ -327,6 +335,14 @@ fn socket_activation_uses_the_passed_listener() {
     let port = listener.local_addr().unwrap().port();
     let daemon = Daemon::spawn(activated(listener.as_raw_fd()));
     assert_eq!(daemon.port, port, "the passed socket, not --listen");
+    assert!(
+        daemon
+            .seen
+            .borrow()
+            .iter()
+            .any(|l| l.contains("listen is ignored")),
+        "the ignored --listen is pointed out"
+    );
     drop(listener);
     assert_eq!(daemon.raw().code(&bind_v2(1)), 0);
 }
