@@ -118,6 +118,27 @@ impl Attr {
         Attr::Other(name.to_ascii_lowercase().into_boxed_slice())
     }
 
+    /// The name an entry shows this attribute under when the client asked
+    /// for all attributes rather than by name: the "LDAP message name" of
+    /// [MS-TAIL] 2.2.5 where there is one (`sIPAddress` for ipAddress),
+    /// which is what ILS clients look values up by.
+    pub fn message_name(&self) -> &[u8] {
+        let mapped: &str = match *self {
+            attr::GUID => "sAppGUID",
+            attr::APPLICATION_ID => "sAppID",
+            attr::APP_NAME => "sAppName",
+            attr::IP_ADDRESS => "sIPAddress",
+            attr::MIME_TYPE => "sMimeType",
+            attr::PORT => "sPort",
+            attr::PROTOCOL_GUID => "sProtGuid",
+            attr::PROTOCOL_ID => "sProtId",
+            attr::PROTOCOL_MIME_TYPE => "sProtMimeType",
+            attr::SECURITY_TOKEN => "sSecurity",
+            _ => return self.name(),
+        };
+        mapped.as_bytes()
+    }
+
     /// The name the directory gives this attribute.
     pub fn name(&self) -> &[u8] {
         match self {

@@ -195,3 +195,93 @@ fn unregistration_removes_person_and_application() {
         "noSuchObject the second time"
     );
 }
+
+#[test]
+fn smodop_2_and_3_changes_sent_as_adds_replace_the_old_values() {
+    // NetMeeting leaves the operation of the changed attributes at 0,
+    // add (FillModArrAttr in its ULS code sets none): the new value is
+    // meant.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    let changes: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"2"]),
+        (0, b"givenname", &[b"Erich"]),
+        (0, b"sipaddress", &[b"16777343"]),
+        (0, b"sflags", &[b"0"]),
+        (0, b"ilsA26214430", &[b"1"]),
+    ];
+    assert_eq!(raw.code(&modify(20, NM_DN, changes)), SUCCESS);
+    let app: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"3"]),
+        (2, b"sappid", &[b"ms-netmeeting"]),
+        (0, b"smimetype", &[b"text/x-other"]),
+        (0, b"sport", &[b"1731"]),
+    ];
+    assert_eq!(raw.code(&modify(21, NM_DN, app)), SUCCESS);
+    let (entries, _) = raw.call(&search(
+        22,
+        b"objectClass=rtPerson",
+        0,
+        f::eq(b"cn", b"egruber@contoso.com"),
+        &[
+            b"givenname",
+            b"sipaddress",
+            b"sflags",
+            b"ilsA26214430",
+            b"smimetype",
+            b"sport",
+        ],
+    ));
+    let e = &entries[0];
+    assert_eq!(e.get("givenname"), Some(&vec![b"Erich".to_vec()]));
+    assert_eq!(e.get("sipaddress"), Some(&vec![b"16777343".to_vec()]));
+    assert_eq!(e.get("sflags"), Some(&vec![b"0".to_vec()]));
+    assert_eq!(e.get("ilsA26214430"), Some(&vec![b"1".to_vec()]));
+    assert_eq!(e.get("smimetype"), Some(&vec![b"text/x-other".to_vec()]));
+    assert_eq!(
+        e.get("sport").map(Vec::len),
+        Some(3),
+        "a port is added to the list"
+    );
+    // Hidden now: not in the directory list.
+    let (all, _) = raw.call(&search(
+        23,
+        b"objectClass=rtPerson",
+        0,
+        f::eq(b"cn", b"%"),
+        &[b"cn"],
+    ));
+    assert!(all.is_empty(), "{all:?}");
+}
+
+#[test]
+fn all_attributes_come_under_the_names_ils_clients_read() {
+    // PTLib's callto: lookup asks for every attribute and reads
+    // sipaddress, sport, sprotid, sappid ([MS-TAIL] 2.2.5).
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    let (entries, _) = raw.call(&search(
+        20,
+        b"objectClass=RTPerson",
+        2,
+        f::eq(b"cn", b"egruber@contoso.com"),
+        &[],
+    ));
+    let e = &entries[0];
+    let names = e.names();
+    for name in [
+        "sIPAddress",
+        "sPort",
+        "sProtId",
+        "sAppID",
+        "sSecurity",
+        "sFlags",
+        "givenName",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n == "ipAddress"), "{names:?}");
+    assert_eq!(e.first("sipaddress"), Some(&b"3758139584"[..]));
+}

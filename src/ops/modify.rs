@@ -73,6 +73,9 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
         return Ok(());
     }
+    if matches!(plan.smodop, Some(Smodop::ModifyUser | Smodop::ModifyApp)) {
+        plan.changes = add_replaces(plan.changes);
+    }
     let mut dir = shared.store.write();
     let key = dynamic_target(&dir, &plan.target, now)?.key.clone();
     match plan.smodop {
@@ -339,6 +342,31 @@ fn add_application(
         .clone();
     dir.attach(person, &key);
     Ok(())
+}
+
+/// Attributes that hold several values in a registration: the ports, the
+/// protocols and their MIME types ([MS-TAIL] 2.2.2, 2.2.3).
+const MULTI_VALUED: [Attr; 4] = [
+    attr::OBJECT_CLASS,
+    attr::PORT,
+    attr::PROTOCOL_ID,
+    attr::PROTOCOL_MIME_TYPE,
+];
+
+/// smodop 2 and 3: NetMeeting sends its changed attributes with the
+/// operation left at 0, add (`FillModArrAttr` sets none), meaning the new
+/// value. An add of a single-valued attribute therefore replaces it; an
+/// add to a list (a port, a protocol) still adds.
+fn add_replaces(changes: Vec<AttrChange>) -> Vec<AttrChange> {
+    changes
+        .into_iter()
+        .map(|mut c| {
+            if c.kind == ModKind::Add && !MULTI_VALUED.contains(&c.attr) {
+                c.kind = ModKind::Replace;
+            }
+            c
+        })
+        .collect()
 }
 
 /// On an existing application entry, the values of an smodop 0 replace

@@ -269,7 +269,7 @@ fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>
             Want::AllUser => {
                 for a in view.attributes() {
                     let a = a.to_owned();
-                    push_attr(&mut attrs, plan, view, a.name(), &a);
+                    push_attr(&mut attrs, plan, view, a.message_name(), &a);
                 }
             }
             Want::AllOperational => push_attr(
