@@ -596,43 +596,50 @@ pub fn application_dn(cn: &[u8], app: &[u8]) -> Target {
 /// any other entry is shown as it is.
 pub struct PersonView<'a> {
     pub entry: &'a Entry,
-    pub apps: Vec<&'a Entry>,
+    dir: &'a Directory,
+    now: u64,
+    /// The applications, looked up when first needed: a listing that asks
+    /// only for what a person holds itself (its name, its address) never
+    /// looks them up, which was most of the cost of listing.
+    apps: std::cell::OnceCell<Vec<&'a Entry>>,
     /// Seconds left to live, for `entryTTL`.
     pub ttl: Option<u64>,
 }
 
 impl<'a> PersonView<'a> {
     pub fn new(dir: &'a Directory, entry: &'a Entry, now: u64) -> PersonView<'a> {
-        let mut apps = Vec::new();
-        if entry.is(class::PERSON)
-            && let Some(cn) = entry.attrs.first(&attr::CN)
-        {
-            for app in dir.by_cn(cn).other_than(&entry.key) {
-                if app.is(class::APPLICATION)
-                    && app.parent_key().ends_with(APPLICATIONS_KEY)
-                    && dir.alive_beside(app, entry, now)
-                {
-                    apps.push(app);
-                }
-            }
-        }
         PersonView {
             entry,
-            apps,
+            dir,
+            now,
+            apps: std::cell::OnceCell::new(),
             ttl: crate::store::Store::ttl_left(dir, entry, now),
         }
     }
 
-    /// The entries whose attributes make up the view that hold `a`: the
-    /// person when it has the attribute, else its applications.
-    fn holders(&self, a: &Attr) -> impl Iterator<Item = &'a Entry> + '_ {
-        let own = self.entry.attrs.has(a);
-        std::iter::once(self.entry)
-            .filter(move |_| own)
-            .chain(self.apps.iter().copied().filter(move |_| !own))
+    /// The person's live application entries.
+    pub fn apps(&self) -> &[&'a Entry] {
+        self.apps.get_or_init(|| {
+            let (dir, entry) = (self.dir, self.entry);
+            let mut apps = Vec::new();
+            if entry.is(class::PERSON)
+                && let Some(cn) = entry.attrs.first(&attr::CN)
+            {
+                for app in dir.by_cn(cn).other_than(&entry.key) {
+                    if app.is(class::APPLICATION)
+                        && app.parent_key().ends_with(APPLICATIONS_KEY)
+                        && dir.alive_beside(app, entry, self.now)
+                    {
+                        apps.push(app);
+                    }
+                }
+            }
+            apps
+        })
     }
 
-    /// Calls `f` with each value of `a` in the view.
+    /// Calls `f` with each value of `a` in the view: the person's when it
+    /// has the attribute, else its applications'.
     pub fn for_each_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8])) {
         if *a == attr::ENTRY_TTL {
             if let Some(ttl) = self.ttl {
@@ -640,17 +647,20 @@ impl<'a> PersonView<'a> {
             }
             return;
         }
-        for e in self.holders(a) {
-            for v in e.attrs.get(a) {
-                f(v);
-            }
+        let own = self.entry.attrs.get(a);
+        if !own.is_empty() {
+            own.for_each(f);
+            return;
+        }
+        for app in self.apps() {
+            app.attrs.get(a).for_each(&mut *f);
         }
     }
 
     /// Every stored attribute of the view, the person's first.
     pub fn attributes(&self) -> Vec<AttrRef<'a>> {
         let mut out: Vec<AttrRef<'a>> = self.entry.attrs.iter().map(|(a, _)| a).collect();
-        for app in &self.apps {
+        for app in self.apps() {
             for (a, _) in app.attrs.iter() {
                 if !out.contains(&a) {
                     out.push(a);
@@ -682,9 +692,8 @@ impl ValueSource for PersonView<'_> {
         if *a == attr::OBJECT_CLASS && self.entry.attrs.has(a) {
             return self.entry.attrs.get(a).any(f);
         }
-        std::iter::once(self.entry)
-            .chain(self.apps.iter().copied())
-            .any(|e| e.attrs.get(a).any(&mut *f))
+        self.entry.attrs.get(a).any(&mut *f)
+            || self.apps().iter().any(|e| e.attrs.get(a).any(&mut *f))
     }
 }
 

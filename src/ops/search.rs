@@ -237,7 +237,7 @@ fn refresh(store: &Store, view: &PersonView<'_>, ttl: u32) {
     if view.entry.is(class::DYNAMIC) {
         store.set_ttl(view.entry, ttl);
     }
-    for app in &view.apps {
+    for app in view.apps() {
         if app.owner().is_none() && app.is(class::DYNAMIC) {
             store.set_ttl(app, ttl);
         }
