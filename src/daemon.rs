@@ -69,13 +69,17 @@ pub fn stderr_is_journal() -> bool {
 /// with timestamps otherwise. `RUST_LOG` overrides the configured level.
 pub fn init_logging(level: log::LevelFilter) {
     let mut builder = env_logger::Builder::new();
-    // The logger lets everything through and `log::set_max_level` decides,
-    // so that a reload can raise the level as well as lower it.
-    builder
-        .filter_level(log::LevelFilter::Trace)
-        .target(env_logger::Target::Stderr);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
+    builder.target(env_logger::Target::Stderr);
+    match std::env::var("RUST_LOG") {
+        // RUST_LOG decides, over the configured level for what it leaves out.
+        Ok(spec) => {
+            builder.filter_level(level).parse_filters(&spec);
+        }
+        // The logger lets everything through and `log::set_max_level`
+        // decides, so that a reload can raise the level as well as lower it.
+        Err(_) => {
+            builder.filter_level(log::LevelFilter::Trace);
+        }
     }
     if stderr_is_journal() {
         builder.format(|buf, record| {

@@ -51,6 +51,9 @@ struct Pool {
     min_workers: usize,
     /// Connections being served, to shut down at stop.
     open: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    /// Set at stop before the open connections are shut down: a worker
+    /// that registers its connection after that shuts it down itself.
+    stopping: AtomicBool,
     next_id: AtomicU64,
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -98,6 +101,7 @@ impl Server {
             idle: AtomicUsize::new(0),
             min_workers: config.workers,
             open: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             handles: Mutex::new(Vec::new()),
         });
@@ -183,6 +187,7 @@ impl Server {
         // Dropping the sender tells idle workers to exit; shutting the
         // reading side ends every session after its current request.
         self.pool.jobs.lock().take();
+        self.pool.stopping.store(true, Ordering::SeqCst);
         for stream in self.pool.open.lock().values() {
             let _ = stream.shutdown(Shutdown::Read);
         }
@@ -350,6 +355,9 @@ fn worker(pool: &Pool, shared: &Shared) {
                 let stream = Arc::new(stream);
                 let id = pool.next_id.fetch_add(1, Ordering::Relaxed);
                 pool.open.lock().insert(id, stream.clone());
+                if pool.stopping.load(Ordering::SeqCst) {
+                    let _ = stream.shutdown(Shutdown::Read);
+                }
                 // A bug that panics while serving one client must not
                 // leave that client hanging or cost the pool a worker.
                 let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

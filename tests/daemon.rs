@@ -473,3 +473,18 @@ fn a_failure_to_start_is_an_error_in_the_journal() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.starts_with("<3>ilsd: "), "{text}");
 }
+
+#[test]
+fn rust_log_for_one_module_leaves_the_others_at_the_configured_level() {
+    let mut cmd = ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]);
+    cmd.env("RUST_LOG", "ilsd::expiry=debug");
+    let daemon = Daemon::spawn(cmd);
+    let mut raw = daemon.raw();
+    assert_eq!(raw.code(&bind_v2(7)), 0);
+    raw.send(&unbind(8));
+    daemon.wait_for("closed after");
+    assert!(
+        !daemon.seen.borrow().iter().any(|l| l.contains("msgid 7")),
+        "the dispatcher's debug lines stay off"
+    );
+}

@@ -777,3 +777,37 @@ fn a_whole_record_sent_with_smodop_0_updates_the_person() {
     assert!(apps[0].get("surname").is_none());
     assert_eq!(apps[0].first("sappid"), Some(&b"ohphone"[..]));
 }
+
+#[test]
+fn an_smodop_0_that_fails_changes_nothing() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let dn = b"cn=half@x.org,objectClass=rtPerson";
+    person(&mut raw, 1, dn, &[(b"surname", &[b"Old"])]);
+    let app: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"0"]),
+        (2, b"sappid", &[b"ohphone"]),
+        (2, b"sport", &[b"1720"]),
+    ];
+    assert_eq!(raw.code(&modify(2, dn, app)), SUCCESS);
+    // The person's part is fine, the application's is not.
+    let failing: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"0"]),
+        (2, b"sappid", &[b"ohphone"]),
+        (2, b"surname", &[b"New"]),
+        (1, b"sport", &[b"9999"]),
+    ];
+    assert_eq!(raw.code(&modify(3, dn, failing)), 16, "noSuchAttribute");
+    let found = list(
+        &mut raw,
+        f::eq(b"cn", b"half@x.org"),
+        &[b"surname", b"sport"],
+    );
+    assert_eq!(found[0].first("surname"), Some(&b"Old"[..]));
+    assert_eq!(found[0].first("sport"), Some(&b"1720"[..]));
+    // An add without values stays an error with smodop 2.
+    let empty: &[RawChange<'_>] = &[(2, b"smodop", &[b"2"]), (0, b"surname", &[])];
+    assert_ne!(raw.code(&modify(4, dn, empty)), SUCCESS);
+    let found = list(&mut raw, f::eq(b"cn", b"half@x.org"), &[b"surname"]);
+    assert_eq!(found[0].first("surname"), Some(&b"Old"[..]));
+}

@@ -94,8 +94,14 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
                     "the user has no application entry",
                 ));
             }
+            let mut changes = Vec::with_capacity(apps.len());
             for app in apps {
-                change_entry(&mut dir, &app, &plan.changes, max_values)?;
+                changes.push((changed(&dir, &app, &plan.changes, max_values)?, app));
+            }
+            for (attrs, app) in changes {
+                if let Some(attrs) = attrs {
+                    dir.set_attrs(&app, attrs);
+                }
             }
         }
     }
@@ -132,6 +138,21 @@ fn change_entry(
     changes: &[AttrChange],
     max_values: usize,
 ) -> Result<(), LdapResult> {
+    if let Some(attrs) = changed(dir, key, changes, max_values)? {
+        dir.set_attrs(key, attrs);
+    }
+    Ok(())
+}
+
+/// An entry's attributes with the changes made, checked, without storing
+/// them (`None` when there is nothing to change): so that a request that
+/// changes several entries changes none of them if any change fails.
+fn changed(
+    dir: &Directory,
+    key: &Key,
+    changes: &[AttrChange],
+    max_values: usize,
+) -> Result<Option<Attributes>, LdapResult> {
     let Some(entry) = dir.get(key) else {
         return Err(LdapResult::new(
             LdapResultCode::NoSuchObject,
@@ -139,7 +160,7 @@ fn change_entry(
         ));
     };
     if changes.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut attrs = entry.attrs.to_list();
     for change in changes {
@@ -157,8 +178,7 @@ fn change_entry(
             "dynamicObject cannot be removed",
         ));
     }
-    dir.set_attrs(key, Attributes::from_list(attrs));
-    Ok(())
+    Ok(Some(Attributes::from_list(attrs)))
 }
 
 /// One change on unpacked attributes (RFC 4511 section 4.6).
@@ -303,13 +323,22 @@ fn add_application(
         .filter(|c| c.attr != attr::OBJECT_CLASS)
         .cloned()
         .partition(|c| PERSON_ONLY.contains(&c.attr));
-    if !own.is_empty() {
-        change_entry(dir, person, &replace_all(&own), max_values)?;
-    }
+    // Nothing is stored until both the person's and the application's
+    // changes have passed their checks.
+    let person_attrs = changed(dir, person, &replace_all(&own), max_values)?;
+    let store_person = |dir: &mut Directory| {
+        if let Some(attrs) = person_attrs {
+            dir.set_attrs(person, attrs);
+        }
+    };
     let app = ils::application_dn(&cn, &ils::application_name(&changes));
     if live(dir, &app.key, now).is_some() {
         let key: Key = app.key.into();
-        change_entry(dir, &key, &replace_all(&changes), max_values)?;
+        let app_attrs = changed(dir, &key, &replace_all(&changes), max_values)?;
+        store_person(dir);
+        if let Some(attrs) = app_attrs {
+            dir.set_attrs(&key, attrs);
+        }
         dir.attach(person, &key);
         return Ok(());
     }
@@ -323,6 +352,9 @@ fn add_application(
     ensure_value(&mut attrs, attr::CN, &cn);
     ensure_value(&mut attrs, attr::APP_NAME, &app.dn.rdns[1].value);
     check_schema(&attrs, max_values)?;
+    // The application's name is free (checked above): the insert cannot
+    // fail after the person is stored.
+    store_person(dir);
     let parent_at = app.parent_at();
     let entry = Entry::new(
         app.written,
@@ -361,7 +393,7 @@ fn add_replaces(changes: Vec<AttrChange>) -> Vec<AttrChange> {
     changes
         .into_iter()
         .map(|mut c| {
-            if c.kind == ModKind::Add && !MULTI_VALUED.contains(&c.attr) {
+            if c.kind == ModKind::Add && !c.values.is_empty() && !MULTI_VALUED.contains(&c.attr) {
                 c.kind = ModKind::Replace;
             }
             c
