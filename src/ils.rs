@@ -272,10 +272,7 @@ fn is_sttl(name: &[u8]) -> bool {
 fn strip_sttl(filter: Filter<Vec<u8>>, sttl: &mut Option<u64>) -> Option<Filter<Vec<u8>>> {
     match filter {
         Filter::Equal(name, value) if is_sttl(&name) => {
-            if let Ok(minutes) = std::str::from_utf8(crate::filter::trim_spaces(&value))
-                .unwrap_or_default()
-                .parse::<u64>()
-            {
+            if let Some(minutes) = number(&value) {
                 *sttl = Some(minutes);
             }
             None
@@ -445,11 +442,16 @@ pub fn add(dn: &[u8], wire: Vec<WireAttr>) -> Result<AddPlan, LdapResult> {
     Ok(AddPlan { target, attrs, ttl })
 }
 
-/// The first value as a TTL: digits only, and a number too large for 64
-/// bits is as good as the largest (the Dialer sends absurd ones, which
-/// the TTL bounds then lower).
+/// The first value as a TTL (see [`number`]).
 fn first_number(values: &[Vec<u8>]) -> Option<u64> {
-    let v = crate::filter::trim_spaces(values.first()?);
+    number(values.first()?)
+}
+
+/// A value as a TTL: digits only, and a number too large for 64 bits is
+/// as good as the largest (the Dialer sends absurd ones, which the TTL
+/// bounds then lower).
+fn number(v: &[u8]) -> Option<u64> {
+    let v = crate::filter::trim_spaces(v);
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }

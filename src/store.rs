@@ -259,6 +259,19 @@ impl Directory {
         }
     }
 
+    /// The entry whose deadline `entry` lives by: the person of an
+    /// application entry that lives with one (as [`expires_of`] reads
+    /// it), else the entry itself. A refresh of such an application
+    /// refreshes its person, so that the two never part.
+    ///
+    /// [`expires_of`]: Directory::expires_of
+    pub fn ttl_holder<'a>(&'a self, entry: &'a Entry) -> &'a Entry {
+        match entry.owner() {
+            Some(owner) if entry.expires() == NEVER => self.get(owner).unwrap_or(entry),
+            _ => entry,
+        }
+    }
+
     /// Whether an application entry is still there for clients at `now`,
     /// when the person it may live with is at hand: saves looking the
     /// person up again for every application shown with it.

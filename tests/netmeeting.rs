@@ -285,3 +285,51 @@ fn all_attributes_come_under_the_names_ils_clients_read() {
     assert!(!names.iter().any(|n| n == "ipAddress"), "{names:?}");
     assert_eq!(e.first("sipaddress"), Some(&b"3758139584"[..]));
 }
+
+#[test]
+fn an_application_refreshed_on_its_own_refreshes_its_person() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    let app_dn = b"cn=egruber@contoso.com,appName=ms-netmeeting,ou=Applications,o=Intranet";
+    let ttl_of = |raw: &mut Raw, msgid, base: &[u8]| -> u64 {
+        let (e, _) = raw.call(&search(
+            msgid,
+            base,
+            0,
+            f::present(b"objectClass"),
+            &[b"entryTTL"],
+        ));
+        std::str::from_utf8(e[0].first("entryTTL").unwrap())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(ttl_of(&mut raw, 20, NM_DN) > 500, "the default of 600 s");
+    // RFC 2589 refresh of the application entry.
+    let value = cons(0x30, &[prim(0x80, app_dn), int(0x81, 30)]);
+    let request = cons(
+        0x77,
+        &[
+            prim(0x80, b"1.3.6.1.4.1.1466.101.119.1"),
+            prim(0x81, &value),
+        ],
+    );
+    let (_, done) = raw.call(&message(21, request));
+    assert!(
+        matches!(done, Response::Extended { code: 0, .. }),
+        "{done:?}"
+    );
+    // They live and die together: both now have 30 s.
+    assert!(ttl_of(&mut raw, 22, NM_DN) <= 30);
+    assert!(ttl_of(&mut raw, 23, app_dn) <= 30);
+    // An sttl beyond 64 bits is the longest TTL, not ignored.
+    let huge = f::and(&[
+        f::eq(b"cn", b"egruber@contoso.com"),
+        f::eq(b"sttl", b"18446744073709551616"),
+    ]);
+    let (found, _) = raw.call(&search(24, b"objectClass=rtPerson", 0, huge, &[b"cn"]));
+    assert_eq!(found.len(), 1);
+    assert!(ttl_of(&mut raw, 25, NM_DN) > 80_000, "max-ttl, 86400 s");
+    assert!(ttl_of(&mut raw, 26, app_dn) > 80_000);
+}

@@ -100,7 +100,7 @@ fn refresh(shared: &Shared, value: Option<&[u8]>) -> Result<u32, LdapResult> {
         ));
     }
     let ttl = shared.store.ttl.clamp(requested);
-    shared.store.set_ttl(entry, ttl);
+    shared.store.set_ttl(dir.ttl_holder(entry), ttl);
     Ok(ttl)
 }
 

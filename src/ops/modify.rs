@@ -70,7 +70,9 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         // so that thousands of them a second never wait for one another.
         let dir = shared.store.read();
         let entry = dynamic_target(&dir, &plan.target, now)?;
-        shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
+        shared
+            .store
+            .set_ttl(dir.ttl_holder(entry), shared.store.ttl.clamp(ttl));
         return Ok(());
     }
     if matches!(plan.smodop, Some(Smodop::ModifyUser | Smodop::ModifyApp)) {
@@ -108,7 +110,9 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
     if let Some(ttl) = plan.ttl
         && let Some(entry) = dir.get(&key)
     {
-        shared.store.set_ttl(entry, shared.store.ttl.clamp(ttl));
+        shared
+            .store
+            .set_ttl(dir.ttl_holder(entry), shared.store.ttl.clamp(ttl));
     }
     Ok(())
 }
