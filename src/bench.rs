@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::ber::{Encoder, Frame, frame_len};
+use crate::wire::{LdapResult, Responder, tag};
 
 /// The workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -814,26 +815,24 @@ fn answer_fixed(mut stream: TcpStream, buf: &mut [u8]) -> io::Result<()> {
                 // Unbind.
                 return stream.write_all(&out);
             }
-            let mut enc = Encoder::new(&mut out);
+            let mut resp = Responder {
+                msgid,
+                out: &mut out,
+            };
+            let success = LdapResult::success();
             match op {
                 // Abandon: no answer.
                 0x50 => {}
                 // Search: one entry, then done.
                 0x63 => {
-                    fixed_message(&mut enc, msgid, |e| {
-                        e.start(0x64);
-                        e.octets(b"cn=ceiling,ou=Dynamic,o=Intranet");
-                        e.start(0x30);
-                        e.attribute(b"cn", [&b"ceiling"[..]]);
-                        e.end();
-                        e.end();
-                    });
-                    fixed_message(&mut enc, msgid, |e| success(e, 0x65));
+                    let cn: [&[u8]; 1] = [b"ceiling"];
+                    resp.entry(b"cn=ceiling,ou=Dynamic,o=Intranet", [(&b"cn"[..], cn)]);
+                    resp.result(tag::SEARCH_DONE, &success);
                 }
                 // Delete's request tag is primitive; its response is not.
-                0x4a => fixed_message(&mut enc, msgid, |e| success(e, 0x6b)),
+                0x4a => resp.result(tag::DELETE, &success),
                 // Every other request's response tag is the next one up.
-                op => fixed_message(&mut enc, msgid, |e| success(e, op + 1)),
+                op => resp.result(op + 1, &success),
             }
             at += len;
         }
@@ -847,30 +846,15 @@ fn answer_fixed(mut stream: TcpStream, buf: &mut [u8]) -> io::Result<()> {
     }
 }
 
-fn fixed_message(enc: &mut Encoder<'_>, msgid: i64, body: impl FnOnce(&mut Encoder<'_>)) {
-    enc.start(0x30);
-    enc.integer(0x02, msgid);
-    body(enc);
-    enc.end();
-}
-
-fn success(enc: &mut Encoder<'_>, tag: u8) {
-    enc.start(tag);
-    enc.integer(0x0a, 0);
-    enc.octets(b"");
-    enc.octets(b"");
-    enc.end();
-}
-
 /// The message ID and the protocolOp tag of a request.
-fn request_kind(frame: &[u8]) -> Option<(i64, u8)> {
+fn request_kind(frame: &[u8]) -> Option<(i32, u8)> {
     let (_, start, _) = header(frame)?;
     let rest = frame.get(start..)?;
     let (_, id_start, id_len) = header(rest)?;
     let msgid = rest
         .get(id_start..id_start + id_len)?
         .iter()
-        .fold(0i64, |a, &x| (a << 8) | x as i64);
+        .fold(0i32, |a, &x| (a << 8) | x as i32);
     let (op, _, _) = header(rest.get(id_start + id_len..)?)?;
     Some((msgid, op))
 }

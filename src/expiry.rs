@@ -24,9 +24,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::entry::{Entry, Key};
 use crate::store::{BatchScratch, Deadline, ExpiryMsg, Store, sweep_time};
 
-/// Deadlines examined per hold of the write lock: about two milliseconds
-/// of removals on a busy machine, which keeps clients' latency across a
-/// mass expiry within a few milliseconds.
+/// Deadlines examined per hold of the write lock: about a millisecond of
+/// removals on a busy machine, which keeps clients' latency across a mass
+/// expiry within a few milliseconds.
 const BATCH: usize = 2048;
 
 /// How long new deadlines are let gather before they are taken in.

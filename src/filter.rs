@@ -78,28 +78,8 @@ impl Filter<Attr> {
     /// part is, and otherwise either is Undefined if any part is.
     fn eval(&self, entry: &dyn ValueSource) -> Option<bool> {
         Some(match self {
-            Filter::And(v) => {
-                let mut undefined = false;
-                for x in v {
-                    match x.eval(entry) {
-                        Some(false) => return Some(false),
-                        None => undefined = true,
-                        Some(true) => {}
-                    }
-                }
-                return (!undefined).then_some(true);
-            }
-            Filter::Or(v) => {
-                let mut undefined = false;
-                for x in v {
-                    match x.eval(entry) {
-                        Some(true) => return Some(true),
-                        None => undefined = true,
-                        Some(false) => {}
-                    }
-                }
-                return (!undefined).then_some(false);
-            }
+            Filter::And(v) => return combine(v, entry, false),
+            Filter::Or(v) => return combine(v, entry, true),
             Filter::Not(x) => return x.eval(entry).map(|b| !b),
             Filter::Equal(a, want) => {
                 let binary = a.is_binary();
@@ -123,6 +103,21 @@ impl Filter<Attr> {
             Filter::Undefined => return None,
         })
     }
+}
+
+/// An AND (`decisive` FALSE) or an OR (`decisive` TRUE): the decisive
+/// value if any part has it, else Undefined if any part is, else the
+/// other value.
+fn combine(parts: &[Filter<Attr>], entry: &dyn ValueSource, decisive: bool) -> Option<bool> {
+    let mut undefined = false;
+    for part in parts {
+        match part.eval(entry) {
+            Some(b) if b == decisive => return Some(decisive),
+            None => undefined = true,
+            Some(_) => {}
+        }
+    }
+    (!undefined).then_some(!decisive)
 }
 
 /// Strips the spaces that do not count at either end of a value.

@@ -111,9 +111,10 @@ fn load_config(args: &Args) -> Result<Config, DaemonError> {
     config.validate().map_err(|e| {
         // Settings that contradict each other may come from the file,
         // the command line or both: name the file when one was read.
-        match args.config_path.exists() {
-            true => DaemonError::Config(format!("{}: {e}", args.config_path.display())),
-            false => DaemonError::Config(e),
+        if args.config_path.exists() {
+            DaemonError::Config(format!("{}: {e}", args.config_path.display()))
+        } else {
+            DaemonError::Config(e)
         }
     })?;
     Ok(config)

@@ -365,7 +365,7 @@ fn worker(pool: &Pool, shared: &Shared) {
                 }));
                 if served.is_err() {
                     log::error!("{peer}: connection closed after an internal error");
-                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    let _ = stream.shutdown(Shutdown::Both);
                 }
                 pool.open.lock().remove(&id);
                 pool.idle.fetch_add(1, Ordering::SeqCst);

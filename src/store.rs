@@ -18,7 +18,7 @@ use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dn::Dn;
-use crate::entry::{Attributes, Entry, Key, NEVER, class};
+use crate::entry::{AttrRef, Attributes, Entry, Key, NEVER, class};
 use crate::filter::{text_eq, trim_spaces};
 use crate::schema::{Attr, attr};
 
@@ -344,9 +344,7 @@ impl Directory {
 
     /// The entry that holds this very key, found by the key's hash.
     fn get_same(&self, hash: u64, key: &Key) -> Option<&Entry> {
-        self.entries
-            .find(hash, |e| Arc::ptr_eq(&e.key, key))
-            .map(|e| &**e)
+        self.entries.find(hash, same(key)).map(|e| &**e)
     }
 
     /// Removes the entries of a batch of deadlines that `doomed` says are
@@ -402,26 +400,16 @@ impl Directory {
                     return false;
                 }
                 for (a, values) in entry.attrs.iter() {
-                    let uid = if a == attr::CN {
-                        false
-                    } else if a == attr::UID {
-                        true
-                    } else {
-                        continue;
-                    };
-                    let index = if uid { &self.by_uid } else { &self.by_cn };
-                    names.extend(values.map(|v| (uid, index.hash(v), i)));
+                    if let Some(which) = Names::of(a) {
+                        let index = self.names(which);
+                        names.extend(values.map(|v| (which, index.hash(v), i)));
+                    }
                 }
                 true
             });
             // Take the names out of the indexes.
-            for &(uid, hash, i) in names.iter() {
-                let index = if uid {
-                    &mut self.by_uid
-                } else {
-                    &mut self.by_cn
-                };
-                index.remove_hashed(hash, &due[i].key);
+            for &(which, hash, i) in names.iter() {
+                self.names_mut(which).remove_hashed(hash, &due[i].key);
             }
             // Take the entries out of the table.
             for &i in chosen.iter() {
@@ -505,13 +493,10 @@ impl Directory {
     /// Adds or removes an entry's names in the indexes.
     fn index(&mut self, key: &Key, attrs: &Attributes, add: bool) {
         for (a, values) in attrs.iter() {
-            let index = if a == attr::CN {
-                &mut self.by_cn
-            } else if a == attr::UID {
-                &mut self.by_uid
-            } else {
+            let Some(which) = Names::of(a) else {
                 continue;
             };
+            let index = self.names_mut(which);
             for value in values {
                 if add {
                     index.add(value, key);
@@ -519,6 +504,42 @@ impl Directory {
                     index.remove(value, key);
                 }
             }
+        }
+    }
+}
+
+impl Directory {
+    fn names(&self, which: Names) -> &NameIndex {
+        match which {
+            Names::Cn => &self.by_cn,
+            Names::Uid => &self.by_uid,
+        }
+    }
+
+    fn names_mut(&mut self, which: Names) -> &mut NameIndex {
+        match which {
+            Names::Cn => &mut self.by_cn,
+            Names::Uid => &mut self.by_uid,
+        }
+    }
+}
+
+/// The name indexes.
+#[derive(Clone, Copy)]
+enum Names {
+    Cn,
+    Uid,
+}
+
+impl Names {
+    /// The index that holds the values of an attribute, if one does.
+    fn of(a: AttrRef<'_>) -> Option<Names> {
+        if a == attr::CN {
+            Some(Names::Cn)
+        } else if a == attr::UID {
+            Some(Names::Uid)
+        } else {
+            None
         }
     }
 }
@@ -535,7 +556,7 @@ fn same(key: &Key) -> impl Fn(&Box<Entry>) -> bool + '_ {
 #[derive(Default)]
 pub struct BatchScratch {
     doomed: Vec<usize>,
-    names: Vec<(bool, u64, usize)>,
+    names: Vec<(Names, u64, usize)>,
     linked: Vec<usize>,
 }
 

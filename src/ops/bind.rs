@@ -42,11 +42,7 @@ pub fn bind(
 fn sasl_ntlm(session: &mut Session, credentials: &[u8]) -> (LdapResult, Option<Vec<u8>>) {
     session.bound = None;
     let challenged = std::mem::take(&mut session.ntlm_challenged);
-    let authenticate = matches!(
-        credentials,
-        [b'N', b'T', b'L', b'M', b'S', b'S', b'P', 0, 3, 0, 0, 0, ..]
-    );
-    if authenticate {
+    if ntlm_type(credentials) == Some(3) {
         return (ntlm_authenticated(session, challenged), None);
     }
     session.ntlm_challenged = true;
@@ -148,14 +144,10 @@ mod flag {
     pub const KEY_56: u32 = 0x8000_0000;
 }
 
-/// The server's name in NTLM messages.
-const NTLM_NAME: &str = "ILSD";
-
-/// An NTLM CHALLENGE_MESSAGE ([MS-NLMP] 2.2.1.2) answering a
-/// NEGOTIATE_MESSAGE: the client's flags that this server can honour, the
-/// server's name, and a challenge. Nothing is verified with it.
-fn ntlm_challenge(negotiate: &[u8]) -> Vec<u8> {
-    let asked = match negotiate {
+/// The type of an NTLM message ([MS-NLMP] 2.2.1): 1 NEGOTIATE,
+/// 2 CHALLENGE, 3 AUTHENTICATE.
+fn ntlm_type(message: &[u8]) -> Option<u32> {
+    match message {
         [
             b'N',
             b'T',
@@ -165,16 +157,25 @@ fn ntlm_challenge(negotiate: &[u8]) -> Vec<u8> {
             b'S',
             b'P',
             0,
-            1,
-            0,
-            0,
-            0,
-            f0,
-            f1,
-            f2,
-            f3,
+            t0,
+            t1,
+            t2,
+            t3,
             ..,
-        ] => u32::from_le_bytes([*f0, *f1, *f2, *f3]),
+        ] => Some(u32::from_le_bytes([*t0, *t1, *t2, *t3])),
+        _ => None,
+    }
+}
+
+/// The server's name in NTLM messages.
+const NTLM_NAME: &str = "ILSD";
+
+/// An NTLM CHALLENGE_MESSAGE ([MS-NLMP] 2.2.1.2) answering a
+/// NEGOTIATE_MESSAGE: the client's flags that this server can honour, the
+/// server's name, and a challenge. Nothing is verified with it.
+fn ntlm_challenge(negotiate: &[u8]) -> Vec<u8> {
+    let asked = match negotiate.get(12..16) {
+        Some(f) if ntlm_type(negotiate) == Some(1) => u32::from_le_bytes([f[0], f[1], f[2], f[3]]),
         _ => flag::UNICODE,
     };
     let echoed = flag::ALWAYS_SIGN

@@ -24,11 +24,7 @@ pub fn modify(
     resp: &mut Responder<'_>,
 ) {
     if changes.iter().any(|c| c.kind == ModKind::Increment) {
-        let refusal = LdapResult::new(
-            LdapResultCode::UnwillingToPerform,
-            "increment (RFC 4525) is not supported",
-        );
-        return resp.result(tag::MODIFY, &refusal);
+        return resp.result(tag::MODIFY, &increment_refused());
     }
     let result = match ils::modify(dn, changes) {
         Ok(plan) => run(shared, session, plan)
@@ -115,6 +111,13 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
             .set_ttl(dir.ttl_holder(entry), shared.store.ttl.clamp(ttl));
     }
     Ok(())
+}
+
+fn increment_refused() -> LdapResult {
+    LdapResult::new(
+        LdapResultCode::UnwillingToPerform,
+        "increment (RFC 4525) is not supported",
+    )
 }
 
 /// The live, dynamic entry a Modify names.
@@ -249,12 +252,7 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
             None => attrs.push((change.attr.clone(), change.values.clone())),
         },
         // Refused before any change is looked at (see `modify`).
-        ModKind::Increment => {
-            return Err(LdapResult::new(
-                LdapResultCode::UnwillingToPerform,
-                "increment (RFC 4525) is not supported",
-            ));
-        }
+        ModKind::Increment => return Err(increment_refused()),
     }
     Ok(())
 }
