@@ -96,6 +96,13 @@ pub const SETTINGS: &[Setting] = &[
         flag: false,
     },
     Setting {
+        name: "max-memory",
+        hint: "BYTES",
+        help: "most memory the entries may take, estimated, 0 for no limit (default 512M)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "size-limit",
         hint: "N",
         help: "most entries one search returns, 0 for no limit (default 0)",
@@ -167,6 +174,7 @@ pub struct Config {
     pub stop_timeout: Duration,
     pub max_request_size: usize,
     pub max_values: usize,
+    pub max_memory: usize,
     pub size_limit: usize,
     pub time_limit: u64,
     pub accounts: Vec<Account>,
@@ -189,6 +197,7 @@ impl Default for Config {
             stop_timeout: Duration::from_secs(10),
             max_request_size: 256 * 1024,
             max_values: 256,
+            max_memory: 512 << 20,
             size_limit: 0,
             time_limit: 0,
             accounts: Vec::new(),
@@ -231,6 +240,24 @@ where
     Ok(n)
 }
 
+/// A size in bytes, with an optional K, M or G for KiB, MiB or GiB.
+fn bytes(value: &str, min: usize) -> Result<usize, String> {
+    let (digits, shift) = match value.as_bytes().last() {
+        Some(b'k' | b'K') => (&value[..value.len() - 1], 10),
+        Some(b'm' | b'M') => (&value[..value.len() - 1], 20),
+        Some(b'g' | b'G') => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    let n: usize = number(digits, 0).map_err(|_| format!("'{value}' is not a size"))?;
+    let n = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{value} is too large"))?;
+    if n < min {
+        return Err(format!("{value} is below the minimum of {min}"));
+    }
+    Ok(n)
+}
+
 impl Config {
     /// Applies one setting. `fresh` clears a repeatable setting's earlier
     /// values first (the command line replaces what the file listed).
@@ -253,7 +280,8 @@ impl Config {
             "max-connections" => self.max_connections = number(value, 1)?,
             "idle-timeout" => self.idle_timeout = Duration::from_secs(number(value, 1)?),
             "stop-timeout" => self.stop_timeout = Duration::from_secs(number(value, 0)?),
-            "max-request-size" => self.max_request_size = number(value, 64)?,
+            "max-request-size" => self.max_request_size = bytes(value, 64)?,
+            "max-memory" => self.max_memory = bytes(value, 0)?,
             "max-values" => self.max_values = number(value, 16)?,
             "size-limit" => self.size_limit = number(value, 0)?,
             "time-limit" => self.time_limit = number(value, 0)?,
@@ -383,6 +411,26 @@ mod tests {
         assert_eq!(err.to_string(), "f:1: 'soon' is not a number");
         let err = c.apply_file(Path::new("f"), "min-ttl 0").unwrap_err();
         assert!(err.to_string().contains("minimum"));
+    }
+
+    #[test]
+    fn sizes_take_k_m_and_g() {
+        let mut c = Config::default();
+        c.set("max-memory", "512M", true).unwrap();
+        assert_eq!(c.max_memory, 512 << 20);
+        c.set("max-memory", "2g", true).unwrap();
+        assert_eq!(c.max_memory, 2 << 30);
+        c.set("max-memory", "0", true).unwrap();
+        assert_eq!(c.max_memory, 0);
+        c.set("max-request-size", "64k", true).unwrap();
+        assert_eq!(c.max_request_size, 64 << 10);
+        c.set("max-request-size", "100", true).unwrap();
+        assert_eq!(c.max_request_size, 100);
+        for bad in ["M", "1.5G", "-1K", "12T", "17179869184G"] {
+            assert!(c.set("max-memory", bad, true).is_err(), "{bad}");
+        }
+        assert!(c.set("max-request-size", "32", true).is_err(), "minimum");
+        assert_eq!(c.max_request_size, 100);
     }
 
     #[test]

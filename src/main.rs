@@ -206,7 +206,7 @@ fn reload(server: &Server, args: &Args, current: Config) -> Config {
     server.reload(&next);
     daemon::set_log_level(next.log_level);
     log::info!(
-        "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, max-values {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
+        "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, max-values {}, max-memory {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
         next.default_ttl,
         next.min_ttl,
         next.max_ttl,
@@ -214,6 +214,7 @@ fn reload(server: &Server, args: &Args, current: Config) -> Config {
         next.idle_timeout.as_secs(),
         next.max_request_size,
         next.max_values,
+        next.max_memory,
         next.size_limit,
         next.time_limit,
         next.accounts.len(),

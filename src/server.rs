@@ -87,7 +87,11 @@ impl Server {
         let (expiry_tx, expiry_rx) = crossbeam_channel::unbounded();
         let ttl = TtlPolicy::new(config.default_ttl, config.min_ttl, config.max_ttl);
         let store = Arc::new(Store::new(ttl, expiry_tx));
-        store::load_static_tree(&mut store.write());
+        {
+            let mut dir = store.write();
+            store::load_static_tree(&mut dir);
+            dir.set_max_footprint(config.max_memory);
+        }
         let shared = Arc::new(Shared {
             store,
             limits: RwLock::new(Limits::from_config(config)),
@@ -155,6 +159,10 @@ impl Server {
             .ttl
             .set(config.default_ttl, config.min_ttl, config.max_ttl);
         *self.shared.limits.write() = Limits::from_config(config);
+        self.shared
+            .store
+            .write()
+            .set_max_footprint(config.max_memory);
     }
 
     /// How many connections are being served.

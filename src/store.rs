@@ -107,6 +107,11 @@ pub struct Directory {
     by_cn: NameIndex,
     by_uid: NameIndex,
     dynamic_count: usize,
+    /// The sum of the dynamic entries' [`Entry::footprint`].
+    footprint: usize,
+    /// What adds and modifies may bring `footprint` to (`max-memory`), 0
+    /// for no limit.
+    max_footprint: usize,
 }
 
 /// The entry exists already.
@@ -303,6 +308,26 @@ impl Directory {
         self.dynamic_count
     }
 
+    /// What the dynamic entries, the ones clients add, cost, estimated:
+    /// the sum of their [`Entry::footprint`]. The static tree is left out.
+    pub fn footprint(&self) -> usize {
+        self.footprint
+    }
+
+    /// The most [`Directory::footprint`] may grow to, 0 for no limit.
+    pub fn max_footprint(&self) -> usize {
+        self.max_footprint
+    }
+
+    pub fn set_max_footprint(&mut self, max: usize) {
+        self.max_footprint = max;
+    }
+
+    /// Whether the entries may grow by `more` bytes of footprint.
+    pub fn has_room(&self, more: usize) -> bool {
+        self.max_footprint == 0 || self.footprint.saturating_add(more) <= self.max_footprint
+    }
+
     /// Adds an entry. An expired entry of the same name is replaced: its
     /// name is free to register again even before the sweep.
     pub fn insert(&mut self, entry: Entry, now: u64) -> Result<&Entry, AlreadyExists> {
@@ -316,6 +341,7 @@ impl Directory {
         self.index(&entry.key, &entry.attrs, true);
         if entry.is(class::DYNAMIC) {
             self.dynamic_count += 1;
+            self.footprint += entry.footprint();
         }
         let hasher = &self.hasher;
         let hash = hasher.hash_one(&*entry.key);
@@ -417,6 +443,7 @@ impl Directory {
                     let entry = slot.remove().0;
                     if entry.is(class::DYNAMIC) {
                         self.dynamic_count -= 1;
+                        self.footprint -= entry.footprint();
                     }
                     graveyard(entry);
                     removed += 1;
@@ -441,6 +468,7 @@ impl Directory {
         self.index(&entry.key, &entry.attrs, false);
         if entry.is(class::DYNAMIC) {
             self.dynamic_count -= 1;
+            self.footprint -= entry.footprint();
         }
         if let Some(owner) = entry.owner()
             && let Some(person) = self.get_mut(owner)
@@ -464,17 +492,21 @@ impl Directory {
         let Some(entry) = self.get_mut(key) else {
             return;
         };
-        let was_dynamic = entry.is(class::DYNAMIC);
+        let counted = |e: &Entry| (e.is(class::DYNAMIC), e.footprint());
+        let (was_dynamic, before) = counted(entry);
         let old = std::mem::replace(&mut entry.attrs, attrs);
         entry.classes = entry.compute_classes();
-        let is_dynamic = entry.is(class::DYNAMIC);
+        let (is_dynamic, after) = counted(entry);
         let (key, new) = (entry.key.clone(), entry.attrs.clone());
         self.index(&key, &old, false);
         self.index(&key, &new, true);
-        match (was_dynamic, is_dynamic) {
-            (false, true) => self.dynamic_count += 1,
-            (true, false) => self.dynamic_count -= 1,
-            _ => {}
+        if was_dynamic {
+            self.dynamic_count -= 1;
+            self.footprint -= before;
+        }
+        if is_dynamic {
+            self.dynamic_count += 1;
+            self.footprint += after;
         }
     }
 
@@ -670,6 +702,7 @@ pub fn load_static_tree(dir: &mut Directory) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::ENTRY_OVERHEAD;
 
     fn person(cn: &str) -> Entry {
         let dn = format!("cn={cn},ou=Dynamic,o=Intranet");
@@ -684,6 +717,47 @@ mod tests {
             (attr::CN, vec![cn.as_bytes().to_vec()]),
         ]);
         Entry::new(dn.into_bytes(), key, parent_at, attrs)
+    }
+
+    /// The footprint counted afresh, to hold the running sum against.
+    fn summed(dir: &Directory) -> usize {
+        dir.iter()
+            .filter(|e| e.is(class::DYNAMIC))
+            .map(Entry::footprint)
+            .sum()
+    }
+
+    #[test]
+    fn footprint_follows_every_change_and_limits_growth() {
+        let mut dir = Directory::default();
+        dir.insert(person("a"), 0).unwrap();
+        let key = dir.insert(person("b"), 0).unwrap().key.clone();
+        assert_eq!(dir.footprint(), summed(&dir));
+        let one = dir.footprint() / 2;
+        assert!(one > ENTRY_OVERHEAD);
+        let comment = vec![b'x'; 1000];
+        let mut attrs = dir.get(&key).unwrap().attrs.to_list();
+        attrs.push((attr::COMMENT, vec![comment]));
+        dir.set_attrs(&key, Attributes::from_list(attrs));
+        assert!(dir.footprint() > 2 * one + 1000);
+        assert_eq!(dir.footprint(), summed(&dir));
+        dir.remove(&key);
+        assert_eq!(dir.footprint(), one);
+        // An expired entry replaced by its name gives back its own.
+        let e = person("a");
+        dir.insert(e, 0).unwrap_err();
+        dir.get(b"cn=a,ou=dynamic,o=intranet")
+            .unwrap()
+            .expires
+            .store(1, Ordering::Relaxed);
+        dir.insert(person("a"), 5).unwrap();
+        assert_eq!(dir.footprint(), one);
+
+        assert!(dir.has_room(usize::MAX), "no limit by default");
+        dir.set_max_footprint(one + 100);
+        assert!(dir.has_room(100));
+        assert!(!dir.has_room(101));
+        assert!(!dir.has_room(usize::MAX));
     }
 
     #[test]
@@ -747,6 +821,7 @@ mod tests {
         dir.attach(&p, &a);
         assert_eq!(dir.remove(&p), 2);
         assert!(dir.is_empty());
+        assert_eq!(dir.footprint(), 0);
     }
 
     #[test]
@@ -798,6 +873,7 @@ mod tests {
         assert_eq!(dir.by_cn(b"again").count(), 1);
         // No index slot is left behind: 300 even ones and the new "again".
         assert_eq!(dir.by_cn.table.len(), 301);
+        assert_eq!(dir.footprint(), summed(&dir));
     }
 
     #[test]

@@ -728,6 +728,7 @@ fn the_monitor_entry_counts_what_is_stored_until_the_sweep() {
     let before = monitor(&mut ldap, Scope::Base);
     assert_eq!(before[0].dn, "cn=Monitor,ou=Admin,o=Intranet");
     assert_eq!(count(&before[0], "dynamicEntries"), 0);
+    assert_eq!(count(&before[0], "entryMemory"), 0);
     for cn in ["a", "b"] {
         add_person(&mut ldap, cn, &[]);
     }
@@ -739,6 +740,8 @@ fn the_monitor_entry_counts_what_is_stored_until_the_sweep() {
     .unwrap();
     let now = monitor(&mut ldap, Scope::Subtree);
     assert_eq!(count(&now[0], "dynamicEntries"), 2);
+    let two = count(&now[0], "entryMemory");
+    assert!(two > 2 * 320, "{two} bytes");
     assert_eq!(count(&now[0], "entries"), count(&before[0], "entries") + 2);
     assert!(
         monitor(&mut ldap, Scope::OneLevel).is_empty(),
@@ -753,6 +756,11 @@ fn the_monitor_entry_counts_what_is_stored_until_the_sweep() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    assert_eq!(
+        count(&monitor(&mut ldap, Scope::Base)[0], "entryMemory"),
+        two / 2,
+        "a removed entry gives its memory back"
+    );
     let (e, _) = entries(
         &mut ldap,
         "cn=Monitor,ou=Admin,o=Intranet",

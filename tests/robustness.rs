@@ -316,6 +316,74 @@ fn no_entry_holds_more_values_than_max_values() {
 }
 
 #[test]
+fn a_full_directory_refuses_registrations_and_keeps_what_it_holds() {
+    // Room for some twenty people of a few hundred bytes each.
+    let server = TestServer::with(|c| c.max_memory = 8 * 1024);
+    let mut raw = server.raw();
+    let person = |i: usize| format!("c=-,o=Microsoft,cn=user{i}@example.org,objectClass=rtPerson");
+    let register = |raw: &mut Raw, i: usize| {
+        let dn = person(i);
+        let cn = format!("user{i}@example.org");
+        raw.code(&add(
+            i as i32 + 10,
+            dn.as_bytes(),
+            &[(b"cn", &[cn.as_bytes()]), (b"sipaddress", &[b"16777343"])],
+        ))
+    };
+    let mut stored = 0;
+    loop {
+        match register(&mut raw, stored) {
+            SUCCESS => stored += 1,
+            11 => break,
+            code => panic!("user{stored}: result {code}"),
+        }
+        assert!(stored < 1000, "the limit never came");
+    }
+    assert!((5..40).contains(&stored), "{stored} people in 8 KiB");
+
+    // A Modify that would grow an entry past the limit is refused too, and
+    // so is the application entry of NetMeeting's smodop 0.
+    let first = person(0);
+    let long = vec![b'x'; 4096];
+    let grow = modify(2, first.as_bytes(), &[(2, b"comment", &[&long])]);
+    assert_eq!(raw.code(&grow), 11);
+    let app = modify(
+        3,
+        first.as_bytes(),
+        &[
+            (2, b"smodop", &[b"0"]),
+            (2, b"sappid", &[b"ms-netmeeting"]),
+            (2, b"sprotid", &[b"h323"]),
+            (2, b"sport", &[b"1720"]),
+        ],
+    );
+    assert_eq!(raw.code(&app), 11);
+    // A Modify that does not grow an entry still works.
+    let same = modify(4, first.as_bytes(), &[(2, b"sipaddress", &[b"33554559"])]);
+    assert_eq!(raw.code(&same), SUCCESS);
+
+    // Everyone registered is still there, as registered.
+    let (entries, _) = raw.call(&search(
+        5,
+        b"ou=Dynamic,o=Intranet",
+        1,
+        f::present(b"cn"),
+        &[b"comment", b"sappid"],
+    ));
+    assert_eq!(entries.len(), stored);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.get("comment").is_none() && e.get("sappid").is_none())
+    );
+
+    // Leaving makes room for someone else.
+    assert_eq!(raw.code(&delete(6, first.as_bytes())), SUCCESS);
+    assert_eq!(register(&mut raw, stored), SUCCESS);
+    assert_eq!(register(&mut raw, stored + 1), 11);
+}
+
+#[test]
 fn a_time_limit_beyond_the_clock_is_no_limit() {
     let server = TestServer::with(|c| c.time_limit = u64::MAX);
     let mut raw = server.raw();

@@ -11,7 +11,9 @@ use crate::entry::{Attributes, Entry};
 use crate::filter::trim_spaces;
 use crate::handler::{Session, Shared};
 use crate::ils::{self, APPLICATIONS_KEY, DYNAMIC_KEY, ensure_value};
-use crate::ops::{check_schema, implicit_container, ip_address_value, live, no_such_object};
+use crate::ops::{
+    check_room, check_schema, implicit_container, ip_address_value, live, no_such_object,
+};
 use crate::schema::{self, attr};
 use crate::wire::{LdapResult, Responder, WireAttr, tag};
 
@@ -92,6 +94,9 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
         parent_at,
         Attributes::from_list(attrs),
     );
+    if let Err(e) = check_room(&dir, entry.footprint()) {
+        return e;
+    }
     match dir.insert(entry, now) {
         Ok(entry) => {
             shared.store.set_ttl(entry, ttl);

@@ -66,6 +66,23 @@ pub fn too_many_values(max_values: usize) -> LdapResult {
     )
 }
 
+/// Refuses a change that would grow the entries' footprint by `more`
+/// bytes past `max-memory`: a directory that is full turns new
+/// registrations away instead of growing until the system runs out of
+/// memory.
+pub fn check_room(dir: &Directory, more: usize) -> Result<(), LdapResult> {
+    if dir.has_room(more) {
+        return Ok(());
+    }
+    Err(LdapResult::new(
+        LdapResultCode::AdminLimitExceeded,
+        format!(
+            "the directory is full: its entries may take {} bytes (max-memory)",
+            dir.max_footprint()
+        ),
+    ))
+}
+
 /// Checks attributes against the schema: every objectClass value is
 /// known, and every class's required attributes are present; and that the
 /// entry holds at most `max_values` values, so that no client can make

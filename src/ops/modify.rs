@@ -11,7 +11,9 @@ use crate::entry::{AttrValues, Attributes, Entry, Key, class};
 use crate::filter::text_eq;
 use crate::handler::{Session, Shared};
 use crate::ils::{self, AttrChange, Smodop, ensure_value};
-use crate::ops::{check_schema, ip_address_value, live, no_such_object, too_many_values};
+use crate::ops::{
+    check_room, check_schema, ip_address_value, live, no_such_object, too_many_values,
+};
 use crate::schema::{self, Attr, attr};
 use crate::store::Directory;
 use crate::wire::{Change, LdapResult, ModKind, Responder, tag};
@@ -185,7 +187,9 @@ fn changed(
             "dynamicObject cannot be removed",
         ));
     }
-    Ok(Some(Attributes::from_list(attrs)))
+    let attrs = Attributes::from_list(attrs);
+    check_room(dir, attrs.byte_len().saturating_sub(entry.attrs.byte_len()))?;
+    Ok(Some(attrs))
 }
 
 /// One change on unpacked attributes (RFC 4511 section 4.6).
@@ -354,9 +358,6 @@ fn add_application(
     ensure_value(&mut attrs, attr::CN, &cn);
     ensure_value(&mut attrs, attr::APP_NAME, &app.dn.rdns[1].value);
     check_schema(&attrs, max_values)?;
-    // The application's name is free (checked above): the insert cannot
-    // fail after the person is stored.
-    store_person(dir);
     let parent_at = app.parent_at();
     let entry = Entry::new(
         app.written,
@@ -364,6 +365,10 @@ fn add_application(
         parent_at,
         Attributes::from_list(attrs),
     );
+    check_room(dir, entry.footprint())?;
+    // The application's name is free (checked above): the insert cannot
+    // fail after the person is stored.
+    store_person(dir);
     let key = dir
         .insert(entry, now)
         .map_err(|_| {

@@ -317,18 +317,20 @@ pub const MONITOR_KEY: &[u8] = b"cn=monitor,ou=admin,o=intranet";
 /// Answers a search of the monitor entry. `entries` counts every stored
 /// entry and `dynamicEntries` the dynamic ones, both including expired
 /// entries the expiry thread has not yet removed, so that a client can
-/// watch a sweep finish.
+/// watch a sweep finish; `entryMemory` is what the dynamic entries take,
+/// the estimate `max-memory` limits.
 fn monitor(store: &Store, plan: &SearchPlan, resp: &mut Responder<'_>) {
     let text = |s: &str| s.as_bytes().to_vec();
-    let (entries, dynamic) = {
+    let (entries, dynamic, memory) = {
         let dir = store.read();
-        (dir.len(), dir.dynamic_count())
+        (dir.len(), dir.dynamic_count(), dir.footprint())
     };
     let all: Vec<(&str, Vec<Vec<u8>>)> = vec![
         ("objectClass", vec![text("top"), text("monitor")]),
         ("cn", vec![text("Monitor")]),
         ("entries", vec![entries.to_string().into_bytes()]),
         ("dynamicEntries", vec![dynamic.to_string().into_bytes()]),
+        ("entryMemory", vec![memory.to_string().into_bytes()]),
         (
             "uptime",
             vec![(store.now() / 1000).to_string().into_bytes()],
