@@ -625,6 +625,27 @@ fn an_unrefreshed_user_disappears_and_a_refreshed_one_stays() {
 }
 
 #[test]
+fn an_sttl_refresh_answers_exactly_the_ttl_it_granted() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    person(&mut raw, 1, b"cn=exact@x.org,objectClass=rtPerson", &[]);
+    let refresh = f::and(&[f::eq(b"cn", b"exact@x.org"), f::eq(b"sttl", b"7")]);
+    // Many times over, so that the clock ticks between the start of some
+    // search and its refresh: the answer must not round that up.
+    for msgid in 0..500 {
+        let (entries, _) = raw.call(&search(
+            10 + msgid,
+            b"objectClass=rtPerson",
+            0,
+            refresh.clone(),
+            &[b"sttl", b"entryTTL"],
+        ));
+        assert_eq!(entries[0].first("sttl"), Some(&b"7"[..]));
+        assert_eq!(entries[0].first("entryTTL"), Some(&b"420"[..]));
+    }
+}
+
+#[test]
 fn a_refresh_of_anyone_not_registered_is_no_such_object_in_any_form() {
     let server = TestServer::start();
     let mut raw = server.raw();

@@ -16,7 +16,7 @@ use crate::handler::{Flush, Shared};
 use crate::ils::{self, Base, PersonView, Requested, SearchPlan, Want};
 use crate::ops::{extended, implicit_container, live, no_such_object};
 use crate::schema::{Attr, attr};
-use crate::store::Store;
+use crate::store::{Directory, Store};
 use crate::wire::{LdapResult, Responder, Scope, SearchRequest, tag};
 
 /// Output written before the rest of a result is finished in chunks.
@@ -138,8 +138,10 @@ fn run(
                 return Ok(());
             }
             if let Some(ttl) = sttl {
-                refresh(store, &view, ttl);
-                view.ttl = Store::ttl_left(&dir, entry, now);
+                refresh(store, &dir, &view, ttl);
+                // What was granted: `now` is older than the clock the
+                // deadline was set by, and would round a second up.
+                view.ttl = Some(ttl.into());
                 refreshed += 1;
             }
             if view.hidden() && !exact {
@@ -231,11 +233,12 @@ fn selected(plan: &SearchPlan, base_key: Option<&[u8]>, entry: &Entry) -> bool {
     }
 }
 
-/// The `sttl` refresh of a matched entry and of the applications shown
-/// with it.
-fn refresh(store: &Store, view: &PersonView<'_>, ttl: u32) {
+/// The `sttl` refresh of a matched entry (of its person, for an
+/// application that lives with one) and of the applications shown with
+/// it.
+fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) {
     if view.entry.is(class::DYNAMIC) {
-        store.set_ttl(view.entry, ttl);
+        store.set_ttl(dir.ttl_holder(view.entry), ttl);
     }
     for app in view.apps() {
         if app.owner().is_none() && app.is(class::DYNAMIC) {
