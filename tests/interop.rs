@@ -646,6 +646,39 @@ fn an_sttl_refresh_answers_exactly_the_ttl_it_granted() {
 }
 
 #[test]
+fn an_sttl_refresh_found_through_the_application_keeps_the_person() {
+    let server = TestServer::with(|c| c.default_ttl = 1);
+    let mut raw = server.raw();
+    let dn = b"c=-,o=Microsoft,cn=app@x.org,objectClass=rtPerson";
+    person(&mut raw, 1, dn, &[]);
+    let app = modify(
+        2,
+        dn,
+        &[(2, b"smodop", &[b"0"]), (2, b"sappid", &[b"ms-netmeeting"])],
+    );
+    assert_eq!(raw.code(&app), SUCCESS);
+    // Found under ou=Applications: the application entry, which lives and
+    // dies with its person.
+    let refresh = f::and(&[f::eq(b"cn", b"app@x.org"), f::eq(b"sttl", b"1")]);
+    let (entries, _) = raw.call(&search(
+        3,
+        b"ou=Applications,o=Intranet",
+        2,
+        refresh,
+        &[b"cn"],
+    ));
+    assert_eq!(entries.len(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let found = list(&mut raw, f::eq(b"cn", b"app@x.org"), &[b"sappid"]);
+    assert_eq!(
+        found.len(),
+        1,
+        "the person was refreshed with its application"
+    );
+    assert_eq!(found[0].first("sappid"), Some(&b"ms-netmeeting"[..]));
+}
+
+#[test]
 fn a_refresh_of_anyone_not_registered_is_no_such_object_in_any_form() {
     let server = TestServer::start();
     let mut raw = server.raw();
