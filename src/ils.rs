@@ -691,11 +691,12 @@ impl ValueSource for PersonView<'_> {
         if *a == attr::ENTRY_TTL {
             return self.ttl.is_some_and(|ttl| f(ttl.to_string().as_bytes()));
         }
-        if *a == attr::OBJECT_CLASS && self.entry.attrs.has(a) {
+        // The values the view shows (see `for_each_value`), so that what
+        // a filter matches is what the answer says.
+        if self.entry.attrs.has(a) {
             return self.entry.attrs.get(a).any(f);
         }
-        self.entry.attrs.get(a).any(&mut *f)
-            || self.apps().iter().any(|e| e.attrs.get(a).any(&mut *f))
+        self.apps().iter().any(|e| e.attrs.get(a).any(&mut *f))
     }
 }
 

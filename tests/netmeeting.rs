@@ -256,6 +256,100 @@ fn smodop_2_and_3_changes_sent_as_adds_replace_the_old_values() {
 }
 
 #[test]
+fn an_application_change_of_what_the_person_holds_is_seen() {
+    // The 4.1.2 Add gives the person ILSA26214430 (in a call) and sflags;
+    // both are application attributes too (2.3.1), and a client may
+    // change them with smodop 3.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    let in_call: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"3"]),
+        (2, b"sappid", &[b"ms-netmeeting"]),
+        (0, b"ilsA26214430", &[b"1"]),
+    ];
+    assert_eq!(raw.code(&modify(20, NM_DN, in_call)), SUCCESS);
+    let me = f::eq(b"cn", b"egruber@contoso.com");
+    let (entries, _) = raw.call(&search(
+        21,
+        b"objectClass=rtPerson",
+        0,
+        me,
+        &[b"ilsA26214430"],
+    ));
+    assert_eq!(entries[0].get("ilsA26214430"), Some(&vec![b"1".to_vec()]));
+    let was = f::and(&[
+        f::eq(b"cn", b"egruber@contoso.com"),
+        f::eq(b"ilsA26214430", b"0"),
+    ]);
+    let (entries, _) = raw.call(&search(22, b"objectClass=rtPerson", 0, was, &[b"cn"]));
+    assert!(entries.is_empty(), "the old value no longer matches");
+    // smodop 0 again, as on a restart: sflags 0 hides the user.
+    let hide: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"0"]),
+        (2, b"sappid", &[b"ms-netmeeting"]),
+        (2, b"sflags", &[b"0"]),
+    ];
+    assert_eq!(raw.code(&modify(23, NM_DN, hide)), SUCCESS);
+    let (all, _) = raw.call(&search(
+        24,
+        b"objectClass=rtPerson",
+        0,
+        f::eq(b"cn", b"%"),
+        &[b"cn"],
+    ));
+    assert!(all.is_empty(), "{all:?}");
+}
+
+#[test]
+fn a_filter_matches_the_values_the_answer_shows() {
+    // The Dialer adds application entries of its own (4.5.2); a person of
+    // the same name shows its own value of an attribute both hold.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let person = add(
+        1,
+        b"cn=both@x.org,ou=Dynamic,o=Intranet",
+        &[
+            (b"objectClass", &[b"rtPerson"]),
+            (b"cn", &[b"both@x.org"]),
+            (b"ilsA26214430", &[b"0"]),
+        ],
+    );
+    assert_eq!(raw.code(&person), SUCCESS);
+    let app = add(
+        2,
+        b"cn=both@x.org,appName=x,ou=Applications,o=Intranet",
+        &[
+            (b"objectClass", &[b"rtApplicationUser"]),
+            (b"cn", &[b"both@x.org"]),
+            (b"ilsA26214430", &[b"1"]),
+            (b"sappid", &[b"x"]),
+        ],
+    );
+    assert_eq!(raw.code(&app), SUCCESS);
+    let shown = |raw: &mut Raw, value: &[u8]| {
+        let filter = f::and(&[f::eq(b"cn", b"both@x.org"), f::eq(b"ilsA26214430", value)]);
+        let (entries, _) = raw.call(&search(
+            3,
+            b"objectClass=rtPerson",
+            0,
+            filter,
+            &[b"ilsA26214430", b"sappid"],
+        ));
+        entries
+    };
+    assert!(shown(&mut raw, b"1").is_empty(), "1 is not what it shows");
+    let entries = shown(&mut raw, b"0");
+    assert_eq!(entries[0].get("ilsA26214430"), Some(&vec![b"0".to_vec()]));
+    assert_eq!(
+        entries[0].get("sappid"),
+        Some(&vec![b"x".to_vec()]),
+        "the application's own"
+    );
+}
+
+#[test]
 fn all_attributes_come_under_the_names_ils_clients_read() {
     // PTLib's callto: lookup asks for every attribute and reads
     // sipaddress, sport, sprotid, sappid ([MS-TAIL] 2.2.5).

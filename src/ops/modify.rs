@@ -94,10 +94,13 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
                     "the user has no application entry",
                 ));
             }
-            let mut changes = Vec::with_capacity(apps.len());
+            let held = held_by_person(&dir, &key, &plan.changes);
+            let person_attrs = changed(&dir, &key, &replace_all(&held), max_values)?;
+            let mut changes = Vec::with_capacity(apps.len() + 1);
             for app in apps {
                 changes.push((changed(&dir, &app, &plan.changes, max_values)?, app));
             }
+            changes.push((person_attrs, key.clone()));
             for (attrs, app) in changes {
                 if let Some(attrs) = attrs {
                     dir.set_attrs(&app, attrs);
@@ -324,11 +327,12 @@ fn add_application(
         ));
     }
     let cn = p.attrs.first(&attr::CN).unwrap_or_default().to_vec();
-    let (own, changes): (Vec<AttrChange>, Vec<AttrChange>) = changes
+    let (mut own, changes): (Vec<AttrChange>, Vec<AttrChange>) = changes
         .iter()
         .filter(|c| c.attr != attr::OBJECT_CLASS)
         .cloned()
         .partition(|c| PERSON_ONLY.contains(&c.attr));
+    own.extend(held_by_person(dir, person, &changes));
     // Nothing is stored until both the person's and the application's
     // changes have passed their checks.
     let person_attrs = changed(dir, person, &replace_all(&own), max_values)?;
@@ -405,6 +409,28 @@ fn add_replaces(changes: Vec<AttrChange>) -> Vec<AttrChange> {
             }
             c
         })
+        .collect()
+}
+
+/// The new values, in an application's change, of attributes its person
+/// holds itself (other than names and classes). A person's own value is
+/// the one clients are shown and match, so such a change (NetMeeting's
+/// in-call flag `ILSA26214430`, or `sflags`) must reach the person too,
+/// or it would never be seen.
+fn held_by_person(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<AttrChange> {
+    const NAMES: [Attr; 4] = [
+        attr::OBJECT_CLASS,
+        attr::CN,
+        attr::APP_NAME,
+        attr::APPLICATION_ID,
+    ];
+    let Some(p) = dir.get(person) else {
+        return Vec::new();
+    };
+    changes
+        .iter()
+        .filter(|c| c.kind != ModKind::Delete && !NAMES.contains(&c.attr) && p.attrs.has(&c.attr))
+        .cloned()
         .collect()
 }
 
