@@ -210,6 +210,9 @@ pub struct SearchPlan {
     pub sttl: Option<u64>,
     /// An exact name in the filter, for an index lookup: `cn` or `uid`.
     pub exact_name: Option<(Attr, Vec<u8>)>,
+    /// Whether conferences may match: in a search of the conferences or
+    /// of one by its DN, or by a filter that [`asks_for_conferences`].
+    pub conferences: bool,
     pub attrs: Vec<Requested>,
     pub size_limit: usize,
     pub time_limit: u64,
@@ -223,12 +226,18 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
     let filter = strip_sttl(req.filter, &mut sttl).unwrap_or(Filter::And(Vec::new()));
     let filter = expand_wildcards(filter.map_attrs(&mut |name| Attr::from_name(&name)));
     let exact_name = exact_name(&filter);
+    let conferences = match &base {
+        Base::Class(bit) => *bit == class::CONFERENCE,
+        Base::Entry(t) => t.key.starts_with(b"uid=") || asks_for_conferences(&filter),
+        Base::RootDse => asks_for_conferences(&filter),
+    };
     Ok(SearchPlan {
         base,
         scope: req.scope,
         filter,
         sttl,
         exact_name,
+        conferences,
         attrs: requested(&req.attrs),
         size_limit: usize::try_from(req.size_limit).unwrap_or(0),
         time_limit: u64::try_from(req.time_limit).unwrap_or(0),
@@ -348,6 +357,26 @@ fn pattern_filter(a: Attr, pattern: &[u8]) -> Filter<Attr> {
             last: last.and_then(nonempty),
         },
     )
+}
+
+/// Whether a filter looks for conferences: it names objectClass or uid.
+/// Clients find conferences by class or by uid ([MS-TAIL] 3.1.4.3,
+/// 4.8.2, 4.11), while the Dialer lists and finds people by `cn` alone
+/// (`(cn=*)`, `(cn=NAME*)`, 4.9.2 and 4.11.1), in the container that
+/// holds the conferences too: a conference, whose cn is its uid, would be
+/// listed among the people.
+fn asks_for_conferences(filter: &Filter<Attr>) -> bool {
+    match filter {
+        Filter::And(v) | Filter::Or(v) => v.iter().any(asks_for_conferences),
+        Filter::Not(x) => asks_for_conferences(x),
+        Filter::Equal(a, _)
+        | Filter::Substrings(a, _)
+        | Filter::GreaterOrEqual(a, _)
+        | Filter::LessOrEqual(a, _)
+        | Filter::Present(a)
+        | Filter::Approx(a, _) => *a == attr::OBJECT_CLASS || *a == attr::UID,
+        Filter::Undefined => false,
+    }
 }
 
 /// An exact `cn` or `uid` equality that every match must satisfy.

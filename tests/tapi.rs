@@ -134,6 +134,14 @@ fn find_people_returns_name_address_and_descriptor() {
         )),
         SUCCESS
     );
+    // A conference lives in the same container, and is no person.
+    let conf = b"Uid=Demo Conference,ou=dynamic,o=Intranet";
+    let conference = add(
+        8,
+        conf,
+        &[(b"ObjectClass", &[b"RTConference", b"DynamicObject"])],
+    );
+    assert_eq!(raw.code(&conference), SUCCESS);
     let (entries, done) = raw.call(&search(
         10,
         b"ou=dynamic,o=Intranet",
@@ -158,6 +166,31 @@ fn find_people_returns_name_address_and_descriptor() {
         Some(&b"1613317642"[..]),
         "sipaddress is ipAddress"
     );
+    // 4.11.1: a person by the start of the name, then the conference by
+    // its uid, by its class, and as any LDAP tool lists the container.
+    let (people, _) = raw.call(&search(
+        11,
+        b"ou=dynamic,o=Intranet",
+        1,
+        f::sub(b"cn", Some(b"demo"), &[], None),
+        &[b"cn"],
+    ));
+    assert!(people.is_empty(), "{people:?}");
+    for (msgid, filter, count) in [
+        (12, f::sub(b"uid", Some(b"demo"), &[], None), 1),
+        (13, f::eq(b"objectClass", b"rtConference"), 1),
+        (14, f::present(b"objectClass"), 3),
+    ] {
+        let (found, _) = raw.call(&search(
+            msgid,
+            b"ou=dynamic,o=Intranet",
+            1,
+            filter,
+            &[b"cn"],
+        ));
+        assert_eq!(found.len(), count, "{msgid}");
+        assert!(found.iter().any(|e| e.dn == conf), "{msgid}");
+    }
 }
 
 #[test]

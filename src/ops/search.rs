@@ -130,7 +130,10 @@ fn run(
             if examined.is_multiple_of(4096) {
                 progress.check_time()?;
             }
-            if !selected(&plan, base_key, entry) || !dir.alive(entry, now) {
+            if !selected(&plan, base_key, entry)
+                || !dir.alive(entry, now)
+                || (entry.is(class::CONFERENCE) && !plan.conferences)
+            {
                 return Ok(());
             }
             let mut view = PersonView::new(&dir, entry, now);
