@@ -360,7 +360,7 @@ fn pattern_filter(a: Attr, pattern: &[u8]) -> Filter<Attr> {
 }
 
 /// Whether a filter looks for conferences: it names objectClass or uid.
-/// Clients find conferences by class or by uid ([MS-TAIL] 3.1.4.3,
+/// Clients find conferences by class or by uid ([MS-TAIL] 3.5.6,
 /// 4.8.2, 4.11), while the Dialer lists and finds people by `cn` alone
 /// (`(cn=*)`, `(cn=NAME*)`, 4.9.2 and 4.11.1), in the container that
 /// holds the conferences too: a conference, whose cn is its uid, would be
