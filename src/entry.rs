@@ -62,17 +62,27 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    /// Packs attributes; attributes without values are dropped and
-    /// repeated types are merged.
+    /// Packs attributes; attributes without values are dropped, repeated
+    /// types are merged and a value repeated byte for byte is kept once
+    /// (an attribute's values are a set, RFC 4511 section 4.1.7).
     pub fn from_list(list: Vec<AttrValues>) -> Attributes {
         let mut merged: Vec<AttrValues> = Vec::with_capacity(list.len());
         for (a, values) in list {
             if values.is_empty() {
                 continue;
             }
-            match merged.iter_mut().find(|(m, _)| *m == a) {
-                Some((_, vals)) => vals.extend(values),
-                None => merged.push((a, values)),
+            let at = match merged.iter().position(|(m, _)| *m == a) {
+                Some(at) => at,
+                None => {
+                    merged.push((a, Vec::with_capacity(values.len())));
+                    merged.len() - 1
+                }
+            };
+            let vals = &mut merged[at].1;
+            for v in values {
+                if !vals.contains(&v) {
+                    vals.push(v);
+                }
             }
         }
         let mut buf = Vec::with_capacity(
@@ -458,6 +468,18 @@ mod tests {
             (attr::PORT, vec![]),
             (attr::CN, vec![b"second".to_vec()]),
         ]
+    }
+
+    #[test]
+    fn a_value_given_twice_is_kept_once() {
+        let attrs = Attributes::from_list(vec![
+            (attr::PORT, vec![b"1720".to_vec(), b"1720".to_vec()]),
+            (attr::PORT, vec![b"1503".to_vec(), b"1720".to_vec()]),
+            (attr::CN, vec![b"a".to_vec(), b"A".to_vec()]),
+        ]);
+        let values = |a| attrs.get(&a).map(<[u8]>::to_vec).collect::<Vec<_>>();
+        assert_eq!(values(attr::PORT), [&b"1720"[..], b"1503"]);
+        assert_eq!(values(attr::CN), [&b"a"[..], b"A"], "not the same bytes");
     }
 
     #[test]

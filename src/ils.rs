@@ -683,8 +683,19 @@ impl<'a> PersonView<'a> {
             own.for_each(f);
             return;
         }
-        for app in self.apps() {
-            app.attrs.get(a).for_each(&mut *f);
+        match self.apps() {
+            [app] => app.attrs.get(a).for_each(f),
+            apps => {
+                // Applications often share a value (a port, a MIME type):
+                // it is shown once.
+                let mut shown: Vec<&[u8]> = Vec::new();
+                for v in apps.iter().flat_map(|app| app.attrs.get(a)) {
+                    if !shown.contains(&v) {
+                        shown.push(v);
+                        f(v);
+                    }
+                }
+            }
         }
     }
 

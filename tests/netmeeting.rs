@@ -302,6 +302,30 @@ fn an_application_change_of_what_the_person_holds_is_seen() {
 }
 
 #[test]
+fn two_applications_show_what_they_share_once() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    let second: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"0"]),
+        (2, b"sappid", &[b"gnomemeeting"]),
+        (2, b"smimetype", &[b"text/iuls"]),
+        (2, b"sprotid", &[b"h323", b"h323"]),
+        (2, b"sport", &[b"1720"]),
+    ];
+    assert_eq!(raw.code(&modify(20, NM_DN, second)), SUCCESS);
+    let me = f::eq(b"cn", b"egruber@contoso.com");
+    let asked: &[&[u8]] = &[b"sappid", b"smimetype", b"sprotid", b"sport"];
+    let (entries, _) = raw.call(&search(21, b"objectClass=rtPerson", 0, me, asked));
+    let e = &entries[0];
+    let values = |name: &str| e.get(name).cloned().unwrap_or_default();
+    assert_eq!(values("sappid").len(), 2);
+    assert_eq!(values("smimetype"), [b"text/iuls".to_vec()]);
+    assert_eq!(values("sprotid"), [b"t120".to_vec(), b"h323".to_vec()]);
+    assert_eq!(values("sport"), [b"1503".to_vec(), b"1720".to_vec()]);
+}
+
+#[test]
 fn a_filter_matches_the_values_the_answer_shows() {
     // The Dialer adds application entries of its own (4.5.2); a person of
     // the same name shows its own value of an attribute both hold.
