@@ -113,7 +113,7 @@ pub fn target(input: &[u8]) -> Result<Target, LdapResult> {
     };
     let name = Rdn {
         attr: name.attr.clone(),
-        value: percent_decode(&name.value),
+        value: trailing_spaces_off(&name.value).to_vec(),
     };
     let text = |s: &str| s.as_bytes().to_vec();
     let mut rdns = vec![name];
@@ -146,29 +146,18 @@ pub fn target(input: &[u8]) -> Result<Target, LdapResult> {
     Ok(Target::new(dn, written, class))
 }
 
-/// Decodes `%HH` escapes, which some clients leave in names
-/// ([MS-TAIL] 4.4.2 shows `cn=egruber@contoso.com%20`), then trims spaces.
-fn percent_decode(value: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(value.len());
-    let mut i = 0;
-    while i < value.len() {
-        match (
-            value[i],
-            value.get(i + 1).and_then(|&b| hex(b)),
-            value.get(i + 2).and_then(|&b| hex(b)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(h << 4 | l);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
+/// A name without the spaces around it, written plain or as `%20`:
+/// NetMeeting's Delete names `cn=egruber@contoso.com%20` ([MS-TAIL]
+/// 4.4.2). Any other `%` is the name's own (`user%host@relay` is an
+/// e-mail address), kept as sent.
+fn trailing_spaces_off(mut value: &[u8]) -> &[u8] {
+    loop {
+        value = crate::filter::trim_spaces(value);
+        match value.strip_suffix(b"%20") {
+            Some(rest) => value = rest,
+            None => return value,
         }
     }
-    crate::filter::trim_spaces(&out).to_vec()
 }
 
 /// Where a search looks.
@@ -766,6 +755,19 @@ mod tests {
         let t = target(b"c=-,o=Microsoft,cn=Eric@X.com,objectClass=rtPerson").unwrap();
         assert_eq!(t.written, b"cn=Eric@X.com,ou=Dynamic,o=Intranet");
         assert_eq!(t.class, Some(schema::RT_PERSON));
+        // A % of the address itself is kept; only spaces around go.
+        for (dn, want) in [
+            (
+                &b"cn=ops%bcast@x.com,objectClass=rtPerson"[..],
+                &b"ops%bcast@x.com"[..],
+            ),
+            (
+                b"cn=a%20b@x.com %20%20,objectClass=rtPerson",
+                b"a%20b@x.com",
+            ),
+        ] {
+            assert_eq!(target(dn).unwrap().dn.rdns[0].value, want);
+        }
     }
 
     #[test]

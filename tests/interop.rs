@@ -625,6 +625,18 @@ fn an_unrefreshed_user_disappears_and_a_refreshed_one_stays() {
 }
 
 #[test]
+fn a_percent_in_an_address_is_part_of_the_name() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let dn = b"c=-,o=Microsoft,cn=ops%bcast@x.org,objectClass=rtPerson";
+    person(&mut raw, 1, dn, &[(b"cn", &[b"ops%bcast@x.org"])]);
+    let found = list(&mut raw, f::eq(b"cn", b"ops%bcast@x.org"), &[b"cn"]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].get("cn"), Some(&vec![b"ops%bcast@x.org".to_vec()]));
+    assert_eq!(raw.code(&delete(2, dn)), SUCCESS);
+}
+
+#[test]
 fn an_sttl_refresh_answers_exactly_the_ttl_it_granted() {
     let server = TestServer::start();
     let mut raw = server.raw();
