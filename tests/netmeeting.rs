@@ -302,6 +302,37 @@ fn an_application_change_of_what_the_person_holds_is_seen() {
 }
 
 #[test]
+fn smodop_3_may_list_a_port_again() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    register(&mut raw, NM_DN, b"egruber@contoso.com");
+    let again: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"3"]),
+        (2, b"sappid", &[b"ms-netmeeting"]),
+        (0, b"sport", &[b"1720", b"1731"]),
+        (0, b"smimetype", &[b"text/x-other"]),
+    ];
+    assert_eq!(raw.code(&modify(20, NM_DN, again)), SUCCESS);
+    let me = f::eq(b"cn", b"egruber@contoso.com");
+    let (entries, _) = raw.call(&search(
+        21,
+        b"objectClass=rtPerson",
+        0,
+        me,
+        &[b"sport", b"smimetype"],
+    ));
+    let ports = entries[0].get("sport").cloned().unwrap_or_default();
+    assert_eq!(
+        ports,
+        [b"1503".to_vec(), b"1720".to_vec(), b"1731".to_vec()]
+    );
+    assert_eq!(entries[0].first("smimetype"), Some(&b"text/x-other"[..]));
+    // A plain LDAP add of a value that is there is still an error.
+    let plain = modify(22, NM_DN, &[(0, b"sflags", &[b"1"])]);
+    assert_eq!(raw.code(&plain), 20, "attributeOrValueExists");
+}
+
+#[test]
 fn two_applications_show_what_they_share_once() {
     let server = TestServer::start();
     let mut raw = server.raw();

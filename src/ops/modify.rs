@@ -79,7 +79,11 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
     let mut dir = shared.store.write();
     let key = dynamic_target(&dir, &plan.target, now)?.key.clone();
     match plan.smodop {
-        None | Some(Smodop::ModifyUser) => change_entry(&mut dir, &key, &plan.changes, max_values)?,
+        None => change_entry(&mut dir, &key, &plan.changes, max_values)?,
+        Some(Smodop::ModifyUser) => {
+            let changes = new_values_only(&dir, &key, &plan.changes);
+            change_entry(&mut dir, &key, &changes, max_values)?
+        }
         Some(Smodop::AddApp) => add_application(&mut dir, &key, &plan.changes, now, max_values)?,
         Some(Smodop::DeleteApp) => {
             for app in applications(&dir, &key, &plan.changes) {
@@ -98,7 +102,8 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
             let person_attrs = changed(&dir, &key, &replace_all(&held), max_values)?;
             let mut changes = Vec::with_capacity(apps.len() + 1);
             for app in apps {
-                changes.push((changed(&dir, &app, &plan.changes, max_values)?, app));
+                let new = new_values_only(&dir, &app, &plan.changes);
+                changes.push((changed(&dir, &app, &new, max_values)?, app));
             }
             changes.push((person_attrs, key.clone()));
             for (attrs, app) in changes {
@@ -431,6 +436,37 @@ fn held_by_person(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<
         .iter()
         .filter(|c| c.kind != ModKind::Delete && !NAMES.contains(&c.attr) && p.attrs.has(&c.attr))
         .cloned()
+        .collect()
+}
+
+/// With smodop 2 or 3, the adds of values a list already holds are left
+/// out: NetMeeting sends what changed as adds of the new values, and a
+/// port or protocol it lists again is no error (a plain LDAP add of it
+/// is attributeOrValueExists).
+fn new_values_only(dir: &Directory, key: &Key, changes: &[AttrChange]) -> Vec<AttrChange> {
+    let Some(entry) = dir.get(key) else {
+        return changes.to_vec();
+    };
+    changes
+        .iter()
+        .filter_map(|c| {
+            if c.kind != ModKind::Add || c.values.is_empty() {
+                return Some(c.clone());
+            }
+            let held = entry.attrs.get(&c.attr);
+            let binary = c.attr.is_binary();
+            let same = |h: &[u8], v: &[u8]| if binary { h == v } else { text_eq(h, v) };
+            let values: Vec<Vec<u8>> = c
+                .values
+                .iter()
+                .filter(|v| !held.clone().any(|h| same(h, v)))
+                .cloned()
+                .collect();
+            (!values.is_empty()).then(|| AttrChange {
+                values,
+                ..c.clone()
+            })
+        })
         .collect()
 }
 
