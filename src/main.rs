@@ -135,6 +135,7 @@ fn run() -> Result<(), DaemonError> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| DaemonError::Internal(format!("cannot handle signals: {e}")))?;
     let activated = daemon::activated_listeners()?;
+    let activated_any = !activated.is_empty();
     daemon::raise_file_limit(config.max_connections);
     let server = if activated.is_empty() {
         let listeners = config
@@ -172,7 +173,7 @@ fn run() -> Result<(), DaemonError> {
     let mut current = config;
     for signal in signals.forever() {
         match signal {
-            SIGHUP => current = reload(&server, &args, current),
+            SIGHUP => current = reload(&server, &args, current, !activated_any),
             _ => break,
         }
     }
@@ -193,7 +194,9 @@ fn run() -> Result<(), DaemonError> {
 }
 
 /// Re-reads the configuration and applies what can change while running.
-fn reload(server: &Server, args: &Args, current: Config) -> Config {
+/// `own_sockets` is false when the service manager passed the sockets,
+/// and `listen` means nothing.
+fn reload(server: &Server, args: &Args, current: Config, own_sockets: bool) -> Config {
     daemon::notify("RELOADING=1");
     let next = match load_config(args) {
         Ok(next) => next,
@@ -205,6 +208,17 @@ fn reload(server: &Server, args: &Args, current: Config) -> Config {
     };
     server.reload(&next);
     daemon::set_log_level(next.log_level);
+    // What waits for a restart first: "reloaded" ends the reload's lines.
+    for (name, changed) in [
+        ("listen", own_sockets && next.listen != current.listen),
+        ("workers", next.workers != current.workers),
+        ("user", next.user != current.user),
+        ("group", next.group != current.group),
+    ] {
+        if changed {
+            log::warn!("{name} changed: it takes effect at the next restart");
+        }
+    }
     log::info!(
         "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, max-values {}, max-memory {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
         next.default_ttl,
@@ -221,16 +235,6 @@ fn reload(server: &Server, args: &Args, current: Config) -> Config {
         if next.observed_ip { "yes" } else { "no" },
         next.log_level
     );
-    for (name, changed) in [
-        ("listen", next.listen != current.listen),
-        ("workers", next.workers != current.workers),
-        ("user", next.user != current.user),
-        ("group", next.group != current.group),
-    ] {
-        if changed {
-            log::warn!("{name} changed: it takes effect at the next restart");
-        }
-    }
     daemon::notify("READY=1");
     next
 }

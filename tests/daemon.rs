@@ -301,13 +301,18 @@ fn notifies_the_service_manager() {
 /// ilsd started as the service manager starts it, with `fd` passed as
 /// its one activated socket.
 fn activated(fd: std::os::fd::RawFd) -> Command {
+    activated_with(fd, "-f /dev/null -l 127.0.0.1:1")
+}
+
+/// [`activated`], with other arguments.
+fn activated_with(fd: std::os::fd::RawFd, args: &str) -> Command {
     use std::os::unix::process::CommandExt;
     // LISTEN_PID must be the daemon's own pid: the shell sets it to its
     // pid and then becomes ilsd.
     let mut cmd = Command::new("/bin/sh");
     cmd.args([
         "-c",
-        &format!("LISTEN_PID=$$ LISTEN_FDS=1 exec {BIN} -f /dev/null -l 127.0.0.1:1"),
+        &format!("LISTEN_PID=$$ LISTEN_FDS=1 exec {BIN} {args}"),
     ]);
     // SAFETY: dup2 is async-signal-safe; it puts the listener at fd 3
     // without close-on-exec, where socket activation expects it.
@@ -423,6 +428,28 @@ fn man_page_documents_exactly_the_options_of_help() {
             s.name
         );
     }
+}
+
+#[test]
+fn a_reload_under_socket_activation_says_nothing_of_listen() {
+    use std::os::fd::AsRawFd;
+    let dir = Scratch::new("activated-reload");
+    let conf = dir.file("ilsd.conf", "listen 127.0.0.1:1\nworkers 2\n");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let args = format!("-f {}", conf.display());
+    let daemon = Daemon::spawn(activated_with(listener.as_raw_fd(), &args));
+    std::fs::write(&conf, "listen 127.0.0.1:2\nworkers 3\n").unwrap();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("reloaded");
+    let seen = daemon.seen.borrow();
+    assert!(
+        seen.iter().any(|l| l.contains("workers changed")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("listen changed")),
+        "{seen:?}"
+    );
 }
 
 #[test]
