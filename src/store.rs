@@ -323,9 +323,13 @@ impl Directory {
         self.max_footprint = max;
     }
 
-    /// Whether the entries may grow by `more` bytes of footprint.
+    /// Whether the entries may grow by `more` bytes of footprint. Not
+    /// growing is always allowed, even past a limit lowered below what is
+    /// stored.
     pub fn has_room(&self, more: usize) -> bool {
-        self.max_footprint == 0 || self.footprint.saturating_add(more) <= self.max_footprint
+        more == 0
+            || self.max_footprint == 0
+            || self.footprint.saturating_add(more) <= self.max_footprint
     }
 
     /// Adds an entry. An expired entry of the same name is replaced: its
@@ -758,6 +762,9 @@ mod tests {
         assert!(dir.has_room(100));
         assert!(!dir.has_room(101));
         assert!(!dir.has_room(usize::MAX));
+        dir.set_max_footprint(one / 2);
+        assert!(dir.has_room(0), "what does not grow may go on");
+        assert!(!dir.has_room(1));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
+use ilsd::config::Config;
 
 /// Reads the Notice of Disconnection and then EOF.
 fn expect_notice(raw: &mut Raw, code: i64) {
@@ -381,6 +382,54 @@ fn a_full_directory_refuses_registrations_and_keeps_what_it_holds() {
     assert_eq!(raw.code(&delete(6, first.as_bytes())), SUCCESS);
     assert_eq!(register(&mut raw, stored), SUCCESS);
     assert_eq!(register(&mut raw, stored + 1), 11);
+
+    // Room for two people: smodop 0 that grows the person by nearly all of
+    // it and adds an application entry does not fit, though either part
+    // alone would.
+    for i in [1, 2] {
+        assert_eq!(raw.code(&delete(7, person(i).as_bytes())), SUCCESS);
+    }
+    let third = person(3);
+    let room = 8 * 1024 - entry_memory(&mut raw);
+    assert!(room > 600, "{room}");
+    let long = vec![b'L'; room - 16];
+    let both = modify(
+        8,
+        third.as_bytes(),
+        &[
+            (2, b"smodop", &[b"0"]),
+            (2, b"sappid", &[b"ms-netmeeting"]),
+            (2, b"location", &[&long]),
+        ],
+    );
+    assert_eq!(raw.code(&both), 11);
+    let grow = modify(9, third.as_bytes(), &[(2, b"location", &[&long])]);
+    assert_eq!(raw.code(&grow), SUCCESS, "the person's part alone fits");
+
+    // With the limit lowered below what is stored, what does not grow
+    // still works.
+    server.server.reload(&Config {
+        max_memory: 1024,
+        ..Config::default()
+    });
+    let same = modify(10, third.as_bytes(), &[(2, b"sipaddress", &[b"50331775"])]);
+    assert_eq!(raw.code(&same), SUCCESS);
+    let shrink = modify(11, third.as_bytes(), &[(1, b"location", &[])]);
+    assert_eq!(raw.code(&shrink), SUCCESS);
+    assert_eq!(raw.code(&grow), 11);
+}
+
+/// The monitor entry's estimate of what the entries take.
+fn entry_memory(raw: &mut Raw) -> usize {
+    let (entries, _) = raw.call(&search(
+        90,
+        b"cn=Monitor,ou=Admin,o=Intranet",
+        0,
+        f::present(b"objectClass"),
+        &[b"entryMemory"],
+    ));
+    let value = entries[0].first("entryMemory").unwrap();
+    std::str::from_utf8(value).unwrap().parse().unwrap()
 }
 
 #[test]

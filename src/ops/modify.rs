@@ -106,6 +106,8 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
                 changes.push((changed(&dir, &app, &new, max_values)?, app));
             }
             changes.push((person_attrs, key.clone()));
+            let more = changes.iter().map(|(a, k)| growth(&dir, k, a)).sum();
+            check_room(&dir, more)?;
             for (attrs, app) in changes {
                 if let Some(attrs) = attrs {
                     dir.set_attrs(&app, attrs);
@@ -155,10 +157,20 @@ fn change_entry(
     changes: &[AttrChange],
     max_values: usize,
 ) -> Result<(), LdapResult> {
-    if let Some(attrs) = changed(dir, key, changes, max_values)? {
+    let attrs = changed(dir, key, changes, max_values)?;
+    check_room(dir, growth(dir, key, &attrs))?;
+    if let Some(attrs) = attrs {
         dir.set_attrs(key, attrs);
     }
     Ok(())
+}
+
+/// How many bytes new attributes would add to an entry's footprint.
+fn growth(dir: &Directory, key: &Key, attrs: &Option<Attributes>) -> usize {
+    match (dir.get(key), attrs) {
+        (Some(entry), Some(attrs)) => attrs.byte_len().saturating_sub(entry.attrs.byte_len()),
+        _ => 0,
+    }
 }
 
 /// An entry's attributes with the changes made, checked, without storing
@@ -195,9 +207,7 @@ fn changed(
             "dynamicObject cannot be removed",
         ));
     }
-    let attrs = Attributes::from_list(attrs);
-    check_room(dir, attrs.byte_len().saturating_sub(entry.attrs.byte_len()))?;
-    Ok(Some(attrs))
+    Ok(Some(Attributes::from_list(attrs)))
 }
 
 /// One change on unpacked attributes (RFC 4511 section 4.6).
@@ -341,6 +351,7 @@ fn add_application(
     // Nothing is stored until both the person's and the application's
     // changes have passed their checks.
     let person_attrs = changed(dir, person, &replace_all(&own), max_values)?;
+    let person_growth = growth(dir, person, &person_attrs);
     let store_person = |dir: &mut Directory| {
         if let Some(attrs) = person_attrs {
             dir.set_attrs(person, attrs);
@@ -350,6 +361,7 @@ fn add_application(
     if live(dir, &app.key, now).is_some() {
         let key: Key = app.key.into();
         let app_attrs = changed(dir, &key, &replace_all(&changes), max_values)?;
+        check_room(dir, person_growth + growth(dir, &key, &app_attrs))?;
         store_person(dir);
         if let Some(attrs) = app_attrs {
             dir.set_attrs(&key, attrs);
@@ -374,7 +386,7 @@ fn add_application(
         parent_at,
         Attributes::from_list(attrs),
     );
-    check_room(dir, entry.footprint())?;
+    check_room(dir, person_growth + entry.footprint())?;
     // The application's name is free (checked above): the insert cannot
     // fail after the person is stored.
     store_person(dir);
