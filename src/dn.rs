@@ -137,11 +137,17 @@ fn split_unescaped(input: &[u8], sep: impl Fn(u8) -> bool) -> Vec<&[u8]> {
     parts
 }
 
+/// Strips the spaces around a DN part, but not an escaped last one
+/// (`cn=x\ `, RFC 4514 section 2.4).
 fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ', rest @ ..] = s {
         s = rest;
     }
     while let [rest @ .., b' '] = s {
+        let backslashes = rest.iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes % 2 == 1 {
+            break;
+        }
         s = rest;
     }
     s
@@ -183,6 +189,18 @@ fn hex(b: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use crate::schema::attr;
+
+    #[test]
+    fn an_escaped_last_space_is_part_of_the_value() {
+        let dn = Dn::parse(b"cn=trail\\ ,ou=Dynamic,o=Intranet").unwrap();
+        assert_eq!(dn.rdns[0].value, b"trail ");
+        let dn = Dn::parse(b"cn=trail\\\\ ,ou=Dynamic").unwrap();
+        assert_eq!(
+            dn.rdns[0].value, b"trail\\",
+            "an escaped backslash, then a space"
+        );
+        assert_eq!(Dn::parse(b"cn=a\\20 ").unwrap().rdns[0].value, b"a ");
+    }
 
     #[test]
     fn spellings_of_one_name_share_a_key() {
