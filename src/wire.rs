@@ -28,6 +28,9 @@ pub enum Scope {
     Base,
     OneLevel,
     Subtree,
+    /// Below the base, at any depth, without the base (OpenLDAP's
+    /// `children`, from the subordinate-scope draft).
+    Children,
 }
 
 /// How a client authenticates in a Bind.
@@ -290,9 +293,8 @@ fn convert(op: LdapOp) -> Result<Op, ProtocolError> {
             scope: match s.scope {
                 LdapSearchScope::Base => Scope::Base,
                 LdapSearchScope::OneLevel => Scope::OneLevel,
-                // "children" (RFC draft) is subtree without the base; the
-                // base is never an ILS entry, so subtree is a fair answer.
-                LdapSearchScope::Subtree | LdapSearchScope::Children => Scope::Subtree,
+                LdapSearchScope::Subtree => Scope::Subtree,
+                LdapSearchScope::Children => Scope::Children,
             },
             size_limit: s.sizelimit,
             time_limit: s.timelimit,

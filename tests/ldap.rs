@@ -802,3 +802,29 @@ fn an_increment_is_refused_and_the_session_goes_on() {
     );
     assert_eq!(raw.code(&bind_v2(2)), SUCCESS);
 }
+
+#[test]
+fn the_children_scope_leaves_the_base_out() {
+    let server = TestServer::start();
+    let mut ldap = server.ldap();
+    add_person(&mut ldap, "kid", &[]);
+    let mut raw = server.raw();
+    let everything = f::present(b"objectClass");
+    for (msgid, base, want) in [
+        (
+            1,
+            &b"ou=Dynamic,o=Intranet"[..],
+            vec!["cn=kid,ou=Dynamic,o=Intranet"],
+        ),
+        (2, b"cn=kid,ou=Dynamic,o=Intranet", vec![]),
+        (3, b"cn=Monitor,ou=Admin,o=Intranet", vec![]),
+    ] {
+        let (entries, done) = raw.call(&search(msgid, base, 3, everything.clone(), &[b"cn"]));
+        assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
+        let dns: Vec<String> = entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.dn).into_owned())
+            .collect();
+        assert_eq!(dns, want, "{msgid}");
+    }
+}

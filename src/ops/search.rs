@@ -95,7 +95,7 @@ fn run(
     if let Base::Entry(t) = &plan.base
         && t.key == MONITOR_KEY
     {
-        if plan.scope != Scope::OneLevel {
+        if matches!(plan.scope, Scope::Base | Scope::Subtree) {
             monitor(store, &plan, resp);
         }
         return LdapResult::success();
@@ -223,12 +223,12 @@ fn selected(plan: &SearchPlan, base_key: Option<&[u8]>, entry: &Entry) -> bool {
             match plan.scope {
                 Scope::Base => key == base,
                 Scope::OneLevel => entry.parent_key() == base,
-                Scope::Subtree => {
-                    key == base
-                        || base.is_empty()
+                Scope::Subtree | Scope::Children => {
+                    let below = (base.is_empty() && !key.is_empty())
                         || (key.len() > base.len()
                             && key.ends_with(base)
-                            && key[key.len() - base.len() - 1] == b',')
+                            && key[key.len() - base.len() - 1] == b',');
+                    below || (key == base && plan.scope == Scope::Subtree)
                 }
             }
         }
