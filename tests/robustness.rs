@@ -419,6 +419,57 @@ fn a_full_directory_refuses_registrations_and_keeps_what_it_holds() {
     assert_eq!(raw.code(&grow), 11);
 }
 
+#[test]
+fn a_costly_search_keeps_to_its_time_limit_and_lets_others_in() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    // A thousand entries of 200 values, and a filter of 4,000 terms that
+    // each value is held against: billions of comparisons in all.
+    let values: Vec<Vec<u8>> = (0..200).map(|i| format!("note {i}").into_bytes()).collect();
+    let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    for i in 0..1000 {
+        let dn = format!("cn=many{i},ou=Dynamic,o=Intranet");
+        let attrs: &[(&[u8], &[&[u8]])] = &[(b"objectClass", &[b"rtPerson"]), (b"x-note", &values)];
+        assert_eq!(raw.code(&add(1, dn.as_bytes(), attrs)), SUCCESS);
+    }
+    let terms: Vec<Vec<u8>> = (0..4000)
+        .map(|i| f::eq(b"x-note", format!("absent {i}").as_bytes()))
+        .collect();
+    let costly = search_full(
+        2,
+        b"ou=Dynamic,o=Intranet",
+        1,
+        0,
+        2,
+        false,
+        f::or(&terms),
+        &[b"cn"],
+    );
+    let started = Instant::now();
+    raw.send(&costly);
+    let waiting = std::thread::spawn(move || {
+        let (_, done) = raw.collect();
+        (done, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut other = server.raw();
+    let attrs: &[(&[u8], &[&[u8]])] = &[(b"objectClass", &[b"rtPerson"])];
+    assert_eq!(
+        other.code(&add(3, b"cn=meanwhile,ou=Dynamic,o=Intranet", attrs)),
+        SUCCESS
+    );
+    let added = started.elapsed();
+    let (done, finished) = waiting.join().unwrap();
+    assert!(
+        matches!(done, Response::Result { code: 3, .. }),
+        "timeLimitExceeded: {done:?} after {finished:?}"
+    );
+    assert!(
+        added + Duration::from_millis(500) < finished,
+        "the Add waited for the search: {added:?}, {finished:?}"
+    );
+}
+
 /// The monitor entry's estimate of what the entries take.
 fn entry_memory(raw: &mut Raw) -> usize {
     let (entries, _) = raw.call(&search(

@@ -2,10 +2,13 @@
 //! the root DSE, lookups by name through the index, scans, the `sttl`
 //! refresh, and results under the names the client asked for.
 //!
-//! Entries are encoded while the read lock is held. A result too large
-//! for one buffer is finished in chunks, releasing the lock between them,
-//! so that a client listing a million users neither holds every write back
-//! nor needs the whole answer in memory.
+//! Entries are examined and encoded while the read lock is held, for at
+//! most [`HOLD`] and [`CHUNK_BYTES`] of output at a time. A longer search
+//! takes the names of the candidates it has not reached and goes on with
+//! them a hold at a time, writing its output between holds: a client
+//! listing a million users, or sending a filter of thousands of terms,
+//! neither holds every write back nor needs the whole answer in memory,
+//! and one that stops reading holds at most one chunk.
 
 use std::time::{Duration, Instant};
 
@@ -19,10 +22,12 @@ use crate::schema::{Attr, attr};
 use crate::store::{Directory, Store};
 use crate::wire::{LdapResult, Responder, Scope, SearchRequest, tag};
 
-/// Output written before the rest of a result is finished in chunks.
+/// Output encoded before it is written: what one search holds.
 const CHUNK_BYTES: usize = 256 * 1024;
-/// Entries encoded per hold of the read lock once chunking.
-const CHUNK_ENTRIES: usize = 1024;
+/// The longest hold of the read lock by one search: a longer search lets
+/// writers in between holds, and with them the readers queued behind
+/// them, so that no search, however costly its filter, stalls the server.
+const HOLD: Duration = Duration::from_millis(2);
 
 pub fn search(shared: &Shared, req: SearchRequest, resp: &mut Responder<'_>, flush: Flush<'_>) {
     let result = match ils::search(req) {
@@ -79,7 +84,7 @@ fn run(
         let size = smallest_nonzero(plan.size_limit as u64, limits.size_limit as u64) as usize;
         (size, smallest_nonzero(plan.time_limit, limits.time_limit))
     };
-    let mut progress = Progress {
+    let progress = Progress {
         sent: 0,
         size_limit,
         // A limit beyond what the clock can count is no limit.
@@ -104,114 +109,167 @@ fn run(
     let sttl = plan
         .sttl
         .map(|minutes| store.ttl.clamp(minutes.saturating_mul(60)));
-    let mut rest: Vec<Key> = Vec::new();
+    let io_error = |_| LdapResult::new(LdapResultCode::Other, "client went away");
+    let mut scan = Scan {
+        plan: &plan,
+        base_key: match &plan.base {
+            Base::Entry(t) => Some(t.key.as_slice()),
+            _ => None,
+        },
+        sttl,
+        // A DN names its entry as exactly as a name in the filter does.
+        exact: plan.exact_name.is_some()
+            || matches!((&plan.base, plan.scope), (Base::Entry(_), Scope::Base)),
+        now,
+        progress,
+        refreshed: 0,
+        held_since: Instant::now(),
+    };
+    // The candidates not yet examined when the first hold of the lock
+    // ended.
+    let mut pending: Vec<Key> = Vec::new();
     {
         let dir = store.read();
-        let base_key = match &plan.base {
-            Base::Entry(t) => {
-                // The root: a one-level or subtree search of everything.
-                if !t.key.is_empty()
-                    && live(&dir, &t.key, now).is_none()
-                    && !implicit_container(&t.key)
-                {
-                    return no_such_object(&dir, &t.dn, now);
-                }
-                Some(t.key.as_slice())
-            }
-            _ => None,
-        };
-        // A DN names its entry as exactly as a name in the filter does.
-        let exact = plan.exact_name.is_some()
-            || matches!((&plan.base, plan.scope), (Base::Entry(_), Scope::Base));
-        let mut refreshed = 0usize;
-        let mut examined = 0usize;
-        let mut visit = |entry: &Entry| -> Result<(), LdapResult> {
-            examined += 1;
-            if examined.is_multiple_of(4096) {
-                progress.check_time()?;
-            }
-            if !selected(&plan, base_key, entry)
-                || !dir.alive(entry, now)
-                || (entry.is(class::CONFERENCE) && !plan.conferences)
-            {
-                return Ok(());
-            }
-            let mut view = PersonView::new(&dir, entry, now);
-            if !plan.filter.matches(&view) {
-                return Ok(());
-            }
-            if let Some(ttl) = sttl {
-                refresh(store, &dir, &view, ttl);
-                // What was granted: `now` is older than the clock the
-                // deadline was set by, and would round a second up.
-                view.ttl = Some(ttl.into());
-                refreshed += 1;
-            }
-            if view.hidden() && !exact {
-                return Ok(());
-            }
-            progress.check()?;
-            if resp.out.len() < CHUNK_BYTES {
-                send_entry(resp, &plan, &view);
-            } else {
-                rest.push(entry.key.clone());
-            }
-            progress.sent += 1;
-            Ok(())
-        };
-        let outcome = match (&plan.base, plan.scope, &plan.exact_name) {
-            (Base::Entry(t), Scope::Base, _) => dir.get(&t.key).map_or(Ok(()), &mut visit),
-            (_, _, Some((a, name))) => {
-                let mut named = if *a == attr::CN {
-                    dir.by_cn(name)
-                } else {
-                    dir.by_uid(name)
-                };
-                named.try_for_each(&mut visit)
-            }
-            _ => dir.iter().try_for_each(&mut visit),
-        };
-        if let Err(e) = outcome {
-            // A limit was reached: what was found so far is sent.
-            drop(dir);
-            return finish_chunks(store, &plan, rest, resp, flush, now).map_or_else(|e| e, |()| e);
+        // The root (an empty key): a one-level or subtree search of
+        // everything.
+        if let Base::Entry(t) = &plan.base
+            && !t.key.is_empty()
+            && live(&dir, &t.key, now).is_none()
+            && !implicit_container(&t.key)
+        {
+            return no_such_object(&dir, &t.dn, now);
         }
-        if sttl.is_some() && refreshed == 0 {
-            // NetMeeting registers again only on noSuchObject; on success
-            // it looks for the new TTL in an entry and, finding none,
-            // would stay off the directory ([MS-TAIL] 4.2.2).
-            return LdapResult::new(
-                LdapResultCode::NoSuchObject,
-                "nothing to refresh: register again",
-            );
+        let mut candidates: Box<dyn Iterator<Item = &Entry>> =
+            match (&plan.base, plan.scope, &plan.exact_name) {
+                (Base::Entry(t), Scope::Base, _) => Box::new(dir.get(&t.key).into_iter()),
+                (_, _, Some((a, name))) if *a == attr::CN => Box::new(dir.by_cn(name)),
+                (_, _, Some((_, name))) => Box::new(dir.by_uid(name)),
+                _ => Box::new(dir.iter()),
+            };
+        for entry in candidates.by_ref() {
+            match scan.examine(store, &dir, entry, resp) {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Yield) => break,
+                // A limit was reached: what was found so far is sent.
+                Err(e) => return e,
+            }
+        }
+        // Too long or too large for one hold: the rest of the candidates
+        // are taken by name and examined a hold at a time.
+        pending.extend(
+            candidates
+                .filter(|e| selected(&plan, scan.base_key, e))
+                .map(|e| e.key.clone()),
+        );
+    }
+    let mut next = 0;
+    while next < pending.len() {
+        if let Err(e) = flush(resp.out) {
+            return io_error(e);
+        }
+        let dir = store.read();
+        scan.held_since = Instant::now();
+        while let Some(key) = pending.get(next) {
+            next += 1;
+            let Some(entry) = dir.get(key) else {
+                continue;
+            };
+            match scan.examine(store, &dir, entry, resp) {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Yield) => break,
+                Err(e) => return e,
+            }
         }
     }
-    finish_chunks(store, &plan, rest, resp, flush, now)
-        .err()
-        .unwrap_or_else(LdapResult::success)
+    if sttl.is_some() && scan.refreshed == 0 {
+        // NetMeeting registers again only on noSuchObject; on success
+        // it looks for the new TTL in an entry and, finding none,
+        // would stay off the directory ([MS-TAIL] 4.2.2).
+        return LdapResult::new(
+            LdapResultCode::NoSuchObject,
+            "nothing to refresh: register again",
+        );
+    }
+    LdapResult::success()
 }
 
-/// Sends the entries that did not fit in the first buffer, a chunk at a
-/// time, flushing between chunks without holding the lock.
-fn finish_chunks(
-    store: &Store,
-    plan: &SearchPlan,
-    rest: Vec<Key>,
-    resp: &mut Responder<'_>,
-    flush: Flush<'_>,
+/// One search's walk over its candidates, which can stop at the end of a
+/// hold of the read lock and go on in the next.
+struct Scan<'p> {
+    plan: &'p SearchPlan,
+    base_key: Option<&'p [u8]>,
+    sttl: Option<u32>,
+    exact: bool,
     now: u64,
-) -> Result<(), LdapResult> {
-    let io_error = |_| LdapResult::new(LdapResultCode::Other, "client went away");
-    for chunk in rest.chunks(CHUNK_ENTRIES) {
-        flush(resp.out).map_err(io_error)?;
-        let dir = store.read();
-        for key in chunk {
-            if let Some(entry) = live(&dir, key, now) {
-                send_entry(resp, plan, &PersonView::new(&dir, entry, now));
-            }
+    progress: Progress,
+    refreshed: usize,
+    held_since: Instant,
+}
+
+/// Whether a scan goes on within this hold of the lock.
+enum Flow {
+    Go,
+    /// The hold has lasted [`HOLD`], or the output has reached
+    /// [`CHUNK_BYTES`]: the lock is let go and the output written.
+    Yield,
+}
+
+impl Scan<'_> {
+    /// Examines one candidate, sending it if it matches.
+    fn examine(
+        &mut self,
+        store: &Store,
+        dir: &Directory,
+        entry: &Entry,
+        resp: &mut Responder<'_>,
+    ) -> Result<Flow, LdapResult> {
+        self.visit(store, dir, entry, resp)?;
+        if resp.out.len() >= CHUNK_BYTES {
+            return Ok(Flow::Yield);
         }
+        // After every candidate: one can cost milliseconds (a filter of
+        // thousands of terms against hundreds of values), and reading the
+        // clock costs a hundredth of examining the cheapest.
+        self.progress.check_time()?;
+        if self.held_since.elapsed() >= HOLD {
+            return Ok(Flow::Yield);
+        }
+        Ok(Flow::Go)
     }
-    Ok(())
+
+    fn visit(
+        &mut self,
+        store: &Store,
+        dir: &Directory,
+        entry: &Entry,
+        resp: &mut Responder<'_>,
+    ) -> Result<(), LdapResult> {
+        let plan = self.plan;
+        if !selected(plan, self.base_key, entry)
+            || !dir.alive(entry, self.now)
+            || (entry.is(class::CONFERENCE) && !plan.conferences)
+        {
+            return Ok(());
+        }
+        let mut view = PersonView::new(dir, entry, self.now);
+        if !plan.filter.matches(&view) {
+            return Ok(());
+        }
+        if let Some(ttl) = self.sttl {
+            refresh(store, dir, &view, ttl);
+            // What was granted: `now` is older than the clock the
+            // deadline was set by, and would round a second up.
+            view.ttl = Some(ttl.into());
+            self.refreshed += 1;
+        }
+        if view.hidden() && !self.exact {
+            return Ok(());
+        }
+        self.progress.check()?;
+        send_entry(resp, plan, &view);
+        self.progress.sent += 1;
+        Ok(())
+    }
 }
 
 /// Whether an entry is inside the search's base and scope.
