@@ -169,6 +169,35 @@ pub struct ProtocolError(pub &'static str);
 /// Application tags of the requests a client may send.
 const REQUEST_TAGS: [u64; 10] = [0, 2, 3, 6, 8, 10, 12, 14, 16, 23];
 
+/// Checks a request's messageID: an INTEGER from 1 to 2^31 - 1 (RFC 4511
+/// section 4.1.1; 0 is for unsolicited notifications). ldap3_proto reads
+/// it without its sign and cut to 32 bits, so that -1 would be answered as
+/// 255 and 2^32 + 5 as 5.
+fn message_id(tag: Option<&StructureTag>) -> Result<i32, ProtocolError> {
+    let bad = ProtocolError("bad message ID");
+    let Some(StructureTag {
+        class: TagClass::Universal,
+        id: 2,
+        payload: PL::P(bytes),
+    }) = tag
+    else {
+        return Err(bad);
+    };
+    if bytes.is_empty() || bytes.len() > 8 {
+        return Err(bad);
+    }
+    let negative = bytes[0] & 0x80 != 0;
+    let value = bytes
+        .iter()
+        .fold(if negative { -1i64 } else { 0 }, |v, &b| {
+            (v << 8) | b as i64
+        });
+    match i32::try_from(value) {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(bad),
+    }
+}
+
 /// Decodes one complete LDAPMessage.
 pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
     let (rest, mut tag) = Parser::new(MAX_DEPTH)
@@ -178,26 +207,25 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
         return Err(ProtocolError("trailing bytes after the message"));
     }
     let controls = take_controls(&mut tag)?;
-    match &tag.payload {
+    let msgid = match &tag.payload {
         PL::C(parts) => match parts.get(1) {
-            Some(op) if op.class == TagClass::Application && REQUEST_TAGS.contains(&op.id) => {}
+            Some(op) if op.class == TagClass::Application && REQUEST_TAGS.contains(&op.id) => {
+                message_id(parts.first())?
+            }
             _ => return Err(ProtocolError("not an LDAP request")),
         },
         PL::P(_) => return Err(ProtocolError("message is not a sequence")),
-    }
+    };
     // ldap3_proto knows no Sicily choice: read it off before.
     let sicily = sicily(&tag);
     escape_request(&mut tag);
     let msg = LdapMsg::try_from(tag).map_err(|_| ProtocolError("malformed request"))?;
-    if msg.msgid < 0 {
-        return Err(ProtocolError("negative message ID"));
-    }
     let mut op = convert(msg.op)?;
     if let (Some(step), Op::Bind { auth, .. }) = (sicily, &mut op) {
         *auth = step;
     }
     Ok(Request {
-        msgid: msg.msgid,
+        msgid,
         op,
         controls,
     })
@@ -633,6 +661,33 @@ mod tests {
         let frame = [0x30, 0x05, 0x02, 0x01, 0x01, 0x5e, 0x00];
         assert!(decode(&frame).is_err());
         assert!(decode(&[0x30, 0x03, 0x02, 0x01]).is_err());
+    }
+
+    #[test]
+    fn message_ids_run_from_1_to_2_pow_31_minus_1() {
+        // An UnbindRequest with the given messageID content.
+        let unbind = |id: &[u8]| {
+            let mut frame = vec![0x30, (id.len() + 4) as u8, 0x02, id.len() as u8];
+            frame.extend_from_slice(id);
+            frame.extend_from_slice(&[0x42, 0x00]);
+            decode(&frame).map(|r| r.msgid)
+        };
+        assert_eq!(unbind(&[0x01]), Ok(1));
+        assert_eq!(unbind(&[0x00, 0xff]), Ok(255));
+        assert_eq!(unbind(&[0x7f, 0xff, 0xff, 0xff]), Ok(i32::MAX));
+        assert_eq!(unbind(&[0x00, 0x00, 0x00, 0x00, 0x07]), Ok(7), "padded");
+        for bad in [
+            &[][..],
+            &[0x00],
+            &[0xff],
+            &[0xff, 0x7f],
+            &[0x80, 0x00, 0x00, 0x00],
+            &[0x00, 0x80, 0x00, 0x00, 0x00],
+            &[0x01, 0x00, 0x00, 0x00, 0x05],
+            &[0x01, 0x00, 0x00, 0x00, 0x00, 0x00],
+        ] {
+            assert!(unbind(bad).is_err(), "{bad:02x?}");
+        }
     }
 
     #[test]
