@@ -308,11 +308,16 @@ pub struct Entry {
 // glibc's malloc serves from a 112-byte chunk.
 const _: () = assert!(std::mem::size_of::<Entry>() <= 104);
 
-/// What an entry costs besides its name and attribute bytes: the entry
-/// itself, its slot in the table, its name index slots and the allocator's
-/// headers. Set so that [`Entry::footprint`] summed over a million
-/// NetMeeting users comes close to the resident memory they take.
-pub const ENTRY_OVERHEAD: usize = 320;
+/// What an entry costs besides its name, its attribute bytes and its
+/// names' index slots: the entry itself, its slot in the table and the
+/// allocator's headers. With [`NAME_OVERHEAD`], set so that
+/// [`Entry::footprint`] summed over NetMeeting users comes close to the
+/// resident memory they take.
+pub const ENTRY_OVERHEAD: usize = 256;
+
+/// What one `cn` or `uid` value costs in its name index: an entry given
+/// 250 names takes 16 KB more than its bytes.
+pub const NAME_OVERHEAD: usize = 64;
 
 /// The DN as it was first written.
 #[derive(Debug)]
@@ -356,13 +361,20 @@ impl Entry {
     }
 
     /// What the entry costs the directory, estimated: its name, its
-    /// attributes and [`ENTRY_OVERHEAD`]. What `max-memory` limits.
+    /// attributes, [`ENTRY_OVERHEAD`] and [`NAME_OVERHEAD`] for each of its
+    /// names. What `max-memory` limits.
     pub fn footprint(&self) -> usize {
         let written = match &self.written {
             Written::Text(dn) => dn.len(),
             Written::Case(_) => 0,
         };
-        ENTRY_OVERHEAD + self.key.len() + written + self.attrs.byte_len()
+        let names: usize = self
+            .attrs
+            .iter()
+            .filter(|(a, _)| *a == attr::CN || *a == attr::UID)
+            .map(|(_, values)| values.count())
+            .sum();
+        ENTRY_OVERHEAD + names * NAME_OVERHEAD + self.key.len() + written + self.attrs.byte_len()
     }
 
     /// The DN as it was first written.

@@ -757,6 +757,13 @@ mod tests {
         dir.insert(person("a"), 5).unwrap();
         assert_eq!(dir.footprint(), one);
 
+        // Each name costs its index slot.
+        let mut named = person("c");
+        let names = (0..250).map(|i| format!("n{i}").into_bytes()).collect();
+        named.attrs = Attributes::from_list(vec![(attr::CN, names)]);
+        let plain = person("c").footprint();
+        assert!(named.footprint() >= plain + 249 * crate::entry::NAME_OVERHEAD);
+
         assert!(dir.has_room(usize::MAX), "no limit by default");
         dir.set_max_footprint(one + 100);
         assert!(dir.has_room(100));
