@@ -68,6 +68,7 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
                 ExpiryMsg::Shutdown => return,
             }
         }
+        timetable.compact(store);
         sweep(store, &mut timetable);
     }
 }
@@ -79,10 +80,34 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
 /// given the same TTL within a second share some sixty times, and a sweep
 /// walks long lists in order instead of popping a million items one by
 /// one off a heap far larger than the cache.
-#[derive(Default)]
+///
+/// A deadline is left behind when its entry is deleted, or given an
+/// earlier deadline, before it comes. Those are dropped when they come up,
+/// and also whenever the deadlines held have doubled since they were last
+/// counted: a client that adds and deletes entries in a loop would
+/// otherwise fill the timetable for a whole TTL.
 pub struct Timetable {
     times: BinaryHeap<Reverse<u64>>,
     due: HashMap<u64, Vec<Key>>,
+    /// How many deadlines are held.
+    count: usize,
+    /// The count at which stale deadlines are dropped.
+    compact_at: usize,
+}
+
+/// The fewest deadlines the timetable holds before it looks for stale
+/// ones: a few megabytes.
+const COMPACT_MIN: usize = 1 << 16;
+
+impl Default for Timetable {
+    fn default() -> Timetable {
+        Timetable {
+            times: BinaryHeap::new(),
+            due: HashMap::new(),
+            count: 0,
+            compact_at: COMPACT_MIN,
+        }
+    }
 }
 
 impl Timetable {
@@ -94,6 +119,40 @@ impl Timetable {
                 Vec::new()
             })
             .push(key);
+        self.count += 1;
+    }
+
+    /// Drops the deadlines of entries that are gone or are due at another
+    /// time, if the deadlines held have doubled since this was last done.
+    /// Yields the read lock every few thousand deadlines.
+    /// Sweeping comes first: nothing is done while deadlines are due.
+    pub fn compact(&mut self, store: &Store) {
+        if self.count < self.compact_at || self.next().is_some_and(|at| at <= store.now()) {
+            return;
+        }
+        let mut dir = store.read();
+        let mut checked = 0usize;
+        for (&at, keys) in self.due.iter_mut() {
+            keys.retain(|key| {
+                checked += 1;
+                if checked.is_multiple_of(4096) {
+                    parking_lot::RwLockReadGuard::bump(&mut dir);
+                }
+                dir.holding(key)
+                    .is_some_and(|e| e.scheduled.load(Ordering::Relaxed) == at)
+            });
+        }
+        drop(dir);
+        // A time left without entries is popped when it comes up.
+        self.due.retain(|_, keys| !keys.is_empty());
+        let before = self.count;
+        self.count = self.due.values().map(Vec::len).sum();
+        self.compact_at = (2 * self.count).max(COMPACT_MIN);
+        log::debug!(
+            "expiry: dropped {} stale deadlines, {} held",
+            before - self.count,
+            self.count
+        );
     }
 
     /// The earliest time anything is due.
@@ -116,6 +175,7 @@ impl Timetable {
                 keys.drain(keys.len() - take..)
                     .map(|key| Deadline { at, key }),
             );
+            self.count -= take;
             if keys.is_empty() {
                 self.due.remove(&at);
                 self.times.pop();
@@ -125,7 +185,7 @@ impl Timetable {
 
     /// How many deadlines are held.
     pub fn len(&self) -> usize {
-        self.due.values().map(Vec::len).sum()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
@@ -290,6 +350,60 @@ mod tests {
             });
         }
         timetable
+    }
+
+    #[test]
+    fn deadlines_of_deleted_and_rescheduled_entries_are_dropped_once_they_pile_up() {
+        let (store, _inbox) = store();
+        for i in 0..10 {
+            add(&store, &format!("u{i}"), 60_000);
+        }
+        let mut timetable = timetable_of(&store);
+        // Deleted, then added again under the same name: its deadline is
+        // not the old one's.
+        let key = |cn: &str| {
+            store
+                .read()
+                .by_cn(cn.as_bytes())
+                .next()
+                .unwrap()
+                .key
+                .clone()
+        };
+        for i in 0..4 {
+            let gone = key(&format!("u{i}"));
+            store.write().remove(&gone);
+        }
+        add(&store, "u0", 60_000);
+        let u0 = key("u0");
+        let at = store.read().get(&u0).unwrap().expires();
+        timetable.push(Deadline { at, key: u0 });
+        // Brought forward: the later deadline is stale.
+        let u5 = key("u5");
+        let sooner = store.now() + 30_000;
+        store
+            .read()
+            .get(&u5)
+            .unwrap()
+            .scheduled
+            .store(sooner, Ordering::Relaxed);
+        timetable.push(Deadline {
+            at: sooner,
+            key: u5,
+        });
+        assert_eq!(timetable.len(), 12);
+
+        timetable.compact(&store);
+        assert_eq!(timetable.len(), 12, "too few to look at");
+        timetable.compact_at = 12;
+        timetable.compact(&store);
+        // u4..u9 once each, and the new u0.
+        assert_eq!(timetable.len(), 7);
+        assert_eq!(timetable.compact_at, COMPACT_MIN);
+        let mut due = Vec::new();
+        timetable.take_due(u64::MAX, 100, &mut due);
+        assert_eq!(due.len(), 7);
+        assert!(due.iter().any(|d| d.at == sooner));
     }
 
     #[test]

@@ -377,6 +377,12 @@ impl Directory {
         self.entries.find(hash, same(key)).map(|e| &**e)
     }
 
+    /// The entry that holds this very key, not merely an equal one: not a
+    /// later entry of the same name.
+    pub fn holding(&self, key: &Key) -> Option<&Entry> {
+        self.get_same(self.hasher.hash_one(&**key), key)
+    }
+
     /// Removes the entries of a batch of deadlines that `doomed` says are
     /// due, with the application entries that live with them. Each entry
     /// is found by the hash of its key, `hashes[i]` for `due[i]` by the
