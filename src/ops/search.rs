@@ -130,6 +130,7 @@ fn run(
     let mut pending: Vec<Key> = Vec::new();
     {
         let dir = store.read();
+        scan.held_since = Instant::now();
         // The root (an empty key): a one-level or subtree search of
         // everything.
         if let Base::Entry(t) = &plan.base
