@@ -61,6 +61,28 @@ pub struct Attributes {
     packed: Box<[u8]>,
 }
 
+/// Drops values repeated byte for byte, keeping the first of each in its
+/// place. A set past a few values, so that no list costs its square.
+fn dedup(values: &mut Vec<Vec<u8>>) {
+    if values.len() <= 8 {
+        let mut i = 1;
+        while i < values.len() {
+            if values[..i].contains(&values[i]) {
+                values.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        return;
+    }
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(values.len());
+        values.iter().map(|v| seen.insert(v.as_slice())).collect()
+    };
+    let mut keep = keep.into_iter();
+    values.retain(|_| keep.next().unwrap_or(true));
+}
+
 impl Attributes {
     /// Packs attributes; attributes without values are dropped, repeated
     /// types are merged and a value repeated byte for byte is kept once
@@ -79,11 +101,10 @@ impl Attributes {
                 }
             };
             let vals = &mut merged[at].1;
-            for v in values {
-                if !vals.contains(&v) {
-                    vals.push(v);
-                }
-            }
+            vals.extend(values);
+        }
+        for (_, vals) in &mut merged {
+            dedup(vals);
         }
         let mut buf = Vec::with_capacity(
             merged
@@ -364,17 +385,21 @@ impl Entry {
     /// attributes, [`ENTRY_OVERHEAD`] and [`NAME_OVERHEAD`] for each of its
     /// names. What `max-memory` limits.
     pub fn footprint(&self) -> usize {
+        self.footprint_with(&self.attrs)
+    }
+
+    /// The footprint the entry would have with these attributes.
+    pub fn footprint_with(&self, attrs: &Attributes) -> usize {
         let written = match &self.written {
             Written::Text(dn) => dn.len(),
             Written::Case(_) => 0,
         };
-        let names: usize = self
-            .attrs
+        let names: usize = attrs
             .iter()
             .filter(|(a, _)| *a == attr::CN || *a == attr::UID)
             .map(|(_, values)| values.count())
             .sum();
-        ENTRY_OVERHEAD + names * NAME_OVERHEAD + self.key.len() + written + self.attrs.byte_len()
+        ENTRY_OVERHEAD + names * NAME_OVERHEAD + self.key.len() + written + attrs.byte_len()
     }
 
     /// The DN as it was first written.

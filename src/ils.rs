@@ -676,11 +676,11 @@ impl<'a> PersonView<'a> {
             [app] => app.attrs.get(a).for_each(f),
             apps => {
                 // Applications often share a value (a port, a MIME type):
-                // it is shown once.
-                let mut shown: Vec<&[u8]> = Vec::new();
+                // it is shown once. A set, since a client may give one
+                // person hundreds of applications of hundreds of values.
+                let mut shown = std::collections::HashSet::new();
                 for v in apps.iter().flat_map(|app| app.attrs.get(a)) {
-                    if !shown.contains(&v) {
-                        shown.push(v);
+                    if shown.insert(v) {
                         f(v);
                     }
                 }

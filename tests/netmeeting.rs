@@ -333,6 +333,29 @@ fn smodop_3_may_list_a_port_again() {
 }
 
 #[test]
+fn an_application_port_added_with_smodop_3_leaves_the_persons_list() {
+    // GnomeMeeting writes its ports onto the person; an application of
+    // the same user lists its own.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let dn = b"c=-,o=Microsoft,cn=gm@x.org,objectClass=rtPerson";
+    let person = add(1, dn, &[(b"sport", &[b"1503", b"1720"])]);
+    assert_eq!(raw.code(&person), SUCCESS);
+    let app: &[RawChange<'_>] = &[(2, b"smodop", &[b"0"]), (2, b"sappid", &[b"ms-netmeeting"])];
+    assert_eq!(raw.code(&modify(2, dn, app)), SUCCESS);
+    let more: &[RawChange<'_>] = &[
+        (2, b"smodop", &[b"3"]),
+        (2, b"sappid", &[b"ms-netmeeting"]),
+        (0, b"sport", &[b"5000"]),
+    ];
+    assert_eq!(raw.code(&modify(3, dn, more)), SUCCESS);
+    let me = f::eq(b"cn", b"gm@x.org");
+    let (entries, _) = raw.call(&search(4, b"objectClass=rtPerson", 0, me, &[b"sport"]));
+    let ports = entries[0].get("sport").cloned().unwrap_or_default();
+    assert_eq!(ports, [b"1503".to_vec(), b"1720".to_vec()]);
+}
+
+#[test]
 fn two_applications_show_what_they_share_once() {
     let server = TestServer::start();
     let mut raw = server.raw();

@@ -414,7 +414,16 @@ fn a_full_directory_refuses_registrations_and_keeps_what_it_holds() {
     });
     let same = modify(10, third.as_bytes(), &[(2, b"sipaddress", &[b"50331775"])]);
     assert_eq!(raw.code(&same), SUCCESS);
-    let shrink = modify(11, third.as_bytes(), &[(1, b"location", &[])]);
+    // Names cost their index slots: fewer bytes but many names grow.
+    let names: Vec<Vec<u8>> = (0..50).map(|i| format!("n{i}").into_bytes()).collect();
+    let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+    let renamed = modify(
+        11,
+        third.as_bytes(),
+        &[(1, b"location", &[]), (0, b"cn", &names)],
+    );
+    assert_eq!(raw.code(&renamed), 11);
+    let shrink = modify(12, third.as_bytes(), &[(1, b"location", &[])]);
     assert_eq!(raw.code(&shrink), SUCCESS);
     assert_eq!(raw.code(&grow), 11);
 }

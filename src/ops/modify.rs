@@ -168,7 +168,9 @@ fn change_entry(
 /// How many bytes new attributes would add to an entry's footprint.
 fn growth(dir: &Directory, key: &Key, attrs: &Option<Attributes>) -> usize {
     match (dir.get(key), attrs) {
-        (Some(entry), Some(attrs)) => attrs.byte_len().saturating_sub(entry.attrs.byte_len()),
+        (Some(entry), Some(attrs)) => entry
+            .footprint_with(attrs)
+            .saturating_sub(entry.footprint()),
         _ => 0,
     }
 }
@@ -429,11 +431,13 @@ fn add_replaces(changes: Vec<AttrChange>) -> Vec<AttrChange> {
         .collect()
 }
 
-/// The new values, in an application's change, of attributes its person
-/// holds itself (other than names and classes). A person's own value is
-/// the one clients are shown and match, so such a change (NetMeeting's
-/// in-call flag `ILSA26214430`, or `sflags`) must reach the person too,
-/// or it would never be seen.
+/// The new values, in an application's change, of single-valued
+/// attributes its person holds itself (other than names and classes). A
+/// person's own value is the one clients are shown and match, so such a
+/// change (NetMeeting's in-call flag `ILSA26214430`, or `sflags`) must
+/// reach the person too, or it would never be seen. The lists (ports,
+/// protocols) are left to the application: a port added to it is not the
+/// person's whole list.
 fn held_by_person(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<AttrChange> {
     const NAMES: [Attr; 4] = [
         attr::OBJECT_CLASS,
@@ -446,7 +450,12 @@ fn held_by_person(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<
     };
     changes
         .iter()
-        .filter(|c| c.kind != ModKind::Delete && !NAMES.contains(&c.attr) && p.attrs.has(&c.attr))
+        .filter(|c| {
+            c.kind != ModKind::Delete
+                && !NAMES.contains(&c.attr)
+                && !MULTI_VALUED.contains(&c.attr)
+                && p.attrs.has(&c.attr)
+        })
         .cloned()
         .collect()
 }
