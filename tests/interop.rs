@@ -637,6 +637,30 @@ fn a_percent_in_an_address_is_part_of_the_name() {
 }
 
 #[test]
+fn an_sttl_search_that_meets_a_static_entry_gives_it_no_ttl() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    person(&mut raw, 1, b"cn=dyn@x.org,objectClass=rtPerson", &[]);
+    let refresh = f::and(&[f::present(b"objectClass"), f::eq(b"sttl", b"10")]);
+    let (entries, _) = raw.call(&search(
+        2,
+        b"ou=Dynamic,o=Intranet",
+        2,
+        refresh,
+        &[b"entryTTL"],
+    ));
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        let ttl = e.first("entryTTL");
+        if e.dn.eq_ignore_ascii_case(b"ou=Dynamic,o=Intranet") {
+            assert_eq!(ttl, None, "the container does not expire");
+        } else {
+            assert_eq!(ttl, Some(&b"600"[..]));
+        }
+    }
+}
+
+#[test]
 fn an_sttl_refresh_answers_exactly_the_ttl_it_granted() {
     let server = TestServer::start();
     let mut raw = server.raw();

@@ -260,7 +260,9 @@ impl Scan<'_> {
             refresh(store, dir, &view, ttl);
             // What was granted: `now` is older than the clock the
             // deadline was set by, and would round a second up.
-            view.ttl = Some(ttl.into());
+            if entry.is(class::DYNAMIC) {
+                view.ttl = Some(ttl.into());
+            }
             self.refreshed += 1;
         }
         if view.hidden() && !self.exact {
