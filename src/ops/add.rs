@@ -94,7 +94,9 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
         parent_at,
         Attributes::from_list(attrs),
     );
-    if let Err(e) = check_room(&dir, entry.footprint()) {
+    // An expired entry of the name, not yet swept, gives its room.
+    let replaced = dir.get(&entry.key).map_or(0, Entry::footprint);
+    if let Err(e) = check_room(&dir, entry.footprint().saturating_sub(replaced)) {
         return e;
     }
     match dir.insert(entry, now) {
@@ -103,5 +105,47 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
             LdapResult::success()
         }
         Err(_) => LdapResult::new(LdapResultCode::EntryAlreadyExists, "entry already exists"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use parking_lot::RwLock;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::handler::Limits;
+    use crate::store::{Store, TtlPolicy};
+
+    #[test]
+    fn a_full_directory_takes_back_an_expired_name_not_yet_swept() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let shared = Shared {
+            store: Arc::new(Store::new(TtlPolicy::new(60, 1, 3600), tx)),
+            limits: RwLock::new(Limits::from_config(&Config::default())),
+        };
+        crate::store::load_static_tree(&mut shared.store.write());
+        let session = Session::new("127.0.0.1:1".parse().unwrap());
+        let dn = b"c=-,o=Microsoft,cn=back@x.org,objectClass=rtPerson";
+        let register = || {
+            let attrs = vec![(b"sipaddress".to_vec(), vec![b"16777343".to_vec()])];
+            run(&shared, &session, ils::add(dn, attrs).unwrap()).code
+        };
+        assert_eq!(register(), LdapResultCode::Success);
+        // Full to the byte; then the registration expires, and its name is
+        // registered again before the expiry thread has swept it.
+        let mut dir = shared.store.write();
+        let full = dir.footprint();
+        dir.set_max_footprint(full);
+        let key = dir.by_cn(b"back@x.org").next().unwrap().key.clone();
+        dir.get(&key)
+            .unwrap()
+            .expires
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        drop(dir);
+        assert_eq!(register(), LdapResultCode::Success);
+        assert_eq!(shared.store.read().footprint(), full);
     }
 }
