@@ -692,12 +692,8 @@ mod tests {
 
     #[test]
     fn every_valid_request_in_the_test_suite_decodes() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/ldap-valid");
-        let Ok(files) = std::fs::read_dir(&dir) else {
-            eprintln!("skipped: {} is not on this machine", dir.display());
-            return;
-        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ldap-valid");
+        let files = std::fs::read_dir(&dir).unwrap();
         let mut decoded = 0;
         for file in files.flatten() {
             let name = file.file_name().to_string_lossy().into_owned();

@@ -291,6 +291,8 @@ impl Raw {
     }
 
     /// The next response, or None when the server closed the connection.
+    /// A server that neither answers nor closes within the read timeout
+    /// fails the test.
     pub fn recv(&mut self) -> Option<Response> {
         loop {
             if let Ok((rest, tag)) = Parser::new(64).parse(&self.buf) {
@@ -300,7 +302,9 @@ impl Raw {
             }
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
+                Ok(0) => return None,
+                Err(e) if timed_out(&e) => panic!("neither an answer nor a close: {e}"),
+                Err(_) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
         }
@@ -334,11 +338,24 @@ impl Raw {
         }
     }
 
-    /// Whether the server has closed the connection (reads EOF).
+    /// Whether the server has closed the connection (reads EOF or a
+    /// reset) within the read timeout.
     pub fn closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
-        matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Err(e) => !timed_out(&e),
+            Ok(_) => false,
+        }
     }
+}
+
+/// Whether a read failed for its timeout rather than for the connection.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 fn parse_response(tag: ldap3_lber::structure::StructureTag) -> Response {
