@@ -435,8 +435,10 @@ fn a_full_directory_refuses_registrations_and_keeps_what_it_holds() {
 fn a_costly_search_keeps_to_its_time_limit_and_lets_others_in() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    // A thousand entries of 200 values, and a filter of 4,000 terms that
-    // each value is held against: billions of comparisons in all.
+    // A thousand entries of 200 values, and a filter of 8,000 terms that
+    // each value is held against: more than a billion comparisons, many
+    // seconds even on a machine several times faster than a time limit of
+    // one.
     let values: Vec<Vec<u8>> = (0..200).map(|i| format!("note {i}").into_bytes()).collect();
     let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     for i in 0..1000 {
@@ -444,7 +446,7 @@ fn a_costly_search_keeps_to_its_time_limit_and_lets_others_in() {
         let attrs: &[(&[u8], &[&[u8]])] = &[(b"objectClass", &[b"rtPerson"]), (b"x-note", &values)];
         assert_eq!(raw.code(&add(1, dn.as_bytes(), attrs)), SUCCESS);
     }
-    let terms: Vec<Vec<u8>> = (0..4000)
+    let terms: Vec<Vec<u8>> = (0..8000)
         .map(|i| f::eq(b"x-note", format!("absent {i}").as_bytes()))
         .collect();
     let costly = search_full(
@@ -452,17 +454,13 @@ fn a_costly_search_keeps_to_its_time_limit_and_lets_others_in() {
         b"ou=Dynamic,o=Intranet",
         1,
         0,
-        2,
+        1,
         false,
         f::or(&terms),
         &[b"cn"],
     );
-    let started = Instant::now();
     raw.send(&costly);
-    let waiting = std::thread::spawn(move || {
-        let (_, done) = raw.collect();
-        (done, started.elapsed())
-    });
+    let waiting = std::thread::spawn(move || raw.collect().1);
     std::thread::sleep(Duration::from_millis(200));
     let mut other = server.raw();
     let attrs: &[(&[u8], &[&[u8]])] = &[(b"objectClass", &[b"rtPerson"])];
@@ -470,15 +468,11 @@ fn a_costly_search_keeps_to_its_time_limit_and_lets_others_in() {
         other.code(&add(3, b"cn=meanwhile,ou=Dynamic,o=Intranet", attrs)),
         SUCCESS
     );
-    let added = started.elapsed();
-    let (done, finished) = waiting.join().unwrap();
+    assert!(!waiting.is_finished(), "the Add waited for the search");
+    let done = waiting.join().unwrap();
     assert!(
         matches!(done, Response::Result { code: 3, .. }),
-        "timeLimitExceeded: {done:?} after {finished:?}"
-    );
-    assert!(
-        added + Duration::from_millis(500) < finished,
-        "the Add waited for the search: {added:?}, {finished:?}"
+        "timeLimitExceeded: {done:?}"
     );
 }
 
