@@ -13,6 +13,15 @@ const PERSON_DN: &[u8] = b"cn=egruber]w2kils.testdomain.int,ou=dynamic,o=Intrane
 const SD: &[u8] = b"\x01\x00\x04\x80\x14\x00\x00\x00\x20\x00\x00\x00\x00\x00\x00\x00\x2c\x00\x00\x00\x01\x01\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\xff\xfe\x80";
 const SDP: &[u8] = b"v=0\r\no=administrator 3456462469 1 IN IP4 w2kils.testdomain.int\r\ns=Demo Conference\r\ni=A description goes here\r\nc=IN IP4 224.0.0.0/15\r\nt=3456462448 3456464248\r\nm=audio 22716 RTP/AVP 0\r\nc=IN IP4 224.2.152.239/15/1\r\nm=video 51232 RTP/AVP 34\r\nc=IN IP4 224.2.188";
 
+/// The authzId of the session (RFC 4532), empty for anonymous.
+fn who_am_i(raw: &mut Raw, msgid: i32) -> Vec<u8> {
+    let request = message(msgid, cons(0x77, &[prim(0x80, b"1.3.6.1.4.1.4203.1.11.3")]));
+    match raw.call(&request).1 {
+        Response::Extended { code: 0, value, .. } => value.unwrap_or_default(),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn ttl_of(raw: &mut Raw, base: &[u8]) -> u64 {
     let (entries, _) = raw.call(&search(
         90,
@@ -310,6 +319,10 @@ fn conference_is_stored_byte_for_byte_after_the_access_check() {
         )),
         SUCCESS
     );
+    assert!(
+        (86_390..=86_400).contains(&ttl_of(&mut raw, conf)),
+        "max-ttl"
+    );
     assert_eq!(
         raw.code(&modify(12, conf, &[(2, b"entryTTL", &[b"-5"])])),
         21,
@@ -503,6 +516,7 @@ fn the_dialer_logs_on_with_sicily_ntlm_as_anonymous() {
         bind_answer(&mut raw, &sicily_bind(3, 11, &authenticate)).0,
         SUCCESS
     );
+    assert_eq!(who_am_i(&mut raw, 30), b"", "anonymous");
     // Logged on, the Dialer registers as anyone may.
     assert_eq!(
         raw.code(&add(
