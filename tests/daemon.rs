@@ -246,7 +246,7 @@ fn sighup_applies_a_new_maximum_ttl_and_keeps_entries() {
             )),
             0
         );
-        let (e, _) = raw.call(&search(
+        let e = raw.found(&search(
             msgid + 1,
             b"objectClass=rtPerson",
             0,

@@ -88,7 +88,7 @@ fn adds_without_object_class_take_it_from_the_dn() {
         b"c=-,o=Microsoft,cn=bare@x.org,objectClass=rtPerson",
         &[(b"sipaddress", &[b"1"])],
     );
-    let (e, _) = raw.call(&search(
+    let e = raw.found(&search(
         2,
         b"cn=bare@x.org,ou=Dynamic,o=Intranet",
         0,
@@ -124,7 +124,7 @@ fn the_people_base_works_with_base_and_subtree_scope() {
         (2, b"OBJECTCLASS=RTPERSON"),
         (1, b"objectclass=rtPerson"),
     ] {
-        let (entries, _) = raw.call(&search(
+        let entries = raw.found(&search(
             3,
             base,
             scope,
@@ -552,7 +552,7 @@ fn hidden_users_are_found_only_by_exact_name() {
     .into_iter()
     .enumerate()
     {
-        let (entries, _) = raw.call(&search(
+        let entries = raw.found(&search(
             10 + i as i32,
             dn,
             0,
@@ -562,7 +562,7 @@ fn hidden_users_are_found_only_by_exact_name() {
         assert_eq!(entries.len(), 1, "{}", String::from_utf8_lossy(dn));
     }
     // A listing of the container does not.
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         20,
         b"ou=Dynamic,o=Intranet",
         1,
@@ -642,7 +642,7 @@ fn an_sttl_search_that_meets_a_static_entry_gives_it_no_ttl() {
     let mut raw = server.raw();
     person(&mut raw, 1, b"cn=dyn@x.org,objectClass=rtPerson", &[]);
     let refresh = f::and(&[f::present(b"objectClass"), f::eq(b"sttl", b"10")]);
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         2,
         b"ou=Dynamic,o=Intranet",
         2,
@@ -669,7 +669,7 @@ fn an_sttl_refresh_answers_exactly_the_ttl_it_granted() {
     // Many times over, so that the clock ticks between the start of some
     // search and its refresh: the answer must not round that up.
     for msgid in 0..500 {
-        let (entries, _) = raw.call(&search(
+        let entries = raw.found(&search(
             10 + msgid,
             b"objectClass=rtPerson",
             0,
@@ -696,7 +696,7 @@ fn an_sttl_refresh_found_through_the_application_keeps_the_person() {
     // Found under ou=Applications: the application entry, which lives and
     // dies with its person.
     let refresh = f::and(&[f::eq(b"cn", b"app@x.org"), f::eq(b"sttl", b"1")]);
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         3,
         b"ou=Applications,o=Intranet",
         2,
@@ -851,7 +851,7 @@ fn a_whole_record_sent_with_smodop_0_updates_the_person() {
     assert_eq!(e.first("sappid"), Some(&b"ohphone"[..]));
     assert_eq!(e.first("sport"), Some(&b"1720"[..]));
     // The application entry holds the application's fields alone.
-    let (apps, _) = raw.call(&search(
+    let apps = raw.found(&search(
         3,
         b"ou=Applications,o=Intranet",
         2,

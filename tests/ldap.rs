@@ -43,6 +43,19 @@ fn entries(
     )
 }
 
+/// The entries of a search that must succeed.
+fn search_ok(
+    ldap: &mut LdapConn,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attrs: &[&str],
+) -> Vec<SearchEntry> {
+    let (entries, rc) = entries(ldap, base, scope, filter, attrs);
+    assert_eq!(rc, 0, "search of {base} for {filter}");
+    entries
+}
+
 fn cns(found: &[SearchEntry]) -> Vec<String> {
     let mut v: Vec<String> = found.iter().map(|e| e.attrs["cn"][0].clone()).collect();
     v.sort();
@@ -116,7 +129,7 @@ fn root_dse_describes_the_server() {
     assert!(dse["dynamicSubtrees"].contains(&"ou=Dynamic,o=Intranet".to_string()));
     assert_eq!(dse["vendorName"], ["ilsd"]);
     assert!(dse.contains_key("vendorVersion"));
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "",
         Scope::Base,
@@ -130,7 +143,7 @@ fn root_dse_describes_the_server() {
 fn static_tree_and_schema_are_searchable() {
     let server = TestServer::start();
     let mut ldap = server.ldap();
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "o=Intranet",
         Scope::OneLevel,
@@ -140,7 +153,7 @@ fn static_tree_and_schema_are_searchable() {
     let mut ous: Vec<String> = found.iter().map(|e| e.attrs["ou"][0].clone()).collect();
     ous.sort();
     assert_eq!(ous, ["Admin", "Applications", "Dynamic"]);
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "cn=Schema,ou=Admin,o=Intranet",
         Scope::OneLevel,
@@ -156,7 +169,7 @@ fn static_tree_and_schema_are_searchable() {
     ] {
         assert!(classes.contains(&want.to_string()), "{want} in {classes:?}");
     }
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "cn=Schema,ou=Admin,o=Intranet",
         Scope::Subtree,
@@ -164,7 +177,7 @@ fn static_tree_and_schema_are_searchable() {
         &["attributeSyntax", "isSingleValued"],
     );
     assert_eq!(found[0].attrs["attributeSyntax"], ["Binary"]);
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "cn=Schema,ou=Admin,o=Intranet",
         Scope::Subtree,
@@ -198,7 +211,7 @@ fn every_filter_kind_and_scope() {
     add_person(&mut ldap, "carol", &[("givenName", &["Carol Ann"])]);
     let base = "ou=Dynamic,o=Intranet";
     let q = |ldap: &mut LdapConn, filter: &str| {
-        cns(&entries(ldap, base, Scope::OneLevel, filter, &["cn"]).0)
+        cns(&search_ok(ldap, base, Scope::OneLevel, filter, &["cn"]))
     };
     assert_eq!(q(&mut ldap, "(cn=ALICE)"), ["alice"]);
     assert_eq!(q(&mut ldap, "(givenName=*ann)"), ["carol"]);
@@ -224,7 +237,7 @@ fn every_filter_kind_and_scope() {
         "unknown rule is Undefined"
     );
     // Scopes.
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "cn=alice,ou=Dynamic,o=Intranet",
         Scope::Base,
@@ -232,7 +245,7 @@ fn every_filter_kind_and_scope() {
         &["cn"],
     );
     assert_eq!(cns(&found), ["alice"]);
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "o=Intranet",
         Scope::OneLevel,
@@ -243,7 +256,7 @@ fn every_filter_kind_and_scope() {
         found.is_empty(),
         "one level below o=Intranet holds no people"
     );
-    let (found, _) = entries(
+    let found = search_ok(
         &mut ldap,
         "o=Intranet",
         Scope::Subtree,
@@ -269,22 +282,22 @@ fn attribute_selection_types_only_and_limits() {
         add_person(&mut ldap, cn, &[("givenName", &["G"])]);
     }
     let dn = "cn=a,ou=Dynamic,o=Intranet";
-    let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["*"]);
+    let e = search_ok(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["*"]);
     assert!(e[0].attrs.contains_key("givenName") && !e[0].attrs.contains_key("entryTTL"));
-    let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["+"]);
+    let e = search_ok(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["+"]);
     assert_eq!(e[0].attrs.keys().collect::<Vec<_>>(), ["entryTTL"]);
-    let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["*", "+"]);
+    let e = search_ok(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["*", "+"]);
     assert!(e[0].attrs.contains_key("givenName") && e[0].attrs.contains_key("entryTTL"));
-    let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["1.1"]);
+    let e = search_ok(&mut ldap, dn, Scope::Base, "(objectClass=*)", &["1.1"]);
     assert!(e[0].attrs.is_empty());
-    let (e, _) = entries(&mut ldap, dn, Scope::Base, "(objectClass=*)", &[]);
+    let e = search_ok(&mut ldap, dn, Scope::Base, "(objectClass=*)", &[]);
     assert!(
         e[0].attrs.contains_key("cn"),
         "no list means all user attributes"
     );
 
     ldap.with_search_options(SearchOptions::new().typesonly(true));
-    let (e, _) = entries(
+    let e = search_ok(
         &mut ldap,
         dn,
         Scope::Base,
@@ -448,7 +461,7 @@ fn modify_add_delete_replace_and_errors() {
         ),
         16
     );
-    let (e, _) = entries(
+    let e = search_ok(
         &mut ldap,
         dn,
         Scope::Base,
@@ -539,7 +552,7 @@ fn rfc2589_refresh_extended_operation() {
     // responseTtl [1] 100 inside a SEQUENCE.
     let value = result.0.val.expect("a response value");
     assert_eq!(&value[value.len() - 3..], &[0x81, 0x01, 100]);
-    let (e, _) = entries(
+    let e = search_ok(
         &mut ldap,
         "cn=r,ou=Dynamic,o=Intranet",
         Scope::Base,
@@ -694,7 +707,7 @@ fn a_short_ttl_entry_is_gone_within_two_seconds_and_a_refreshed_one_stays() {
             val: Some(value),
         })
         .unwrap();
-        let (e, _) = entries(
+        let e = search_ok(
             &mut ldap,
             "ou=Dynamic,o=Intranet",
             Scope::OneLevel,
@@ -708,7 +721,7 @@ fn a_short_ttl_entry_is_gone_within_two_seconds_and_a_refreshed_one_stays() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(gone, "the 1-second entry outlived 2 seconds");
-    let (e, _) = entries(
+    let e = search_ok(
         &mut ldap,
         "ou=Dynamic,o=Intranet",
         Scope::OneLevel,
@@ -721,14 +734,13 @@ fn a_short_ttl_entry_is_gone_within_two_seconds_and_a_refreshed_one_stays() {
 }
 
 fn monitor(ldap: &mut LdapConn, scope: Scope) -> Vec<SearchEntry> {
-    entries(
+    search_ok(
         ldap,
         "CN=Monitor, ou=Admin,o=Intranet",
         scope,
         "(objectClass=*)",
         &[],
     )
-    .0
 }
 
 fn count(entry: &SearchEntry, name: &str) -> u64 {
@@ -775,7 +787,7 @@ fn the_monitor_entry_counts_what_is_stored_until_the_sweep() {
         two / 2,
         "a removed entry gives its memory back"
     );
-    let (e, _) = entries(
+    let e = search_ok(
         &mut ldap,
         "cn=Monitor,ou=Admin,o=Intranet",
         Scope::Base,

@@ -47,7 +47,7 @@ fn a_client_that_stops_reading_a_large_result_holds_one_chunk() {
         "{grown} kB for five stalled searches of 30 MB"
     );
     // Others are served meanwhile.
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         2,
         b"ou=Dynamic,o=Intranet",
         1,

@@ -107,7 +107,7 @@ fn registration_makes_a_dynamic_person_with_its_application() {
     );
 
     // The application entry exists on its own under ou=Applications.
-    let (apps, _) = raw.call(&search(
+    let apps = raw.found(&search(
         11,
         b"ou=Applications,o=Intranet",
         2,
@@ -181,7 +181,7 @@ fn unregistration_removes_person_and_application() {
         )),
         SUCCESS
     );
-    let (all, _) = raw.call(&search(
+    let all = raw.found(&search(
         6,
         b"o=Intranet",
         2,
@@ -219,7 +219,7 @@ fn smodop_2_and_3_changes_sent_as_adds_replace_the_old_values() {
         (0, b"sport", &[b"1731"]),
     ];
     assert_eq!(raw.code(&modify(21, NM_DN, app)), SUCCESS);
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         22,
         b"objectClass=rtPerson",
         0,
@@ -245,7 +245,7 @@ fn smodop_2_and_3_changes_sent_as_adds_replace_the_old_values() {
         "a port is added to the list"
     );
     // Hidden now: not in the directory list.
-    let (all, _) = raw.call(&search(
+    let all = raw.found(&search(
         23,
         b"objectClass=rtPerson",
         0,
@@ -270,7 +270,7 @@ fn an_application_change_of_what_the_person_holds_is_seen() {
     ];
     assert_eq!(raw.code(&modify(20, NM_DN, in_call)), SUCCESS);
     let me = f::eq(b"cn", b"egruber@contoso.com");
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         21,
         b"objectClass=rtPerson",
         0,
@@ -282,7 +282,7 @@ fn an_application_change_of_what_the_person_holds_is_seen() {
         f::eq(b"cn", b"egruber@contoso.com"),
         f::eq(b"ilsA26214430", b"0"),
     ]);
-    let (entries, _) = raw.call(&search(22, b"objectClass=rtPerson", 0, was, &[b"cn"]));
+    let entries = raw.found(&search(22, b"objectClass=rtPerson", 0, was, &[b"cn"]));
     assert!(entries.is_empty(), "the old value no longer matches");
     // smodop 0 again, as on a restart: sflags 0 hides the user.
     let hide: &[RawChange<'_>] = &[
@@ -291,7 +291,7 @@ fn an_application_change_of_what_the_person_holds_is_seen() {
         (2, b"sflags", &[b"0"]),
     ];
     assert_eq!(raw.code(&modify(23, NM_DN, hide)), SUCCESS);
-    let (all, _) = raw.call(&search(
+    let all = raw.found(&search(
         24,
         b"objectClass=rtPerson",
         0,
@@ -314,7 +314,7 @@ fn smodop_3_may_list_a_port_again() {
     ];
     assert_eq!(raw.code(&modify(20, NM_DN, again)), SUCCESS);
     let me = f::eq(b"cn", b"egruber@contoso.com");
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         21,
         b"objectClass=rtPerson",
         0,
@@ -350,7 +350,7 @@ fn an_application_port_added_with_smodop_3_leaves_the_persons_list() {
     ];
     assert_eq!(raw.code(&modify(3, dn, more)), SUCCESS);
     let me = f::eq(b"cn", b"gm@x.org");
-    let (entries, _) = raw.call(&search(4, b"objectClass=rtPerson", 0, me, &[b"sport"]));
+    let entries = raw.found(&search(4, b"objectClass=rtPerson", 0, me, &[b"sport"]));
     let ports = entries[0].get("sport").cloned().unwrap_or_default();
     assert_eq!(ports, [b"1503".to_vec(), b"1720".to_vec()]);
 }
@@ -370,7 +370,7 @@ fn two_applications_show_what_they_share_once() {
     assert_eq!(raw.code(&modify(20, NM_DN, second)), SUCCESS);
     let me = f::eq(b"cn", b"egruber@contoso.com");
     let asked: &[&[u8]] = &[b"sappid", b"smimetype", b"sprotid", b"sport"];
-    let (entries, _) = raw.call(&search(21, b"objectClass=rtPerson", 0, me, asked));
+    let entries = raw.found(&search(21, b"objectClass=rtPerson", 0, me, asked));
     let e = &entries[0];
     let values = |name: &str| e.get(name).cloned().unwrap_or_default();
     assert_eq!(values("sappid").len(), 2);
@@ -408,14 +408,13 @@ fn a_filter_matches_the_values_the_answer_shows() {
     assert_eq!(raw.code(&app), SUCCESS);
     let shown = |raw: &mut Raw, value: &[u8]| {
         let filter = f::and(&[f::eq(b"cn", b"both@x.org"), f::eq(b"ilsA26214430", value)]);
-        let (entries, _) = raw.call(&search(
+        raw.found(&search(
             3,
             b"objectClass=rtPerson",
             0,
             filter,
             &[b"ilsA26214430", b"sappid"],
-        ));
-        entries
+        ))
     };
     assert!(shown(&mut raw, b"1").is_empty(), "1 is not what it shows");
     let entries = shown(&mut raw, b"0");
@@ -434,7 +433,7 @@ fn all_attributes_come_under_the_names_ils_clients_read() {
     let server = TestServer::start();
     let mut raw = server.raw();
     register(&mut raw, NM_DN, b"egruber@contoso.com");
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         20,
         b"objectClass=RTPerson",
         2,
@@ -465,7 +464,7 @@ fn an_application_refreshed_on_its_own_refreshes_its_person() {
     register(&mut raw, NM_DN, b"egruber@contoso.com");
     let app_dn = b"cn=egruber@contoso.com,appName=ms-netmeeting,ou=Applications,o=Intranet";
     let ttl_of = |raw: &mut Raw, msgid, base: &[u8]| -> u64 {
-        let (e, _) = raw.call(&search(
+        let e = raw.found(&search(
             msgid,
             base,
             0,
@@ -500,7 +499,7 @@ fn an_application_refreshed_on_its_own_refreshes_its_person() {
         f::eq(b"cn", b"egruber@contoso.com"),
         f::eq(b"sttl", b"18446744073709551616"),
     ]);
-    let (found, _) = raw.call(&search(24, b"objectClass=rtPerson", 0, huge, &[b"cn"]));
+    let found = raw.found(&search(24, b"objectClass=rtPerson", 0, huge, &[b"cn"]));
     assert_eq!(found.len(), 1);
     assert!(ttl_of(&mut raw, 25, NM_DN) > 80_000, "max-ttl, 86400 s");
     assert!(ttl_of(&mut raw, 26, app_dn) > 80_000);

@@ -41,7 +41,7 @@ fn garbage_gets_a_notice_and_does_not_disturb_another_session() {
     bad.send(b"GET / HTTP/1.0\r\n\r\n");
     expect_notice(&mut bad, 2);
     // The first client's session and data are untouched.
-    let (e, _) = good.call(&search(
+    let e = good.found(&search(
         3,
         b"objectClass=rtPerson",
         0,
@@ -311,7 +311,7 @@ fn no_entry_holds_more_values_than_max_values() {
     // One Modify can carry no more values than an entry may hold.
     let lots: Vec<&[u8]> = (0..30).map(|_| &b"same"[..]).collect();
     assert_eq!(raw.code(&modify(5, dn, &[(2, b"location", &lots)])), 11);
-    let (entries, _) = raw.call(&search(6, dn, 0, f::present(b"objectClass"), &[b"comment"]));
+    let entries = raw.found(&search(6, dn, 0, f::present(b"objectClass"), &[b"comment"]));
     assert_eq!(
         entries[0].get("comment").map(Vec::len),
         Some(5),
@@ -367,7 +367,7 @@ fn a_full_directory_refuses_registrations_and_keeps_what_it_holds() {
     assert_eq!(raw.code(&same), SUCCESS);
 
     // Everyone registered is still there, as registered.
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         5,
         b"ou=Dynamic,o=Intranet",
         1,
@@ -478,7 +478,7 @@ fn a_costly_search_keeps_to_its_time_limit_and_lets_others_in() {
 
 /// The monitor entry's estimate of what the entries take.
 fn entry_memory(raw: &mut Raw) -> usize {
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         90,
         b"cn=Monitor,ou=Admin,o=Intranet",
         0,

@@ -23,7 +23,7 @@ fn who_am_i(raw: &mut Raw, msgid: i32) -> Vec<u8> {
 }
 
 fn ttl_of(raw: &mut Raw, base: &[u8]) -> u64 {
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         90,
         base,
         0,
@@ -116,7 +116,7 @@ fn dialer_registers_and_refreshes_with_entry_ttl() {
         (7190..=7200).contains(&ttl),
         "lowered to max-ttl 7200, got {ttl}"
     );
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         8,
         PERSON_DN,
         0,
@@ -177,7 +177,7 @@ fn find_people_returns_name_address_and_descriptor() {
     );
     // 4.11.1: a person by the start of the name, then the conference by
     // its uid, by its class, and as any LDAP tool lists the container.
-    let (people, _) = raw.call(&search(
+    let people = raw.found(&search(
         11,
         b"ou=dynamic,o=Intranet",
         1,
@@ -190,7 +190,7 @@ fn find_people_returns_name_address_and_descriptor() {
         (13, f::eq(b"objectClass", b"rtConference"), 1),
         (14, f::present(b"objectClass"), 3),
     ] {
-        let (found, _) = raw.call(&search(
+        let found = raw.found(&search(
             msgid,
             b"ou=dynamic,o=Intranet",
             1,
@@ -245,7 +245,7 @@ fn conference_is_stored_byte_for_byte_after_the_access_check() {
         SUCCESS
     );
     // 4.8: Find Conferences.
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         7,
         b"ou=dynamic, o=Intranet",
         1,
@@ -273,7 +273,7 @@ fn conference_is_stored_byte_for_byte_after_the_access_check() {
     assert_eq!(c.first("conferenceBlob"), Some(SDP));
     assert_eq!(c.first("ntSecurityDescriptor"), Some(SD));
     // 4.11.1: (uid=NAME*) and (cn=NAME*).
-    let (found, _) = raw.call(&search(
+    let found = raw.found(&search(
         8,
         b"ou=dynamic,o=Intranet",
         1,
@@ -337,7 +337,7 @@ fn dialer_entries_expire_without_unregistering() {
     connect_dialer(&mut raw);
     let started = std::time::Instant::now();
     loop {
-        let (entries, _) = raw.call(&search(
+        let entries = raw.found(&search(
             20,
             b"o=Intranet",
             2,
@@ -406,7 +406,7 @@ fn sample_person_filters_of_4_11() {
         assert_eq!(entries.len(), 1, "filter {i}");
         assert_eq!(entries[0].dn, PERSON_DN, "filter {i}");
     }
-    let (none, _) = raw.call(&search(
+    let none = raw.found(&search(
         40,
         base,
         0,
@@ -433,7 +433,7 @@ fn sample_conference_filters_of_4_11() {
         SUCCESS
     );
     let base = b"objectClass=rtConference";
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         2,
         base,
         0,
@@ -444,7 +444,7 @@ fn sample_conference_filters_of_4_11() {
         &[b"uid"],
     ));
     assert_eq!(entries.len(), 1);
-    let (entries, _) = raw.call(&search(
+    let entries = raw.found(&search(
         3,
         base,
         0,

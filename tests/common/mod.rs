@@ -330,6 +330,16 @@ impl Raw {
         }
     }
 
+    /// Sends a search and returns its entries; the search must succeed.
+    pub fn found(&mut self, bytes: &[u8]) -> Vec<RawEntry> {
+        let (entries, done) = self.call(bytes);
+        assert!(
+            matches!(done, Response::Result { code: 0, .. }),
+            "the search failed: {done:?}"
+        );
+        entries
+    }
+
     /// Sends a request and returns its result code.
     pub fn code(&mut self, bytes: &[u8]) -> i64 {
         match self.call(bytes).1 {
