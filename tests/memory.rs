@@ -40,6 +40,12 @@ fn a_client_that_stops_reading_a_large_result_holds_one_chunk() {
             c
         })
         .collect();
+    // Each search has begun answering; then time for the server to fill
+    // the socket buffers and stall on its next write.
+    for c in &stalled {
+        let mut byte = [0u8; 1];
+        assert_eq!(c.stream.peek(&mut byte).unwrap(), 1);
+    }
     std::thread::sleep(Duration::from_secs(1));
     let grown = resident_kb().saturating_sub(before);
     assert!(
