@@ -418,7 +418,17 @@ mod tests {
             scheduled(&inbox).is_empty(),
             "a later deadline sends nothing"
         );
+        // Expired but not yet swept: counted (the monitor entry's
+        // dynamicEntries), though no longer served.
+        let gone = store.read().by_cn(b"gone").next().unwrap().key.clone();
+        assert_eq!(store.read().dynamic_count(), 2);
+        assert!(
+            !store
+                .read()
+                .alive(store.read().get(&gone).unwrap(), store.now())
+        );
         assert_eq!(sweep(&store, &mut timetable), 1);
+        assert_eq!(store.read().dynamic_count(), 1);
         assert!(store.read().by_cn(b"gone").next().is_none());
         assert_eq!(store.read().by_cn(b"kept").count(), 1);
         assert_eq!(timetable.len(), 1, "the refreshed entry is pushed again");
