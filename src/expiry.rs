@@ -420,13 +420,12 @@ mod tests {
         );
         // Expired but not yet swept: counted (the monitor entry's
         // dynamicEntries), though no longer served.
-        let gone = store.read().by_cn(b"gone").next().unwrap().key.clone();
-        assert_eq!(store.read().dynamic_count(), 2);
-        assert!(
-            !store
-                .read()
-                .alive(store.read().get(&gone).unwrap(), store.now())
-        );
+        {
+            let dir = store.read();
+            let gone = dir.by_cn(b"gone").next().unwrap();
+            assert_eq!(dir.dynamic_count(), 2);
+            assert!(!dir.alive(gone, store.now()));
+        }
         assert_eq!(sweep(&store, &mut timetable), 1);
         assert_eq!(store.read().dynamic_count(), 1);
         assert!(store.read().by_cn(b"gone").next().is_none());
