@@ -35,7 +35,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "default-ttl",
         hint: "SECONDS",
-        help: "TTL of a dynamic entry created without one (default 600)",
+        help: "TTL of a dynamic entry created without one (default 1800)",
         repeatable: false,
         flag: false,
     },
@@ -188,7 +188,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 1002))],
-            default_ttl: 600,
+            default_ttl: 1800,
             min_ttl: 10,
             max_ttl: 86400,
             workers: 4,

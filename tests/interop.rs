@@ -192,12 +192,12 @@ fn sttl_refreshes_what_the_rest_of_the_filter_matches() {
     let other = list(&mut raw, f::eq(b"cn", b"r2@x.org"), &[b"entryTTL", b"sttl"]);
     assert_eq!(
         other[0].first("entryTTL"),
-        Some(&b"600"[..]),
+        Some(&b"1800"[..]),
         "the other entry keeps its TTL"
     );
     assert_eq!(
         other[0].first("sttl"),
-        Some(&b"10"[..]),
+        Some(&b"30"[..]),
         "sttl reads the TTL in minutes"
     );
     // (sttl=N) alone refreshes everything and is never a condition.
@@ -622,6 +622,23 @@ fn an_unrefreshed_user_disappears_and_a_refreshed_one_stays() {
     assert_eq!(list(&mut raw, f::eq(b"cn", b"stay@x"), &[b"cn"]).len(), 1);
     // The lapsed name is free again.
     person(&mut raw, 3, b"cn=go@x,objectClass=rtPerson", &[]);
+}
+
+#[test]
+fn an_entry_added_without_a_ttl_outlives_gnomemeetings_cycle() {
+    // GnomeMeeting deletes and adds its entry again every 20 minutes,
+    // with no TTL and no refresh between.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let dn = b"c=-,o=Gnome,cn=gm@gnome.org,objectclass=rtperson";
+    assert_eq!(raw.code(&delete(1, dn)), 32, "ignored by GnomeMeeting");
+    person(&mut raw, 2, dn, &[(b"sappid", &[b"GnomeMeeting"])]);
+    let found = list(&mut raw, f::eq(b"cn", b"gm@gnome.org"), &[b"entryTTL"]);
+    let ttl: u64 = std::str::from_utf8(found[0].first("entryTTL").unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ttl > 20 * 60, "{ttl} s");
 }
 
 #[test]

@@ -102,8 +102,8 @@ fn registration_makes_a_dynamic_person_with_its_application() {
     );
     assert_eq!(
         e.first("sttl"),
-        Some(&b"10"[..]),
-        "default TTL 600 s is 10 minutes"
+        Some(&b"30"[..]),
+        "default TTL 1800 s is 30 minutes"
     );
 
     // The application entry exists on its own under ou=Applications.
