@@ -157,7 +157,33 @@ fn unescape_value(value: &[u8]) -> Result<Vec<u8>, InvalidDn> {
     if let [b'"', inner @ .., b'"'] = value {
         return unescape_value_inner(inner);
     }
+    if let Some(ber) = value.strip_prefix(b"#").and_then(hex_ber_value) {
+        return Ok(ber);
+    }
     unescape_value_inner(value)
+}
+
+/// The value of the `#` form (RFC 4514 section 2.4): the hex digits of a
+/// BER-encoded primitive, such as `#04036A6F65` for `joe`. Anything else
+/// after a `#` is taken as written: NetMeeting does not escape a name that
+/// starts with one.
+fn hex_ber_value(digits: &[u8]) -> Option<Vec<u8>> {
+    if digits.is_empty() || digits.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = digits
+        .chunks(2)
+        .map(|pair| Some(hex(pair[0])? << 4 | hex(pair[1])?))
+        .collect::<Option<_>>()?;
+    // A primitive with a short-form length that covers the rest exactly.
+    match bytes.as_slice() {
+        [tag, len, content @ ..]
+            if tag & 0x20 == 0 && (*len as usize) == content.len() && *len < 0x80 =>
+        {
+            Some(content.to_vec())
+        }
+        _ => None,
+    }
 }
 
 fn unescape_value_inner(value: &[u8]) -> Result<Vec<u8>, InvalidDn> {
@@ -189,6 +215,24 @@ fn hex(b: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use crate::schema::attr;
+
+    #[test]
+    fn the_hex_form_is_the_value_it_encodes() {
+        let dn = Dn::parse(b"cn=#04036A6F65,ou=Dynamic,o=Intranet").unwrap();
+        assert_eq!(dn.rdns[0].value, b"joe");
+        assert_eq!(
+            dn.key(),
+            Dn::parse(b"cn=joe,ou=Dynamic,o=Intranet").unwrap().key()
+        );
+        // Not BER, or not hex: a name that starts with #, as written.
+        for (dn, want) in [
+            (&b"cn=#04026A6F65"[..], &b"#04026A6F65"[..]),
+            (b"cn=#hash@x.org", b"#hash@x.org"),
+            (b"cn=#", b"#"),
+        ] {
+            assert_eq!(Dn::parse(dn).unwrap().rdns[0].value, want);
+        }
+    }
 
     #[test]
     fn an_escaped_last_space_is_part_of_the_value() {
