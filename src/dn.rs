@@ -168,7 +168,7 @@ fn unescape_value(value: &[u8]) -> Result<Vec<u8>, InvalidDn> {
 /// after a `#` is taken as written: NetMeeting does not escape a name that
 /// starts with one.
 fn hex_ber_value(digits: &[u8]) -> Option<Vec<u8>> {
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Vec<u8> = digits
