@@ -53,6 +53,23 @@ pub struct Shared {
     pub limits: RwLock<Limits>,
 }
 
+#[cfg(test)]
+impl Shared {
+    /// The state of a server with the default configuration and the static
+    /// tree, without its threads, for the operations' unit tests.
+    pub fn for_tests() -> Shared {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let config = Config::default();
+        let ttl = crate::store::TtlPolicy::new(config.default_ttl, config.min_ttl, config.max_ttl);
+        let shared = Shared {
+            store: std::sync::Arc::new(Store::new(ttl, tx)),
+            limits: RwLock::new(Limits::from_config(&config)),
+        };
+        crate::store::load_static_tree(&mut shared.store.write());
+        shared
+    }
+}
+
 /// One client's session.
 #[derive(Debug)]
 pub struct Session {

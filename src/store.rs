@@ -114,6 +114,22 @@ pub struct Directory {
     max_footprint: usize,
 }
 
+/// What an entry adds to a directory's counts, taken before it changes.
+#[derive(Clone, Copy)]
+struct Tally {
+    dynamic: bool,
+    footprint: usize,
+}
+
+impl Tally {
+    fn of(entry: &Entry) -> Tally {
+        Tally {
+            dynamic: entry.is(class::DYNAMIC),
+            footprint: entry.footprint(),
+        }
+    }
+}
+
 /// The entry exists already.
 #[derive(Debug)]
 pub struct AlreadyExists;
@@ -343,10 +359,7 @@ impl Directory {
             self.remove(&key);
         }
         self.index(&entry.key, &entry.attrs, true);
-        if entry.is(class::DYNAMIC) {
-            self.dynamic_count += 1;
-            self.footprint += entry.footprint();
-        }
+        self.tally(Tally::of(&entry), true);
         let hasher = &self.hasher;
         let hash = hasher.hash_one(&*entry.key);
         let slot = self
@@ -451,10 +464,7 @@ impl Directory {
             for &i in chosen.iter() {
                 if let Ok(slot) = self.entries.find_entry(hashes[i], same(&due[i].key)) {
                     let entry = slot.remove().0;
-                    if entry.is(class::DYNAMIC) {
-                        self.dynamic_count -= 1;
-                        self.footprint -= entry.footprint();
-                    }
+                    self.tally(Tally::of(&entry), false);
                     graveyard(entry);
                     removed += 1;
                 }
@@ -476,10 +486,7 @@ impl Directory {
     /// and removes its dependents.
     fn unlink(&mut self, entry: Box<Entry>, graveyard: &mut impl FnMut(Box<Entry>)) -> usize {
         self.index(&entry.key, &entry.attrs, false);
-        if entry.is(class::DYNAMIC) {
-            self.dynamic_count -= 1;
-            self.footprint -= entry.footprint();
-        }
+        self.tally(Tally::of(&entry), false);
         if let Some(owner) = entry.owner()
             && let Some(person) = self.get_mut(owner)
         {
@@ -502,21 +509,29 @@ impl Directory {
         let Some(entry) = self.get_mut(key) else {
             return;
         };
-        let counted = |e: &Entry| (e.is(class::DYNAMIC), e.footprint());
-        let (was_dynamic, before) = counted(entry);
+        let before = Tally::of(entry);
         let old = std::mem::replace(&mut entry.attrs, attrs);
         entry.classes = entry.compute_classes();
-        let (is_dynamic, after) = counted(entry);
+        let after = Tally::of(entry);
         let (key, new) = (entry.key.clone(), entry.attrs.clone());
         self.index(&key, &old, false);
         self.index(&key, &new, true);
-        if was_dynamic {
-            self.dynamic_count -= 1;
-            self.footprint -= before;
+        self.tally(before, false);
+        self.tally(after, true);
+    }
+
+    /// Counts an entry in (`stored`) or out of `dynamic_count` and
+    /// `footprint`, if it is dynamic.
+    fn tally(&mut self, Tally { dynamic, footprint }: Tally, stored: bool) {
+        if !dynamic {
+            return;
         }
-        if is_dynamic {
+        if stored {
             self.dynamic_count += 1;
-            self.footprint += after;
+            self.footprint += footprint;
+        } else {
+            self.dynamic_count -= 1;
+            self.footprint -= footprint;
         }
     }
 

@@ -110,23 +110,11 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use parking_lot::RwLock;
-
     use super::*;
-    use crate::config::Config;
-    use crate::handler::Limits;
-    use crate::store::{Store, TtlPolicy};
 
     #[test]
     fn a_full_directory_takes_back_an_expired_name_not_yet_swept() {
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        let shared = Shared {
-            store: Arc::new(Store::new(TtlPolicy::new(60, 1, 3600), tx)),
-            limits: RwLock::new(Limits::from_config(&Config::default())),
-        };
-        crate::store::load_static_tree(&mut shared.store.write());
+        let shared = Shared::for_tests();
         let session = Session::new("127.0.0.1:1".parse().unwrap());
         let dn = b"c=-,o=Microsoft,cn=back@x.org,objectClass=rtPerson";
         let register = || {

@@ -538,25 +538,16 @@ fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Ke
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::mpsc;
     use std::time::Duration;
 
-    use parking_lot::RwLock;
-
     use super::*;
-    use crate::config::Config;
     use crate::dn::Dn;
-    use crate::handler::Limits;
-    use crate::store::{Store, TtlPolicy};
+    use crate::store::Store;
 
     #[test]
     fn a_modify_of_entry_ttl_alone_needs_only_the_read_lock() {
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        let shared = Shared {
-            store: Arc::new(Store::new(TtlPolicy::new(60, 1, 3600), tx)),
-            limits: RwLock::new(Limits::from_config(&Config::default())),
-        };
+        let shared = Shared::for_tests();
         let dn = b"cn=a,ou=Dynamic,o=Intranet";
         let attrs = Attributes::from_list(vec![
             (
