@@ -112,6 +112,17 @@ pub struct Directory {
     /// What adds and modifies may bring `footprint` to (`max-memory`), 0
     /// for no limit.
     max_footprint: usize,
+    /// Counts the inserts that may have moved entries to other slots: see
+    /// [`Directory::slots_from`].
+    layout: u64,
+}
+
+/// Where a walk over every entry stands: the next slot of the entry
+/// table, valid while [`Directory::layout`] stays what it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotCursor {
+    pub layout: u64,
+    pub slot: usize,
 }
 
 /// What an entry adds to a directory's counts, taken before it changes.
@@ -248,6 +259,29 @@ impl Directory {
         self.entries.iter().map(|e| &**e)
     }
 
+    /// The entries from a slot of the table on, each with the cursor
+    /// after it: a walk over every entry can stop, let the lock go, and
+    /// go on from the cursor in a later hold, without taking the names of
+    /// the entries it has not reached. Entries stay in their slots until
+    /// the table is rehashed; [`Directory::layout`] then changes, and a
+    /// cursor of the old layout means nothing.
+    pub fn slots_from(&self, from: usize) -> impl Iterator<Item = (SlotCursor, &Entry)> {
+        let layout = self.layout;
+        (from..self.entries.num_buckets()).filter_map(move |slot| {
+            let entry = self.entries.get_bucket(slot)?;
+            let next = SlotCursor {
+                layout,
+                slot: slot + 1,
+            };
+            Some((next, &**entry))
+        })
+    }
+
+    /// Changes whenever entries may have moved to other slots.
+    pub fn layout(&self) -> u64 {
+        self.layout
+    }
+
     /// The entries whose cn equals `value` (case-insensitively, surrounding
     /// spaces ignored).
     pub fn by_cn<'a>(&'a self, value: &'a [u8]) -> Named<'a> {
@@ -360,6 +394,13 @@ impl Directory {
         }
         self.index(&entry.key, &entry.attrs, true);
         self.tally(Tally::of(&entry), true);
+        // An insert into a table without room left rehashes it (grown,
+        // or in place to clear the slots of removed entries), moving
+        // every entry; nothing else moves one. Removals leave the other
+        // entries where they are.
+        if self.entries.len() >= self.entries.capacity() {
+            self.layout += 1;
+        }
         let hasher = &self.hasher;
         let hash = hasher.hash_one(&*entry.key);
         let slot = self
@@ -742,6 +783,54 @@ mod tests {
             (attr::CN, vec![cn.as_bytes().to_vec()]),
         ]);
         Entry::new(dn.into_bytes(), key, parent_at, attrs)
+    }
+
+    /// Slots of every entry, by name.
+    fn slots(dir: &Directory) -> std::collections::HashMap<Vec<u8>, usize> {
+        dir.slots_from(0)
+            .map(|(next, e)| (e.key.to_vec(), next.slot - 1))
+            .collect()
+    }
+
+    #[test]
+    fn entries_keep_their_slots_while_the_layout_stays() {
+        let mut dir = Directory::default();
+        let (mut grown, mut in_place, mut kept) = (0, 0, 0);
+        let mut live = std::collections::VecDeque::new();
+        // A table of 256 slots filled to the 224 entries it holds, emptied
+        // to 74, which leaves removed slots behind, then filled again: an
+        // insert with no room left then rehashes in place.
+        for round in 0..1000usize {
+            let before = (dir.layout(), dir.entries.num_buckets(), slots(&dir));
+            if (224..374).contains(&round) {
+                let key: Key = live.pop_front().unwrap();
+                assert_eq!(dir.remove(&key), 1);
+            } else {
+                let entry = person(&format!("u{round}"));
+                live.push_back(entry.key.clone());
+                dir.insert(entry, 0).unwrap();
+            }
+            let after = slots(&dir);
+            if dir.layout() != before.0 {
+                match dir.entries.num_buckets() == before.1 {
+                    true => in_place += 1,
+                    false => grown += 1,
+                }
+                continue;
+            }
+            kept += 1;
+            for (key, slot) in &before.2 {
+                if let Some(now) = after.get(key) {
+                    assert_eq!(now, slot, "moved without a change of layout");
+                }
+            }
+        }
+        assert!(
+            grown > 0 && in_place > 0 && kept > 900,
+            "{grown} {in_place} {kept}"
+        );
+        let walked: Vec<_> = dir.slots_from(0).map(|(_, e)| e.key.clone()).collect();
+        assert_eq!(walked.len(), dir.len());
     }
 
     /// The footprint counted afresh, to hold the running sum against.

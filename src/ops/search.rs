@@ -3,13 +3,15 @@
 //! refresh, and results under the names the client asked for.
 //!
 //! Entries are examined and encoded while the read lock is held, for at
-//! most [`HOLD`] and [`CHUNK_BYTES`] of output at a time. A longer search
-//! takes the names of the candidates it has not reached and goes on with
-//! them a hold at a time, writing its output between holds: a client
-//! listing a million users, or sending a filter of thousands of terms,
-//! neither holds every write back nor needs the whole answer in memory,
-//! and one that stops reading holds at most one chunk.
+//! most [`HOLD`] and [`CHUNK_BYTES`] of output at a time, and the output
+//! is written between holds. A walk over every entry goes on from the
+//! table slot where its last hold ended; a lookup by name takes the names
+//! of the candidates it has not reached. A client listing a million users,
+//! or sending a filter of thousands of terms, neither holds writers back
+//! for longer than a hold nor needs the whole answer in memory, and one
+//! that stops reading holds at most one chunk.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ldap3_proto::LdapResultCode;
@@ -19,7 +21,7 @@ use crate::handler::{Flush, Shared};
 use crate::ils::{self, Base, PersonView, Requested, SearchPlan, Want};
 use crate::ops::{extended, implicit_container, live, no_such_object};
 use crate::schema::{Attr, attr};
-use crate::store::{Directory, Store};
+use crate::store::{Directory, SlotCursor, Store};
 use crate::wire::{LdapResult, Responder, Scope, SearchRequest, tag};
 
 /// Output encoded before it is written: what one search holds.
@@ -124,10 +126,14 @@ fn run(
         progress,
         refreshed: 0,
         held_since: Instant::now(),
+        sent_keys: None,
+        skip: HashSet::new(),
     };
-    // The candidates not yet examined when the first hold of the lock
-    // ended.
+    // Where the first hold of the lock left the candidates: the names of
+    // those not yet examined, for a lookup, or the slot a walk over every
+    // entry goes on from.
     let mut pending: Vec<Key> = Vec::new();
+    let mut cursor: Option<SlotCursor> = None;
     {
         let dir = store.read();
         scan.held_since = Instant::now();
@@ -140,14 +146,21 @@ fn run(
         {
             return no_such_object(&dir, &t.dn, now);
         }
-        let mut candidates: Box<dyn Iterator<Item = &Entry>> =
+        let mut named: Box<dyn Iterator<Item = &Entry>> =
             match (&plan.base, plan.scope, &plan.exact_name) {
                 (Base::Entry(t), Scope::Base, _) => Box::new(dir.get(&t.key).into_iter()),
                 (_, _, Some((a, name))) if *a == attr::CN => Box::new(dir.by_cn(name)),
                 (_, _, Some((_, name))) => Box::new(dir.by_uid(name)),
-                _ => Box::new(dir.iter()),
+                _ => {
+                    scan.sent_keys = Some(Vec::new());
+                    match scan.walk(store, &dir, 0, resp) {
+                        Ok(at) => cursor = at,
+                        Err(e) => return e,
+                    }
+                    Box::new(std::iter::empty())
+                }
             };
-        for entry in candidates.by_ref() {
+        for entry in named.by_ref() {
             match scan.examine(store, &dir, entry, resp) {
                 Ok(Flow::Go) => {}
                 Ok(Flow::Yield) => break,
@@ -158,7 +171,7 @@ fn run(
         // Too long or too large for one hold: the rest of the candidates
         // are taken by name and examined a hold at a time.
         pending.extend(
-            candidates
+            named
                 .filter(|e| selected(&plan, scan.base_key, e))
                 .map(|e| e.key.clone()),
         );
@@ -181,6 +194,26 @@ fn run(
                 Err(e) => return e,
             }
         }
+    }
+    while let Some(at) = cursor {
+        if let Err(e) = flush(resp.out) {
+            return io_error(e);
+        }
+        let dir = store.read();
+        scan.held_since = Instant::now();
+        let from = if dir.layout() == at.layout {
+            at.slot
+        } else {
+            // Rehashed since the last hold: the entries are walked again
+            // from the first slot, without those already sent.
+            let sent = scan.sent_keys.iter_mut().flat_map(|k| k.drain(..));
+            scan.skip.extend(sent);
+            0
+        };
+        cursor = match scan.walk(store, &dir, from, resp) {
+            Ok(at) => at,
+            Err(e) => return e,
+        };
     }
     if sttl.is_some() && scan.refreshed == 0 {
         // NetMeeting registers again only on noSuchObject; on success
@@ -205,6 +238,11 @@ struct Scan<'p> {
     progress: Progress,
     refreshed: usize,
     held_since: Instant,
+    /// The names of the entries sent, kept by a walk over every entry
+    /// for the case that the table is rehashed between two holds.
+    sent_keys: Option<Vec<Key>>,
+    /// Entries sent before the table was rehashed, not to send again.
+    skip: HashSet<Key>,
 }
 
 /// Whether a scan goes on within this hold of the lock.
@@ -216,6 +254,23 @@ enum Flow {
 }
 
 impl Scan<'_> {
+    /// Examines every entry from a slot of the table on, until they run
+    /// out (`None`) or the hold ends (where to go on from).
+    fn walk(
+        &mut self,
+        store: &Store,
+        dir: &Directory,
+        from: usize,
+        resp: &mut Responder<'_>,
+    ) -> Result<Option<SlotCursor>, LdapResult> {
+        for (next, entry) in dir.slots_from(from) {
+            if let Flow::Yield = self.examine(store, dir, entry, resp)? {
+                return Ok(Some(next));
+            }
+        }
+        Ok(None)
+    }
+
     /// Examines one candidate, sending it if it matches.
     fn examine(
         &mut self,
@@ -247,6 +302,9 @@ impl Scan<'_> {
         resp: &mut Responder<'_>,
     ) -> Result<(), LdapResult> {
         let plan = self.plan;
+        if !self.skip.is_empty() && self.skip.contains(&entry.key) {
+            return Ok(());
+        }
         if !selected(plan, self.base_key, entry)
             || !dir.alive(entry, self.now)
             || (entry.is(class::CONFERENCE) && !plan.conferences)
@@ -272,6 +330,9 @@ impl Scan<'_> {
         self.progress.check_size()?;
         send_entry(resp, plan, &view);
         self.progress.sent += 1;
+        if let Some(keys) = &mut self.sent_keys {
+            keys.push(entry.key.clone());
+        }
         Ok(())
     }
 }
@@ -484,5 +545,97 @@ impl crate::filter::ValueSource for VirtualValues<'_> {
             .iter()
             .filter(|(n, _)| Attr::from_name(n.as_bytes()) == *a)
             .any(|(_, vals)| vals.iter().any(|v| f(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::Filter;
+    use crate::handler::Session;
+    use bytes::BytesMut;
+    use ldap3_proto::proto::{LdapMsg, LdapOp};
+    use std::collections::HashMap;
+
+    fn add_user(shared: &Shared, i: usize) {
+        let session = Session::new("127.0.0.1:1".parse().unwrap());
+        let mut out = BytesMut::new();
+        let mut resp = Responder {
+            msgid: 1,
+            out: &mut out,
+        };
+        let dn = format!("cn=user{i},ou=Dynamic,o=Intranet");
+        let attrs = vec![
+            (
+                b"objectClass".to_vec(),
+                vec![b"rtPerson".to_vec(), b"dynamicObject".to_vec()],
+            ),
+            (b"cn".to_vec(), vec![format!("user{i}").into_bytes()]),
+            (b"comment".to_vec(), vec![vec![b'x'; 200]]),
+        ];
+        crate::ops::add::add(shared, &session, dn.as_bytes(), attrs, &mut resp);
+    }
+
+    /// The DNs of the entries in a stream of responses.
+    fn entry_dns(mut bytes: &[u8]) -> Vec<String> {
+        let mut dns = Vec::new();
+        while !bytes.is_empty() {
+            let (rest, tag) = ldap3_lber::parse::Parser::new(64).parse(bytes).unwrap();
+            if let LdapOp::SearchResultEntry(e) = LdapMsg::try_from(tag).unwrap().op {
+                dns.push(e.dn);
+            }
+            bytes = rest;
+        }
+        dns
+    }
+
+    #[test]
+    fn a_walk_over_a_table_rehashed_between_holds_sends_each_entry_once() {
+        let shared = Shared::for_tests();
+        let users = 5000;
+        (0..users).for_each(|i| add_user(&shared, i));
+        let mut out = BytesMut::new();
+        let mut written = Vec::new();
+        let (mut holds, mut added) = (0, users);
+        let mut flush = |buf: &mut BytesMut| -> std::io::Result<()> {
+            written.extend_from_slice(buf);
+            buf.clear();
+            holds += 1;
+            // Between the first two holds, enough users register to
+            // rehash the table.
+            if holds == 1 {
+                let layout = shared.store.read().layout();
+                while shared.store.read().layout() == layout {
+                    add_user(&shared, added);
+                    added += 1;
+                }
+            }
+            Ok(())
+        };
+        let req = SearchRequest {
+            base: b"ou=Dynamic,o=Intranet".to_vec(),
+            scope: Scope::OneLevel,
+            size_limit: 0,
+            time_limit: 0,
+            types_only: false,
+            filter: Filter::Present(b"cn".to_vec()),
+            attrs: vec![b"cn".to_vec(), b"comment".to_vec()],
+        };
+        let mut resp = Responder {
+            msgid: 2,
+            out: &mut out,
+        };
+        search(&shared, req, &mut resp, &mut flush);
+        assert!(holds >= 2, "one hold: nothing was rehashed in between");
+        written.extend_from_slice(&out);
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for dn in entry_dns(&written) {
+            *seen.entry(dn.to_ascii_lowercase()).or_default() += 1;
+        }
+        for i in 0..users {
+            let dn = format!("cn=user{i},ou=dynamic,o=intranet");
+            assert_eq!(seen.get(&dn), Some(&1), "{dn}");
+        }
+        assert!(seen.values().all(|&n| n == 1), "an entry sent twice");
     }
 }
