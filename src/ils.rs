@@ -189,6 +189,9 @@ pub enum Want {
     AllOperational,
 }
 
+/// A `cn` or `uid` value that names entries.
+pub type Name = (Attr, Vec<u8>);
+
 /// A search, translated.
 #[derive(Debug)]
 pub struct SearchPlan {
@@ -197,8 +200,13 @@ pub struct SearchPlan {
     pub filter: Filter<Attr>,
     /// `(sttl=N)`: refresh every match to N minutes.
     pub sttl: Option<u64>,
-    /// An exact name in the filter, for an index lookup: `cn` or `uid`.
-    pub exact_name: Option<(Attr, Vec<u8>)>,
+    /// An exact name in the filter, for an index lookup.
+    pub exact_name: Option<Name>,
+    /// A name in the filter with `%` or `*` in it, and the filter with
+    /// that name taken as it is rather than as a pattern: what the search
+    /// is when an entry holds that very name (a NetMeeting user whose
+    /// e-mail address has a `%`, refreshing itself).
+    pub literal: Option<(Name, Filter<Attr>)>,
     /// Whether conferences may match: in a search of the conferences or
     /// of one by its DN, or by a filter that [`asks_for_conferences`].
     pub conferences: bool,
@@ -213,7 +221,14 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
     let base = search_base(&req.base, req.scope)?;
     let mut sttl = None;
     let filter = strip_sttl(req.filter, &mut sttl).unwrap_or(Filter::And(Vec::new()));
-    let filter = expand_wildcards(filter.map_attrs(&mut |name| Attr::from_name(&name)));
+    let filter = filter.map_attrs(&mut |name| Attr::from_name(&name));
+    let literal = exact_name(&filter)
+        .filter(|(_, value)| value.iter().any(is_wild))
+        .map(|name| {
+            let literal = expand_wildcards(filter.clone(), Some(&name));
+            (name, literal)
+        });
+    let filter = expand_wildcards(filter, None);
     let exact_name = exact_name(&filter);
     let conferences = match &base {
         Base::Class(bit) => *bit == class::CONFERENCE,
@@ -226,6 +241,7 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
         filter,
         sttl,
         exact_name,
+        literal,
         conferences,
         attrs: requested(&req.attrs),
         size_limit: usize::try_from(req.size_limit).unwrap_or(0),
@@ -295,15 +311,24 @@ fn strip_sttl(filter: Filter<Vec<u8>>, sttl: &mut Option<u64>) -> Option<Filter<
     }
 }
 
+fn is_wild(b: &u8) -> bool {
+    *b == b'%' || *b == b'*'
+}
+
 /// Turns `%` (and `*`) inside equality values into substring and presence
 /// filters: `(cn=%)` lists everyone, `(givenname=%ann%)` matches Joanne.
-fn expand_wildcards(filter: Filter<Attr>) -> Filter<Attr> {
-    let is_wild = |b: &u8| *b == b'%' || *b == b'*';
+/// An equality with the name `keep` stays as it is.
+fn expand_wildcards(filter: Filter<Attr>, keep: Option<&Name>) -> Filter<Attr> {
+    let expand = |f| expand_wildcards(f, keep);
     match filter {
-        Filter::And(v) => Filter::And(v.into_iter().map(expand_wildcards).collect()),
-        Filter::Or(v) => Filter::Or(v.into_iter().map(expand_wildcards).collect()),
-        Filter::Not(x) => Filter::Not(Box::new(expand_wildcards(*x))),
-        Filter::Equal(a, value) if !a.is_binary() && value.iter().any(is_wild) => {
+        Filter::And(v) => Filter::And(v.into_iter().map(expand).collect()),
+        Filter::Or(v) => Filter::Or(v.into_iter().map(expand).collect()),
+        Filter::Not(x) => Filter::Not(Box::new(expand(*x))),
+        Filter::Equal(a, value)
+            if !a.is_binary()
+                && value.iter().any(is_wild)
+                && keep.is_none_or(|(k, v)| *k != a || *v != value) =>
+        {
             pattern_filter(a, &value)
         }
         Filter::Substrings(a, s)
@@ -369,7 +394,7 @@ fn asks_for_conferences(filter: &Filter<Attr>) -> bool {
 }
 
 /// An exact `cn` or `uid` equality that every match must satisfy.
-fn exact_name(filter: &Filter<Attr>) -> Option<(Attr, Vec<u8>)> {
+fn exact_name(filter: &Filter<Attr>) -> Option<Name> {
     match filter {
         Filter::Equal(a, v) if *a == attr::CN || *a == attr::UID => Some((a.clone(), v.clone())),
         Filter::And(v) => v.iter().find_map(exact_name),
@@ -822,6 +847,12 @@ mod tests {
             )
         );
         assert_eq!(p.exact_name, None);
+        let (name, literal) = p.literal.expect("the name taken as it is, too");
+        assert_eq!(name, (attr::CN, b"%ann%".to_vec()));
+        let Filter::And(parts) = literal else {
+            panic!("{literal:?}")
+        };
+        assert_eq!(parts[1], Filter::Equal(attr::CN, b"%ann%".to_vec()));
         let p = plan(wire(Filter::Equal("cn", b"%".to_vec())));
         assert_eq!(p.filter, Filter::Present(attr::CN));
         let p = plan(wire(Filter::Equal("sappid", b"ms-net*".to_vec())));

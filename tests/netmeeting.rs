@@ -170,6 +170,68 @@ fn refresh_search_resets_the_ttl_and_is_no_such_object_once_gone() {
 }
 
 #[test]
+fn a_name_with_percent_or_star_that_a_user_holds_names_that_user() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    // Hidden (sflags 0), with a % in the address; beside them a user the
+    // same name taken as a pattern would match.
+    let hidden = b"c=-,o=Microsoft,cn=ops%gw@relay.example,objectClass=rtPerson";
+    register(&mut raw, hidden, b"ops%gw@relay.example");
+    let sflags_0 = modify(4, hidden, &[(2, b"sflags", &[b"0"])]);
+    assert_eq!(raw.code(&sflags_0), SUCCESS);
+    let other = b"c=-,o=Microsoft,cn=opsXgw@relay.example,objectClass=rtPerson";
+    register(&mut raw, other, b"opsXgw@relay.example");
+    let star = b"c=-,o=Microsoft,cn=star*name@x.com,objectClass=rtPerson";
+    register(&mut raw, star, b"star*name@x.com");
+    let refresh = |msgid, cn: &[u8], minutes: &[u8]| {
+        search(
+            msgid,
+            b"objectClass=rtPerson",
+            0,
+            f::and(&[
+                f::eq(b"objectClass", b"rtPerson"),
+                f::eq(b"cn", cn),
+                f::eq(b"sttl", minutes),
+            ]),
+            &[b"cn", b"entryTTL"],
+        )
+    };
+    let ttl_of = |e: &RawEntry| -> u64 {
+        std::str::from_utf8(e.first("entryTTL").unwrap())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // NetMeeting's keep-alive of the hidden user finds that user, and only
+    // that user: it registers again when it finds nothing.
+    let found = raw.found(&refresh(10, b"ops%gw@relay.example", b"2"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].first("cn"), Some(&b"ops%gw@relay.example"[..]));
+    assert!(ttl_of(&found[0]) <= 120);
+    let others = raw.found(&search(
+        11,
+        b"o=Intranet",
+        2,
+        f::eq(b"cn", b"opsXgw@relay.example"),
+        &[b"entryTTL"],
+    ));
+    assert!(ttl_of(&others[0]) > 120, "the other user was refreshed too");
+    let found = raw.found(&refresh(12, b"star*name@x.com", b"2"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    // A pattern no user holds is still a pattern, and still leaves the
+    // hidden user out.
+    let found = raw.found(&search(
+        13,
+        b"objectClass=rtPerson",
+        0,
+        f::eq(b"cn", b"ops%@relay.example"),
+        &[b"cn"],
+    ));
+    let names: Vec<_> = found.iter().filter_map(|e| e.first("cn")).collect();
+    assert_eq!(names, vec![&b"opsXgw@relay.example"[..]]);
+}
+
+#[test]
 fn unregistration_removes_person_and_application() {
     let server = TestServer::start();
     let mut raw = server.raw();

@@ -108,6 +108,19 @@ fn run(
         return LdapResult::success();
     }
     let now = store.now();
+    let mut plan = plan;
+    if let Some((name, literal)) = plan.literal.take() {
+        // A name with `%` or `*` that an entry holds names that entry.
+        let dir = store.read();
+        let mut holders = match name.0 == attr::CN {
+            true => dir.by_cn(&name.1),
+            false => dir.by_uid(&name.1),
+        };
+        if holders.any(|e| dir.alive(e, now)) {
+            plan.exact_name = Some(name);
+            plan.filter = literal;
+        }
+    }
     let sttl = plan
         .sttl
         .map(|minutes| store.ttl.clamp(minutes.saturating_mul(60)));
