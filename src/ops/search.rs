@@ -329,11 +329,10 @@ impl Scan<'_> {
             return Ok(());
         }
         if let Some(ttl) = self.sttl {
-            refresh(store, dir, &view, ttl);
             // What was granted: `now` is older than the clock the
             // deadline was set by, and would round a second up.
-            if entry.is(class::DYNAMIC) {
-                view.ttl = Some(ttl.into());
+            if let Some(granted) = refresh(store, dir, &view, ttl) {
+                view.ttl = Some(granted);
             }
             self.refreshed += 1;
         }
@@ -372,18 +371,18 @@ fn selected(plan: &SearchPlan, base_key: Option<&[u8]>, entry: &Entry) -> bool {
     }
 }
 
-/// The `sttl` refresh of a matched entry (of its person, for an
-/// application that lives with one) and of the applications shown with
-/// it.
-fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) {
-    if view.entry.is(class::DYNAMIC) {
-        store.set_ttl(dir.ttl_holder(view.entry), ttl);
-    }
+/// The `sttl` refresh of a matched entry (see [`Store::refresh`]) and of
+/// the applications shown with it. Returns the seconds the entry has now,
+/// if it is dynamic.
+fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) -> Option<u64> {
     for app in view.apps() {
         if app.owner().is_none() && app.is(class::DYNAMIC) {
             store.set_ttl(app, ttl);
         }
     }
+    view.entry
+        .is(class::DYNAMIC)
+        .then(|| store.refresh(dir, view.entry, ttl))
 }
 
 /// Writes one SearchResultEntry with the attributes the client asked for,
