@@ -169,9 +169,11 @@ pub struct ProtocolError(pub &'static str);
 /// Application tags of the requests a client may send.
 const REQUEST_TAGS: [u64; 10] = [0, 2, 3, 6, 8, 10, 12, 14, 16, 23];
 
-/// Checks a request's messageID: an INTEGER from 1 to 2^31 - 1 (RFC 4511
-/// section 4.1.1; 0 is for unsolicited notifications). ldap3_proto reads
-/// it without its sign and cut to 32 bits, so that -1 would be answered as
+/// Checks a request's messageID: an INTEGER from 0 to 2^31 - 1. LDAPv3
+/// keeps 0 for unsolicited notifications (RFC 4511 section 4.1.1), but
+/// LDAPv2 allows it in requests (RFC 1777 section 4), and the version is
+/// not known before the Bind, if there is one. ldap3_proto reads the ID
+/// without its sign and cut to 32 bits, so that -1 would be answered as
 /// 255 and 2^32 + 5 as 5.
 fn message_id(tag: Option<&StructureTag>) -> Result<i32, ProtocolError> {
     let bad = ProtocolError("bad message ID");
@@ -193,7 +195,7 @@ fn message_id(tag: Option<&StructureTag>) -> Result<i32, ProtocolError> {
             (v << 8) | b as i64
         });
     match i32::try_from(value) {
-        Ok(id) if id > 0 => Ok(id),
+        Ok(id) if id >= 0 => Ok(id),
         _ => Err(bad),
     }
 }
@@ -664,7 +666,7 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_run_from_1_to_2_pow_31_minus_1() {
+    fn message_ids_run_from_0_to_2_pow_31_minus_1() {
         // An UnbindRequest with the given messageID content.
         let unbind = |id: &[u8]| {
             let mut frame = vec![0x30, (id.len() + 4) as u8, 0x02, id.len() as u8];
@@ -672,13 +674,13 @@ mod tests {
             frame.extend_from_slice(&[0x42, 0x00]);
             decode(&frame).map(|r| r.msgid)
         };
+        assert_eq!(unbind(&[0x00]), Ok(0), "LDAPv2 allows 0");
         assert_eq!(unbind(&[0x01]), Ok(1));
         assert_eq!(unbind(&[0x00, 0xff]), Ok(255));
         assert_eq!(unbind(&[0x7f, 0xff, 0xff, 0xff]), Ok(i32::MAX));
         assert_eq!(unbind(&[0x00, 0x00, 0x00, 0x00, 0x07]), Ok(7), "padded");
         for bad in [
             &[][..],
-            &[0x00],
             &[0xff],
             &[0xff, 0x7f],
             &[0x80, 0x00, 0x00, 0x00],

@@ -40,6 +40,49 @@ fn clients_that_never_bind_can_add_and_search() {
 }
 
 #[test]
+fn an_ldapv2_client_may_number_a_request_0() {
+    // RFC 1777 section 4: MessageID ::= INTEGER (0 .. maxInt). An LDAPv2
+    // anonymous Bind numbered 0, then a search numbered 0.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let bind = [
+        0x30, 0x0c, 0x02, 0x01, 0x00, 0x60, 0x07, 0x02, 0x01, 0x02, 0x04, 0x00, 0x80, 0x00,
+    ];
+    let (_, done) = raw.call(&bind);
+    assert!(
+        matches!(
+            done,
+            Response::Result {
+                msgid: 0,
+                code: 0,
+                tag: 1,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+    let (_, done) = raw.call(&search(
+        0,
+        b"o=Intranet",
+        0,
+        f::present(b"objectClass"),
+        &[],
+    ));
+    assert!(
+        matches!(
+            done,
+            Response::Result {
+                msgid: 0,
+                code: 0,
+                tag: 5,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+}
+
+#[test]
 fn every_dn_variant_names_the_same_entry() {
     let server = TestServer::start();
     let mut raw = server.raw();
