@@ -198,9 +198,14 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), Da
     let perm = |what: &str, e: nix::Error| DaemonError::Permission(format!("cannot {what}: {e}"));
     setgroups(&[gid]).map_err(|e| perm("set groups", e))?;
     setgid(gid).map_err(|e| perm("set group", e))?;
-    if let Some(u) = found_user {
-        setuid(u.uid).map_err(|e| perm("set user", e))?;
-        log::info!("running as user {} ({}), group {}", u.name, u.uid, gid);
+    match found_user {
+        Some(u) => {
+            setuid(u.uid).map_err(|e| perm("set user", e))?;
+            log::info!("running as user {} ({}), group {}", u.name, u.uid, gid);
+        }
+        None => log::warn!(
+            "running as root with group {gid}: give --user to drop privileges once the sockets are bound"
+        ),
     }
     Ok(())
 }

@@ -170,10 +170,12 @@ fn run() -> Result<(), DaemonError> {
     .map_err(|e| DaemonError::Start(format!("cannot start: {e}")))?;
     daemon::notify("READY=1");
     log::info!("ilsd {} ready", env!("CARGO_PKG_VERSION"));
-    let mut current = config;
+    // What a reload cannot change: compared with every reload's file, not
+    // with the last one read.
+    let started = RestartOnly::of(&config);
     for signal in signals.forever() {
         match signal {
-            SIGHUP => current = reload(&server, &args, current, !activated_any),
+            SIGHUP => reload(&server, &args, &started, !activated_any),
             _ => break,
         }
     }
@@ -193,27 +195,46 @@ fn run() -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// The settings that take effect at start only, as the server started.
+struct RestartOnly {
+    listen: Vec<std::net::SocketAddr>,
+    workers: usize,
+    user: Option<String>,
+    group: Option<String>,
+}
+
+impl RestartOnly {
+    fn of(config: &Config) -> RestartOnly {
+        RestartOnly {
+            listen: config.listen.clone(),
+            workers: config.workers,
+            user: config.user.clone(),
+            group: config.group.clone(),
+        }
+    }
+}
+
 /// Re-reads the configuration and applies what can change while running.
 /// `own_sockets` is false when the service manager passed the sockets,
 /// and `listen` means nothing.
-fn reload(server: &Server, args: &Args, current: Config, own_sockets: bool) -> Config {
+fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool) {
     daemon::notify("RELOADING=1");
     let next = match load_config(args) {
         Ok(next) => next,
         Err(e) => {
             log::error!("reload rejected, keeping the running configuration: {e}");
             daemon::notify("READY=1");
-            return current;
+            return;
         }
     };
     server.reload(&next);
     daemon::set_log_level(next.log_level);
     // What waits for a restart first: "reloaded" ends the reload's lines.
     for (name, changed) in [
-        ("listen", own_sockets && next.listen != current.listen),
-        ("workers", next.workers != current.workers),
-        ("user", next.user != current.user),
-        ("group", next.group != current.group),
+        ("listen", own_sockets && next.listen != started.listen),
+        ("workers", next.workers != started.workers),
+        ("user", next.user != started.user),
+        ("group", next.group != started.group),
     ] {
         if changed {
             log::warn!("{name} changed: it takes effect at the next restart");
@@ -236,7 +257,6 @@ fn reload(server: &Server, args: &Args, current: Config, own_sockets: bool) -> C
         next.log_level
     );
     daemon::notify("READY=1");
-    next
 }
 
 fn main() -> ExitCode {

@@ -383,6 +383,22 @@ fn drops_privileges_when_started_as_root() {
     );
     let (code, _, _) = output(&["-t", "-f", "/dev/null", "-u", "no-such-user-here"]);
     assert_eq!(code, 0, "-t only checks syntax");
+    // A group alone changes only the group: the user stays root, and is
+    // told so.
+    let daemon = Daemon::spawn(ilsd(&[
+        "-f",
+        "/dev/null",
+        "-l",
+        "127.0.0.1:0",
+        "-g",
+        "nogroup",
+    ]));
+    let seen = daemon.seen.borrow();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("running as root with group")),
+        "{seen:?}"
+    );
 }
 
 fn long_options(text: &str) -> BTreeSet<String> {
@@ -449,6 +465,32 @@ fn a_reload_under_socket_activation_says_nothing_of_listen() {
     assert!(
         !seen.iter().any(|l| l.contains("listen changed")),
         "{seen:?}"
+    );
+}
+
+#[test]
+fn reloads_compare_restart_only_settings_with_the_running_ones() {
+    let dir = Scratch::new("restart-only");
+    let conf = dir.file("ilsd.conf", "listen 127.0.0.1:0\nworkers 4\n");
+    let daemon = Daemon::spawn(ilsd(&["-f", conf.to_str().unwrap()]));
+    // Each reload's lines end with "reloaded": what came before it is
+    // that reload's.
+    let reload = |text: &str| -> bool {
+        std::fs::write(&conf, text).unwrap();
+        let before = daemon.seen.borrow().len();
+        daemon.signal(Signal::SIGHUP);
+        daemon.wait_for("reloaded");
+        let seen = daemon.seen.borrow();
+        seen[before..].iter().any(|l| l.contains("workers changed"))
+    };
+    assert!(reload("listen 127.0.0.1:0\nworkers 8\n"));
+    assert!(
+        reload("listen 127.0.0.1:0\nworkers 8\nmax-ttl 100\n"),
+        "4 workers still run"
+    );
+    assert!(
+        !reload("listen 127.0.0.1:0\nworkers 4\n"),
+        "4 workers are what runs"
     );
 }
 
