@@ -38,7 +38,7 @@ pub fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr) {
     let started = Instant::now();
     let mut session = Session::new(peer);
     let end = run(shared, stream, &mut session);
-    log::info!(
+    log::debug!(
         "{peer} closed after {:.3}s, {} operations ({})",
         started.elapsed().as_secs_f64(),
         session.ops,

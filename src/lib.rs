@@ -26,4 +26,5 @@ pub mod ops;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod throttle;
 pub mod wire;

@@ -31,6 +31,7 @@ use crate::connection;
 use crate::expiry;
 use crate::handler::{Limits, Shared};
 use crate::store::{self, Store, TtlPolicy};
+use crate::throttle::Throttle;
 use crate::wire::notice_of_disconnection;
 
 /// How long a worker above the initial number waits for work before it
@@ -256,8 +257,7 @@ fn accept_loop(
     shared: &Arc<Shared>,
     stopping: &AtomicBool,
 ) {
-    // Failures of accept() since the last warning, and when that was.
-    let (mut failures, mut warned) = (0u64, None::<Instant>);
+    let (failures, refusals) = (Throttle::new(), Throttle::new());
     loop {
         let accepted = listener.accept();
         if stopping.load(Ordering::SeqCst) {
@@ -267,12 +267,9 @@ fn accept_loop(
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly
-                // rather than spin, and warn at most every ten seconds.
-                failures += 1;
-                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-                    log::warn!("accept failed ({failures} time(s) since the last warning): {e}");
-                    (failures, warned) = (0, Some(Instant::now()));
-                }
+                // rather than spin.
+                failures
+                    .warn(|n| format!("accept failed ({n} time(s) since the last warning): {e}"));
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -283,7 +280,11 @@ fn accept_loop(
             .load(Ordering::SeqCst)
             .saturating_sub(pool.idle.load(Ordering::SeqCst));
         if busy >= max {
-            log::warn!("{peer} refused: {max} connections already");
+            refusals.warn(|n| {
+                format!(
+                    "{peer} refused: {max} connections already ({n} refused since the last warning)"
+                )
+            });
             refuse(stream);
             continue;
         }

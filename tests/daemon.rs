@@ -546,7 +546,7 @@ fn a_failure_to_start_is_an_error_in_the_journal() {
 #[test]
 fn rust_log_for_one_module_leaves_the_others_at_the_configured_level() {
     let mut cmd = ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]);
-    cmd.env("RUST_LOG", "ilsd::expiry=debug");
+    cmd.env("RUST_LOG", "ilsd::expiry=debug,ilsd::connection=debug");
     let daemon = Daemon::spawn(cmd);
     let mut raw = daemon.raw();
     assert_eq!(raw.code(&bind_v2(7)), 0);
@@ -556,4 +556,38 @@ fn rust_log_for_one_module_leaves_the_others_at_the_configured_level() {
         !daemon.seen.borrow().iter().any(|l| l.contains("msgid 7")),
         "the dispatcher's debug lines stay off"
     );
+}
+
+#[test]
+fn a_failed_bind_is_a_warning_with_the_peer_and_the_name() {
+    let daemon = Daemon::spawn(ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]));
+    let mut raw = daemon.raw();
+    let bind = bind_simple(1, 3, b"cn=admin,o=Intranet", b"guess");
+    assert_eq!(raw.code(&bind), 49);
+    let line = daemon.wait_for("refused: invalid credentials");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("127.0.0.1:"), "{line}");
+    assert!(line.contains("bind as cn=admin,o=Intranet"), "{line}");
+}
+
+#[test]
+fn a_full_directory_is_a_warning() {
+    let daemon = Daemon::spawn(ilsd(&[
+        "-f",
+        "/dev/null",
+        "-l",
+        "127.0.0.1:0",
+        "--max-memory",
+        "1K",
+    ]));
+    let mut raw = daemon.raw();
+    let codes: Vec<i64> = (1..=4)
+        .map(|i| {
+            let dn = format!("cn=user{i},objectClass=rtPerson");
+            raw.code(&add(i, dn.as_bytes(), &[]))
+        })
+        .collect();
+    assert!(codes.contains(&11), "{codes:?}");
+    let line = daemon.wait_for("the directory is full");
+    assert!(line.contains("WARN"), "{line}");
 }

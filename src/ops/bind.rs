@@ -12,6 +12,7 @@ use ldap3_proto::LdapResultCode;
 
 use crate::dn::Dn;
 use crate::handler::{Session, Shared};
+use crate::throttle::Throttle;
 use crate::wire::{BindAuth, LdapResult, Responder, SicilyStep};
 
 pub fn bind(
@@ -125,6 +126,14 @@ fn check(
         session.bound = Some(name.to_vec());
         LdapResult::success()
     } else {
+        static FAILED: Throttle = Throttle::new();
+        FAILED.warn(|n| {
+            format!(
+                "{}: bind as {} refused: invalid credentials ({n} failed bind(s) since the last warning)",
+                session.peer,
+                String::from_utf8_lossy(name)
+            )
+        });
         LdapResult::new(LdapResultCode::InvalidCredentials, "invalid credentials")
     }
 }

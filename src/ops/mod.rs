@@ -17,6 +17,7 @@ use crate::entry::{AttrValues, Entry};
 use crate::ils::APPLICATIONS_KEY;
 use crate::schema::{self, attr};
 use crate::store::Directory;
+use crate::throttle::Throttle;
 use crate::wire::LdapResult;
 
 /// Whether a key names a container that exists without an entry: the
@@ -74,6 +75,13 @@ pub fn check_room(dir: &Directory, more: usize) -> Result<(), LdapResult> {
     if dir.has_room(more) {
         return Ok(());
     }
+    static FULL: Throttle = Throttle::new();
+    FULL.warn(|n| {
+        format!(
+            "the directory is full (max-memory {} bytes): {n} registration(s) or change(s) refused since the last warning",
+            dir.max_footprint()
+        )
+    });
     Err(LdapResult::new(
         LdapResultCode::AdminLimitExceeded,
         format!(
