@@ -929,6 +929,51 @@ fn a_whole_record_sent_with_smodop_0_updates_the_person() {
 }
 
 #[test]
+fn a_restarted_ptlib_endpoint_replaces_the_ports_it_registered() {
+    // PTLib registers with its ports and protocols on the person. Started
+    // again while that entry lives, its Add is entryAlreadyExists and it
+    // sends its whole record, now on another port, with smodop 0.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let dn = b"c=AU, o=Equivalence, cn=ep@voxgratia.org, objectClass=RTPerson";
+    person(
+        &mut raw,
+        1,
+        dn,
+        &[
+            (b"sipaddress", &[b"16777343"]),
+            (b"sappid", &[b"openphone"]),
+            (b"sprotid", &[b"h323"]),
+            (b"sport", &[b"1720"]),
+            (b"sttl", &[b"60"]),
+        ],
+    );
+    let again = add(2, dn, &[(b"sport", &[b"1820"])]);
+    assert_eq!(raw.code(&again), 68);
+    let record: &[RawChange<'_>] = &[
+        (2, b"objectClass", &[b"RTPerson"]),
+        (2, b"cn", &[b"ep@voxgratia.org"]),
+        (2, b"sipaddress", &[b"16777343"]),
+        (2, b"sport", &[b"1820"]),
+        (2, b"smodop", &[b"0"]),
+        (2, b"sttl", &[b"60"]),
+        (2, b"sprotid", &[b"sip"]),
+        (2, b"sappid", &[b"openphone"]),
+    ];
+    assert_eq!(raw.code(&modify(3, dn, record)), SUCCESS);
+    let found = list(
+        &mut raw,
+        f::eq(b"cn", b"ep@voxgratia.org"),
+        &[b"sport", b"sprotid"],
+    );
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].get("sport"), Some(&vec![b"1820".to_vec()]));
+    assert_eq!(found[0].get("sprotid"), Some(&vec![b"sip".to_vec()]));
+    assert_eq!(list(&mut raw, f::eq(b"sport", b"1820"), &[b"cn"]).len(), 1);
+    assert!(list(&mut raw, f::eq(b"sport", b"1720"), &[b"cn"]).is_empty());
+}
+
+#[test]
 fn an_smodop_0_that_fails_changes_nothing() {
     let server = TestServer::start();
     let mut raw = server.raw();

@@ -98,8 +98,8 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
                     "the user has no application entry",
                 ));
             }
-            let held = held_by_person(&dir, &key, &plan.changes);
-            let person_attrs = changed(&dir, &key, &replace_all(&held), max_values)?;
+            let held = held_by_person(&dir, &key, &plan.changes, false);
+            let person_attrs = changed(&dir, &key, &held, max_values)?;
             let mut changes = Vec::with_capacity(apps.len() + 1);
             for app in apps {
                 let new = new_values_only(&dir, &app, &plan.changes);
@@ -344,15 +344,16 @@ fn add_application(
         ));
     }
     let cn = p.attrs.first(&attr::CN).unwrap_or_default().to_vec();
-    let (mut own, changes): (Vec<AttrChange>, Vec<AttrChange>) = changes
+    let (own, changes): (Vec<AttrChange>, Vec<AttrChange>) = changes
         .iter()
         .filter(|c| c.attr != attr::OBJECT_CLASS)
         .cloned()
         .partition(|c| PERSON_ONLY.contains(&c.attr));
-    own.extend(held_by_person(dir, person, &changes));
+    let mut own = replace_all(&own);
+    own.extend(held_by_person(dir, person, &changes, true));
     // Nothing is stored until both the person's and the application's
     // changes have passed their checks.
-    let person_attrs = changed(dir, person, &replace_all(&own), max_values)?;
+    let person_attrs = changed(dir, person, &own, max_values)?;
     let person_growth = growth(dir, person, &person_attrs);
     let store_person = |dir: &mut Directory| {
         if let Some(attrs) = person_attrs {
@@ -431,14 +432,23 @@ fn add_replaces(changes: Vec<AttrChange>) -> Vec<AttrChange> {
         .collect()
 }
 
-/// The new values, in an application's change, of single-valued
-/// attributes its person holds itself (other than names and classes). A
-/// person's own value is the one clients are shown and match, so such a
-/// change (NetMeeting's in-call flag `ILSA26214430`, or `sflags`) must
-/// reach the person too, or it would never be seen. The lists (ports,
-/// protocols) are left to the application: a port added to it is not the
-/// person's whole list.
-fn held_by_person(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<AttrChange> {
+/// The changes, in an application's change, of attributes its person
+/// holds itself (other than names and classes), as the person takes them.
+/// A person's own values are the ones clients are shown and match, so such
+/// a change must reach the person too, or it would never be seen:
+/// NetMeeting's in-call flag `ILSA26214430` or `sflags`, or the ports and
+/// protocols of a client that keeps them on the person (GnomeMeeting,
+/// PTLib, which registers again with smodop 0 and its whole record).
+///
+/// A single value replaces the person's, and so does a list in a `whole`
+/// record (smodop 0) or sent as a replace. Values added to a list are left
+/// to the application: they are not the person's whole list.
+fn held_by_person(
+    dir: &Directory,
+    person: &Key,
+    changes: &[AttrChange],
+    whole: bool,
+) -> Vec<AttrChange> {
     const NAMES: [Attr; 4] = [
         attr::OBJECT_CLASS,
         attr::CN,
@@ -451,12 +461,13 @@ fn held_by_person(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<
     changes
         .iter()
         .filter(|c| {
-            c.kind != ModKind::Delete
-                && !NAMES.contains(&c.attr)
-                && !MULTI_VALUED.contains(&c.attr)
-                && p.attrs.has(&c.attr)
+            let added = c.kind == ModKind::Add && MULTI_VALUED.contains(&c.attr) && !whole;
+            c.kind != ModKind::Delete && !added && !NAMES.contains(&c.attr) && p.attrs.has(&c.attr)
         })
-        .cloned()
+        .map(|c| AttrChange {
+            kind: ModKind::Replace,
+            ..c.clone()
+        })
         .collect()
 }
 
