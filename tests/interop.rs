@@ -526,6 +526,23 @@ fn ip_address_is_stored_as_sent_unless_observed_ip_is_on() {
         list(&mut raw, f::eq(b"cn", b"ip@x"), &[b"sipaddress"])[0].first("sipaddress"),
         Some(loopback.as_bytes())
     );
+    // An entry added without an address, such as the Dialer's conference,
+    // is given none.
+    let conference = add(
+        3,
+        b"uid=Demo,ou=Dynamic,o=Intranet",
+        &[(b"objectClass", &[b"rtConference"]), (b"uid", &[b"Demo"])],
+    );
+    assert_eq!(raw.code(&conference), SUCCESS);
+    let found = raw.found(&search(
+        4,
+        b"uid=Demo,ou=Dynamic,o=Intranet",
+        0,
+        f::present(b"objectClass"),
+        &[b"sipaddress", b"uid"],
+    ));
+    assert_eq!(found[0].first("uid"), Some(&b"Demo"[..]));
+    assert_eq!(found[0].get("sipaddress"), None);
 }
 
 #[test]

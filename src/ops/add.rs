@@ -58,7 +58,12 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
         let limits = shared.limits.read();
         (limits.observed_ip, limits.max_values)
     };
-    if observed_ip && let Some(ip) = ip_address_value(session.peer) {
+    // In place of the address the client sends: an entry without one (a
+    // conference, the Dialer's application entry) is given none.
+    if observed_ip
+        && attrs.iter().any(|(a, _)| *a == attr::IP_ADDRESS)
+        && let Some(ip) = ip_address_value(session.peer)
+    {
         attrs.retain(|(a, _)| *a != attr::IP_ADDRESS);
         attrs.push((attr::IP_ADDRESS, vec![ip]));
     }
