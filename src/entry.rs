@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::filter::{text_eq, trim_spaces};
 use crate::schema::{ATTRIBUTES, Attr, attr};
 
 /// The normalised DN that keys an entry in the store.
@@ -61,13 +62,16 @@ pub struct Attributes {
     packed: Box<[u8]>,
 }
 
-/// Drops values repeated byte for byte, keeping the first of each in its
-/// place. A set past a few values, so that no list costs its square.
-fn dedup(values: &mut Vec<Vec<u8>>) {
+/// Drops values equal to an earlier one, keeping the first of each in its
+/// place: byte for byte for a binary attribute, as directory strings
+/// ([`text_eq`]) for the others. A set past a few values, so that no list
+/// costs its square.
+fn dedup(values: &mut Vec<Vec<u8>>, binary: bool) {
+    let same = |a: &[u8], b: &[u8]| if binary { a == b } else { text_eq(a, b) };
     if values.len() <= 8 {
         let mut i = 1;
         while i < values.len() {
-            if values[..i].contains(&values[i]) {
+            if values[..i].iter().any(|v| same(v, &values[i])) {
                 values.remove(i);
             } else {
                 i += 1;
@@ -77,7 +81,13 @@ fn dedup(values: &mut Vec<Vec<u8>>) {
     }
     let keep: Vec<bool> = {
         let mut seen = std::collections::HashSet::with_capacity(values.len());
-        values.iter().map(|v| seen.insert(v.as_slice())).collect()
+        values
+            .iter()
+            .map(|v| match binary {
+                true => seen.insert(v.clone()),
+                false => seen.insert(trim_spaces(v).to_ascii_lowercase()),
+            })
+            .collect()
     };
     let mut keep = keep.into_iter();
     values.retain(|_| keep.next().unwrap_or(true));
@@ -85,8 +95,8 @@ fn dedup(values: &mut Vec<Vec<u8>>) {
 
 impl Attributes {
     /// Packs attributes; attributes without values are dropped, repeated
-    /// types are merged and a value repeated byte for byte is kept once
-    /// (an attribute's values are a set, RFC 4511 section 4.1.7).
+    /// types are merged and a value given twice is kept once (an
+    /// attribute's values are a set, RFC 4511 section 4.1.7).
     pub fn from_list(list: Vec<AttrValues>) -> Attributes {
         let mut merged: Vec<AttrValues> = Vec::with_capacity(list.len());
         for (a, values) in list {
@@ -103,8 +113,8 @@ impl Attributes {
             let vals = &mut merged[at].1;
             vals.extend(values);
         }
-        for (_, vals) in &mut merged {
-            dedup(vals);
+        for (a, vals) in &mut merged {
+            dedup(vals, a.is_binary());
         }
         let mut buf = Vec::with_capacity(
             merged
@@ -512,11 +522,26 @@ mod tests {
         let attrs = Attributes::from_list(vec![
             (attr::PORT, vec![b"1720".to_vec(), b"1720".to_vec()]),
             (attr::PORT, vec![b"1503".to_vec(), b"1720".to_vec()]),
-            (attr::CN, vec![b"a".to_vec(), b"A".to_vec()]),
+            (
+                attr::CN,
+                vec![b"a".to_vec(), b"A".to_vec(), b" a ".to_vec()],
+            ),
+            (
+                attr::NT_SECURITY_DESCRIPTOR,
+                vec![b"a".to_vec(), b"A".to_vec()],
+            ),
         ]);
         let values = |a| attrs.get(&a).map(<[u8]>::to_vec).collect::<Vec<_>>();
         assert_eq!(values(attr::PORT), [&b"1720"[..], b"1503"]);
-        assert_eq!(values(attr::CN), [&b"a"[..], b"A"], "not the same bytes");
+        assert_eq!(values(attr::CN), [&b"a"[..]], "equal as directory strings");
+        assert_eq!(values(attr::NT_SECURITY_DESCRIPTOR), [&b"a"[..], b"A"]);
+        // Past a few values, by a set.
+        let many: Vec<Vec<u8>> = (0..20)
+            .map(|i| format!("V{}", i % 10).into_bytes())
+            .collect();
+        let lower: Vec<Vec<u8>> = many.iter().map(|v| v.to_ascii_lowercase()).collect();
+        let attrs = Attributes::from_list(vec![(attr::PORT, many), (attr::PORT, lower)]);
+        assert_eq!(attrs.get(&attr::PORT).count(), 10);
     }
 
     #[test]
@@ -537,7 +562,7 @@ mod tests {
 
     #[test]
     fn common_values_are_stored_by_reference_and_read_back_exactly() {
-        let classes = vec![b"rtPerson".to_vec(), b"RtPerson".to_vec(), vec![b'x'; 200]];
+        let classes = vec![b"rtPerson".to_vec(), b"rtPersons".to_vec(), vec![b'x'; 200]];
         let attrs = Attributes::from_list(vec![
             (attr::OBJECT_CLASS, classes.clone()),
             (attr::PROTOCOL_ID, vec![b"h323".to_vec(), b"t120".to_vec()]),
@@ -549,13 +574,13 @@ mod tests {
             [b"h323", b"t120"]
         );
         assert_eq!(attrs.first(&attr::CN), Some(&b"a"[..]), "found past them");
-        // objectClass: code, the two-byte length of its 212 bytes of
-        // values: a reference, "RtPerson" (length and 8 bytes), 200 bytes
+        // objectClass: code, the two-byte length of its 213 bytes of
+        // values: a reference, "rtPersons" (length and 9 bytes), 200 bytes
         // with a two-byte length; protocolID: code, length, two
         // references; cn: code, length, the value's length, "a".
         assert_eq!(
             attrs.packed.len(),
-            (1 + 2 + 1 + 9 + 202) + (1 + 1 + 2) + (1 + 1 + 1 + 1)
+            (1 + 2 + 1 + 10 + 202) + (1 + 1 + 2) + (1 + 1 + 1 + 1)
         );
     }
 

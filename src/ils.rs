@@ -575,6 +575,13 @@ pub fn modify(dn: &[u8], wire: Vec<Change>) -> Result<ModifyPlan, LdapResult> {
                     "entryTTL cannot be deleted; refresh it instead",
                 ));
             }
+            if change.values.len() > 1 {
+                // SINGLE-VALUE (RFC 2589 section 5).
+                return Err(LdapResult::new(
+                    LdapResultCode::ConstraintViolation,
+                    "entryTTL holds one value",
+                ));
+            }
             ttl = Some(first_number(&change.values).ok_or_else(|| {
                 LdapResult::new(
                     LdapResultCode::InvalidAttributeSyntax,
@@ -912,6 +919,10 @@ mod tests {
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(application_name(&plan.changes), b"ms-netmeeting");
         assert!(modify(b"cn=x,ou=dynamic,o=Intranet", vec![change("smodop", "9")]).is_err());
+        let mut two = change("entryTTL", "700");
+        two.values.push(b"800".to_vec());
+        let refused = modify(b"cn=x,ou=dynamic,o=Intranet", vec![two]).unwrap_err();
+        assert_eq!(refused.code, LdapResultCode::ConstraintViolation);
     }
 
     #[test]
