@@ -227,13 +227,21 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The most worker threads kept ready: each is a thread with its stack,
+/// started before the first client.
+pub const MAX_WORKERS: usize = 10_000;
+
 fn number<T>(value: &str, min: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + fmt::Display,
 {
-    let n: T = value
-        .parse()
-        .map_err(|_| format!("'{value}' is not a number"))?;
+    let n: T = value.parse().map_err(|_| {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{value} is too large")
+        } else {
+            format!("'{value}' is not a number")
+        }
+    })?;
     if n < min {
         return Err(format!("{value} is below the minimum of {min}"));
     }
@@ -276,7 +284,12 @@ impl Config {
             "default-ttl" => self.default_ttl = number(value, 1)?,
             "min-ttl" => self.min_ttl = number(value, 1)?,
             "max-ttl" => self.max_ttl = number(value, 1)?,
-            "workers" => self.workers = number(value, 1)?,
+            "workers" => {
+                self.workers = number(value, 1)?;
+                if self.workers > MAX_WORKERS {
+                    return Err(format!("{value} is above the maximum of {MAX_WORKERS}"));
+                }
+            }
             "max-connections" => self.max_connections = number(value, 1)?,
             "idle-timeout" => self.idle_timeout = Duration::from_secs(number(value, 1)?),
             "stop-timeout" => self.stop_timeout = Duration::from_secs(number(value, 0)?),
@@ -411,6 +424,13 @@ mod tests {
         assert_eq!(err.to_string(), "f:1: 'soon' is not a number");
         let err = c.apply_file(Path::new("f"), "min-ttl 0").unwrap_err();
         assert!(err.to_string().contains("minimum"));
+        let err = c
+            .apply_file(Path::new("f"), "max-ttl 4294967296")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "f:1: 4294967296 is too large");
+        let err = c.apply_file(Path::new("f"), "workers 10001").unwrap_err();
+        assert_eq!(err.to_string(), "f:1: 10001 is above the maximum of 10000");
+        c.apply_file(Path::new("f"), "workers 10000").unwrap();
     }
 
     #[test]

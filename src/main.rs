@@ -110,12 +110,16 @@ fn load_config(args: &Args) -> Result<Config, DaemonError> {
     }
     config.validate().map_err(|e| {
         // Settings that contradict each other may come from the file,
-        // the command line or both: name the file when one was read.
-        if args.config_path.exists() {
-            DaemonError::Config(format!("{}: {e}", args.config_path.display()))
-        } else {
-            DaemonError::Config(e)
-        }
+        // the command line or both: name where they were read.
+        let file = args
+            .config_path
+            .exists()
+            .then(|| args.config_path.display());
+        DaemonError::Config(match (file, args.settings.is_empty()) {
+            (Some(file), true) => format!("{file}: {e}"),
+            (Some(file), false) => format!("{e} (settings of {file} and the command line)"),
+            (None, _) => e,
+        })
     })?;
     Ok(config)
 }

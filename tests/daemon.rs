@@ -163,7 +163,7 @@ fn test_config_accepts_good_files_and_names_the_bad_line() {
         code, 78,
         "a named file that is missing is an error: {stderr}"
     );
-    let (code, _, _) = output(&[
+    let (code, _, stderr) = output(&[
         "-t",
         "--min-ttl",
         "50",
@@ -173,6 +173,10 @@ fn test_config_accepts_good_files_and_names_the_bad_line() {
         good.to_str().unwrap(),
     ]);
     assert_eq!(code, 78, "inconsistent bounds");
+    assert!(
+        stderr.contains("good.conf and the command line"),
+        "not the file's alone: {stderr}"
+    );
     let twice = dir.file("twice.conf", "listen 127.0.0.1:1\nlisten 127.0.0.1:1\n");
     let (code, _, stderr) = output(&["-t", "-f", twice.to_str().unwrap()]);
     assert_eq!(code, 78, "{stderr}");
