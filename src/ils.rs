@@ -202,10 +202,10 @@ pub struct SearchPlan {
     pub sttl: Option<u64>,
     /// An exact name in the filter, for an index lookup.
     pub exact_name: Option<Name>,
-    /// A name in the filter with `%` or `*` in it, and the filter with
-    /// that name taken as it is rather than as a pattern: what the search
-    /// is when an entry holds that very name (a NetMeeting user whose
-    /// e-mail address has a `%`, refreshing itself).
+    /// In an `sttl` refresh, a name in the filter with `%` or `*` in it,
+    /// and the filter with that name taken as it is rather than as a
+    /// pattern: what the refresh is when a person holds that very name (a
+    /// NetMeeting user whose e-mail address has a `%`, refreshing itself).
     pub literal: Option<(Name, Filter<Attr>)>,
     /// Whether conferences may match: in a search of the conferences or
     /// of one by its DN, or by a filter that [`asks_for_conferences`].
@@ -222,8 +222,12 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
     let mut sttl = None;
     let filter = strip_sttl(req.filter, &mut sttl).unwrap_or(Filter::And(Vec::new()));
     let filter = filter.map_attrs(&mut |name| Attr::from_name(&name));
+    // Only for the keep-alive, which names the client's own entry, and only
+    // for a name that is more than wildcards: `(cn=%)` lists everyone
+    // whatever anyone registered as.
     let literal = exact_name(&filter)
-        .filter(|(_, value)| value.iter().any(is_wild))
+        .filter(|_| sttl.is_some())
+        .filter(|(_, value)| value.iter().any(is_wild) && !value.iter().all(is_wild))
         .map(|name| {
             let literal = expand_wildcards(filter.clone(), Some(&name));
             (name, literal)

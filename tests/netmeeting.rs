@@ -229,6 +229,23 @@ fn a_name_with_percent_or_star_that_a_user_holds_names_that_user() {
     ));
     let names: Vec<_> = found.iter().filter_map(|e| e.first("cn")).collect();
     assert_eq!(names, vec![&b"opsXgw@relay.example"[..]]);
+    // Outside a refresh a name is a pattern, even one a user holds; and
+    // a user named only by wildcards is no name: (cn=%) lists everyone.
+    let found = raw.found(&search(
+        14,
+        b"objectClass=rtPerson",
+        0,
+        f::eq(b"cn", b"ops%gw@relay.example"),
+        &[b"cn"],
+    ));
+    let names: Vec<_> = found.iter().filter_map(|e| e.first("cn")).collect();
+    assert_eq!(names, vec![&b"opsXgw@relay.example"[..]]);
+    let wild = b"c=-,o=Microsoft,cn=%,objectClass=rtPerson";
+    register(&mut raw, wild, b"%");
+    let everyone = find_netmeeting_users(&mut raw, &[b"cn"]);
+    assert_eq!(everyone.len(), 3, "{everyone:?}");
+    let found = raw.found(&refresh(15, b"%", b"2"));
+    assert_eq!(found.len(), 3, "a refresh of everyone");
 }
 
 #[test]

@@ -110,13 +110,16 @@ fn run(
     let now = store.now();
     let mut plan = plan;
     if let Some((name, literal)) = plan.literal.take() {
-        // A name with `%` or `*` that an entry holds names that entry.
+        // A name with `%` or `*` that a person or conference holds names
+        // that entry.
         let dir = store.read();
         let mut holders = match name.0 == attr::CN {
             true => dir.by_cn(&name.1),
             false => dir.by_uid(&name.1),
         };
-        if holders.any(|e| dir.alive(e, now)) {
+        let holds =
+            |e: &Entry| (e.is(class::PERSON) || e.is(class::CONFERENCE)) && dir.alive(e, now);
+        if holders.any(holds) {
             plan.exact_name = Some(name);
             plan.filter = literal;
         }
