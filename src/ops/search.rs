@@ -143,7 +143,7 @@ fn run(
         refreshed: 0,
         held_since: Instant::now(),
         sent_keys: None,
-        skip: HashSet::new(),
+        skip: None,
     };
     // Where the first hold of the lock left the candidates: the names of
     // those not yet examined, for a lookup, or the slot a walk over every
@@ -215,16 +215,16 @@ fn run(
         if let Err(e) = flush(resp.out) {
             return io_error(e);
         }
+        if scan.skip.is_none() {
+            scan.skip = Some(scan.sent_keys.take().into_iter().flatten().collect());
+        }
         let dir = store.read();
         scan.held_since = Instant::now();
-        let from = if dir.layout() == at.layout {
-            at.slot
-        } else {
-            // Rehashed since the last hold: the entries are walked again
-            // from the first slot, without those already sent.
-            let sent = scan.sent_keys.iter_mut().flat_map(|k| k.drain(..));
-            scan.skip.extend(sent);
-            0
+        // Rehashed since the last hold: the entries are walked again from
+        // the first slot (those already sent are skipped).
+        let from = match dir.layout() == at.layout {
+            true => at.slot,
+            false => 0,
         };
         cursor = match scan.walk(store, &dir, from, resp) {
             Ok(at) => at,
@@ -254,11 +254,14 @@ struct Scan<'p> {
     progress: Progress,
     refreshed: usize,
     held_since: Instant,
-    /// The names of the entries sent, kept by a walk over every entry
-    /// for the case that the table is rehashed between two holds.
+    /// The names of the entries a walk over every entry sent in its first
+    /// hold of the lock.
     sent_keys: Option<Vec<Key>>,
-    /// Entries sent before the table was rehashed, not to send again.
-    skip: HashSet<Key>,
+    /// The names of the entries the walk has sent, once it goes on in a
+    /// later hold: between holds, an entry may be removed and added again
+    /// in a slot ahead of the walk, and the table may be rehashed and the
+    /// walk start again. Neither sends an entry twice.
+    skip: Option<HashSet<Key>>,
 }
 
 /// Whether a scan goes on within this hold of the lock.
@@ -318,7 +321,7 @@ impl Scan<'_> {
         resp: &mut Responder<'_>,
     ) -> Result<(), LdapResult> {
         let plan = self.plan;
-        if !self.skip.is_empty() && self.skip.contains(&entry.key) {
+        if self.skip.as_ref().is_some_and(|s| s.contains(&entry.key)) {
             return Ok(());
         }
         if !selected(plan, self.base_key, entry)
@@ -345,8 +348,10 @@ impl Scan<'_> {
         self.progress.check_size()?;
         send_entry(resp, plan, &view);
         self.progress.sent += 1;
-        if let Some(keys) = &mut self.sent_keys {
-            keys.push(entry.key.clone());
+        if let Some(sent) = &mut self.skip {
+            sent.insert(entry.key.clone());
+        } else if let Some(sent) = &mut self.sent_keys {
+            sent.push(entry.key.clone());
         }
         Ok(())
     }
@@ -604,27 +609,21 @@ mod tests {
         dns
     }
 
-    #[test]
-    fn a_walk_over_a_table_rehashed_between_holds_sends_each_entry_once() {
-        let shared = Shared::for_tests();
-        let users = 5000;
-        (0..users).for_each(|i| add_user(&shared, i));
+    /// Lists every user with a filter all match, calling `between` with
+    /// the number of the hold just ended and what was written so far;
+    /// returns how many times each DN was sent, and how many holds it took.
+    fn list_all(
+        shared: &Shared,
+        mut between: impl FnMut(usize, &[u8]),
+    ) -> (HashMap<String, usize>, usize) {
         let mut out = BytesMut::new();
         let mut written = Vec::new();
-        let (mut holds, mut added) = (0, users);
+        let mut holds = 0;
         let mut flush = |buf: &mut BytesMut| -> std::io::Result<()> {
             written.extend_from_slice(buf);
             buf.clear();
             holds += 1;
-            // Between the first two holds, enough users register to
-            // rehash the table.
-            if holds == 1 {
-                let layout = shared.store.read().layout();
-                while shared.store.read().layout() == layout {
-                    add_user(&shared, added);
-                    added += 1;
-                }
-            }
+            between(holds, &written);
             Ok(())
         };
         let req = SearchRequest {
@@ -640,17 +639,74 @@ mod tests {
             msgid: 2,
             out: &mut out,
         };
-        search(&shared, req, &mut resp, &mut flush);
-        assert!(holds >= 2, "one hold: nothing was rehashed in between");
+        search(shared, req, &mut resp, &mut flush);
         written.extend_from_slice(&out);
         let mut seen: HashMap<String, usize> = HashMap::new();
         for dn in entry_dns(&written) {
             *seen.entry(dn.to_ascii_lowercase()).or_default() += 1;
         }
+        (seen, holds)
+    }
+
+    #[test]
+    fn a_walk_over_a_table_rehashed_between_holds_sends_each_entry_once() {
+        let shared = Shared::for_tests();
+        let users = 5000;
+        (0..users).for_each(|i| add_user(&shared, i));
+        let mut added = users;
+        let (seen, holds) = list_all(&shared, |hold, _| {
+            // Between the first two holds, enough users register to
+            // rehash the table.
+            if hold == 1 {
+                let layout = shared.store.read().layout();
+                while shared.store.read().layout() == layout {
+                    add_user(&shared, added);
+                    added += 1;
+                }
+            }
+        });
+        assert!(holds >= 2, "one hold: nothing was rehashed in between");
         for i in 0..users {
             let dn = format!("cn=user{i},ou=dynamic,o=intranet");
             assert_eq!(seen.get(&dn), Some(&1), "{dn}");
         }
+        assert!(seen.values().all(|&n| n == 1), "an entry sent twice");
+    }
+
+    #[test]
+    fn users_registering_again_between_holds_are_sent_once() {
+        let shared = Shared::for_tests();
+        (0..5000).for_each(|i| add_user(&shared, i));
+        let layout = shared.store.read().layout();
+        let (seen, holds) = list_all(&shared, |hold, written| {
+            // Users not yet reached leave, which frees slots ahead of the
+            // walk; then those already sent delete and add themselves
+            // again, as GnomeMeeting does, and may land in those slots.
+            if hold == 1 {
+                let delete = |dn: &str| {
+                    let mut out = BytesMut::new();
+                    let mut resp = Responder {
+                        msgid: 3,
+                        out: &mut out,
+                    };
+                    crate::ops::delete::delete(&shared, dn.as_bytes(), &mut resp);
+                };
+                let sent = entry_dns(written);
+                for i in 0..5000 {
+                    let dn = format!("cn=user{i},ou=Dynamic,o=Intranet");
+                    if !sent.contains(&dn) && i % 2 == 0 {
+                        delete(&dn);
+                    }
+                }
+                for dn in sent {
+                    delete(&dn);
+                    let i: usize = dn[7..dn.find(',').unwrap()].parse().unwrap();
+                    add_user(&shared, i);
+                }
+            }
+        });
+        assert!(holds >= 2);
+        assert_eq!(shared.store.read().layout(), layout, "not rehashed");
         assert!(seen.values().all(|&n| n == 1), "an entry sent twice");
     }
 }
