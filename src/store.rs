@@ -694,6 +694,11 @@ impl Store {
     pub fn set_ttl(&self, entry: &Entry, ttl_secs: u32) {
         let at = self.now().saturating_add(ttl_secs as u64 * 1000);
         entry.expires.store(at, Ordering::Relaxed);
+        self.schedule_at(entry, at);
+    }
+
+    /// Makes sure the expiry thread looks at `entry` by its deadline `at`.
+    fn schedule_at(&self, entry: &Entry, at: u64) {
         let due = sweep_time(at);
         let scheduled = entry.scheduled.fetch_min(due, Ordering::Relaxed);
         if due < scheduled {
@@ -715,11 +720,14 @@ impl Store {
         }
         let now = self.now();
         let at = now.saturating_add(u64::from(ttl_secs) * 1000);
-        if at > holder.expires() {
-            self.set_ttl(holder, ttl_secs);
+        // At once, so that of two refreshes at the same time the longer
+        // wins, whichever stores last.
+        let before = holder.expires.fetch_max(at, Ordering::Relaxed);
+        if at > before {
+            self.schedule_at(holder, at);
             return ttl_secs.into();
         }
-        (holder.expires() - now).div_ceil(1000)
+        (before - now).div_ceil(1000)
     }
 
     /// Seconds left before an entry expires (rounded up), if it is dynamic.

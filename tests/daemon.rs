@@ -566,12 +566,16 @@ fn rust_log_for_one_module_leaves_the_others_at_the_configured_level() {
 fn a_failed_bind_is_a_warning_with_the_peer_and_the_name() {
     let daemon = Daemon::spawn(ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]));
     let mut raw = daemon.raw();
-    let bind = bind_simple(1, 3, b"cn=admin,o=Intranet", b"guess");
+    // A line break in the name would forge a log line of its own.
+    let bind = bind_simple(1, 3, b"cn=admin\nINFO forged,o=Intranet", b"guess");
     assert_eq!(raw.code(&bind), 49);
     let line = daemon.wait_for("refused: invalid credentials");
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("127.0.0.1:"), "{line}");
-    assert!(line.contains("bind as cn=admin,o=Intranet"), "{line}");
+    assert!(
+        line.contains(r"bind as cn=admin\nINFO forged,o=Intranet"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -972,6 +972,7 @@ fn a_restarted_ptlib_endpoint_replaces_the_ports_it_registered() {
         (2, b"cn", &[b"ep@voxgratia.org"]),
         (2, b"sipaddress", &[b"16777343"]),
         (2, b"sport", &[b"1820"]),
+        (0, b"sport", &[b"1821"]),
         (2, b"smodop", &[b"0"]),
         (2, b"sttl", &[b"60"]),
         (2, b"sprotid", &[b"sip"]),
@@ -984,7 +985,11 @@ fn a_restarted_ptlib_endpoint_replaces_the_ports_it_registered() {
         &[b"sport", b"sprotid"],
     );
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].get("sport"), Some(&vec![b"1820".to_vec()]));
+    assert_eq!(
+        found[0].get("sport"),
+        Some(&vec![b"1820".to_vec(), b"1821".to_vec()]),
+        "a list in two parts"
+    );
     assert_eq!(found[0].get("sprotid"), Some(&vec![b"sip".to_vec()]));
     assert_eq!(list(&mut raw, f::eq(b"sport", b"1820"), &[b"cn"]).len(), 1);
     assert!(list(&mut raw, f::eq(b"sport", b"1720"), &[b"cn"]).is_empty());

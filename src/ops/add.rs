@@ -28,6 +28,7 @@ pub fn add(
         Ok(plan) => run(shared, session, plan),
         Err(e) => e,
     };
+    crate::ops::warn_if_full(&result);
     resp.result(tag::ADD, &result);
 }
 

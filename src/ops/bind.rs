@@ -128,10 +128,12 @@ fn check(
     } else {
         static FAILED: Throttle = Throttle::new();
         FAILED.warn(|n| {
+            // The client's bytes, escaped and cut short: no line breaks
+            // or page-long names in the log.
+            let shown = name.get(..200).unwrap_or(name).escape_ascii();
             format!(
-                "{}: bind as {} refused: invalid credentials ({n} failed bind(s) since the last warning)",
-                session.peer,
-                String::from_utf8_lossy(name)
+                "{}: bind as {shown} refused: invalid credentials ({n} failed bind(s) since the last warning)",
+                session.peer
             )
         });
         LdapResult::new(LdapResultCode::InvalidCredentials, "invalid credentials")

@@ -71,24 +71,35 @@ pub fn too_many_values(max_values: usize) -> LdapResult {
 /// bytes past `max-memory`: a directory that is full turns new
 /// registrations away instead of growing until the system runs out of
 /// memory.
+/// [`warn_if_full`] logs it, once the lock is let go.
 pub fn check_room(dir: &Directory, more: usize) -> Result<(), LdapResult> {
     if dir.has_room(more) {
         return Ok(());
     }
-    static FULL: Throttle = Throttle::new();
-    FULL.warn(|n| {
-        format!(
-            "the directory is full (max-memory {} bytes): {n} registration(s) or change(s) refused since the last warning",
-            dir.max_footprint()
-        )
-    });
     Err(LdapResult::new(
         LdapResultCode::AdminLimitExceeded,
         format!(
-            "the directory is full: its entries may take {} bytes (max-memory)",
+            "{FULL}: its entries may take {} bytes (max-memory)",
             dir.max_footprint()
         ),
     ))
+}
+
+const FULL: &str = "the directory is full";
+
+/// Warns, at most every ten seconds, that a change was refused by
+/// [`check_room`]. Called without the lock: a log that blocks must not
+/// stall the directory.
+pub fn warn_if_full(result: &LdapResult) {
+    static REFUSED: Throttle = Throttle::new();
+    if result.code == LdapResultCode::AdminLimitExceeded && result.message.starts_with(FULL) {
+        REFUSED.warn(|n| {
+            format!(
+                "{} ({n} registration(s) or change(s) refused since the last warning)",
+                result.message
+            )
+        });
+    }
 }
 
 /// Checks attributes against the schema: every objectClass value is

@@ -34,6 +34,7 @@ pub fn modify(
             .unwrap_or_else(LdapResult::success),
         Err(e) => e,
     };
+    crate::ops::warn_if_full(&result);
     resp.result(tag::MODIFY, &result);
 }
 
@@ -464,11 +465,17 @@ fn held_by_person(
             let added = c.kind == ModKind::Add && MULTI_VALUED.contains(&c.attr) && !whole;
             c.kind != ModKind::Delete && !added && !NAMES.contains(&c.attr) && p.attrs.has(&c.attr)
         })
-        .map(|c| AttrChange {
-            kind: ModKind::Replace,
-            ..c.clone()
+        .fold(Vec::new(), |mut held: Vec<AttrChange>, c| {
+            // A list sent in several parts is replaced by all of them.
+            match held.iter_mut().find(|h| h.attr == c.attr) {
+                Some(h) => h.values.extend(c.values.iter().cloned()),
+                None => held.push(AttrChange {
+                    kind: ModKind::Replace,
+                    ..c.clone()
+                }),
+            }
+            held
         })
-        .collect()
 }
 
 /// With smodop 2 or 3, the adds of values a list already holds are left
