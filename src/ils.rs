@@ -61,6 +61,33 @@ impl Target {
     }
 }
 
+/// Whether a DN uses the leniency of RFC 1779 that RFC 4514 has dropped:
+/// quotes, `;` between RDNs, or spaces around a separator or at either
+/// end (`cn= egruber]w2kils...`, as the Dialer writes, [MS-TAIL] 4.5.2).
+/// Such a DN is stored in RFC 4514 form, so that the entries clients get
+/// back have names every LDAPv3 parser reads.
+fn loose(dn: &[u8]) -> bool {
+    let separator = |b: Option<&u8>| matches!(b, Some(b',' | b'=' | b';') | None);
+    let mut escaped = false;
+    for (i, &b) in dn.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' => escaped = true,
+            b'"' | b';' => return true,
+            b' ' if separator(i.checked_sub(1).and_then(|p| dn.get(p)))
+                || separator(dn.get(i + 1)) =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 fn invalid_dn() -> LdapResult {
     LdapResult::new(LdapResultCode::InvalidDNSyntax, "invalid DN syntax")
 }
@@ -93,7 +120,11 @@ pub fn target(input: &[u8]) -> Result<Target, LdapResult> {
         .iter()
         .all(|r| [attr::CN, attr::UID, attr::C, attr::O, attr::OBJECT_CLASS].contains(&r.attr));
     if dn.is_root() || under_suffix || !(has_class || (name_rdn.is_some() && only_decoration)) {
-        return Ok(Target::new(dn, input.to_vec(), None));
+        let written = match loose(input) {
+            true => dn.to_bytes(),
+            false => input.to_vec(),
+        };
+        return Ok(Target::new(dn, written, None));
     }
     let class = match dn.rdns.iter().find(|r| r.attr == attr::OBJECT_CLASS) {
         Some(r) => Some(

@@ -130,6 +130,50 @@ fn dialer_registers_and_refreshes_with_entry_ttl() {
 }
 
 #[test]
+fn names_written_the_ldapv2_way_come_back_in_rfc_4514_form() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    connect_dialer(&mut raw);
+    let quoted = add(
+        10,
+        b"cn=\"Doe, Jane\" ; ou=dynamic,o=Intranet",
+        &[(b"objectClass", &[b"rtPerson"])],
+    );
+    assert_eq!(raw.code(&quoted), SUCCESS);
+    let dns: Vec<Vec<u8>> = raw
+        .found(&search(
+            11,
+            b"o=Intranet",
+            2,
+            f::or(&[
+                f::eq(b"cn", b"egruber]w2kils.testdomain.int"),
+                f::eq(b"cn", b"Doe, Jane"),
+            ]),
+            &[b"1.1"],
+        ))
+        .into_iter()
+        .map(|e| e.dn)
+        .collect();
+    // The Dialer's space after "cn=" ([MS-TAIL] 4.5.2) and the LDAPv2
+    // quotes and ';' are gone; names written the RFC 4514 way stay as
+    // written.
+    for dn in [
+        &b"cn=egruber]w2kils.testdomain.int,appName=MS-NetMeeting,ou=applications,o=Intranet"[..],
+        PERSON_DN,
+        b"cn=Doe\\, Jane,ou=dynamic,o=Intranet",
+    ] {
+        assert!(
+            dns.iter().any(|d| d == dn),
+            "{} in {:?}",
+            String::from_utf8_lossy(dn),
+            dns.iter()
+                .map(|d| String::from_utf8_lossy(d))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
 fn find_people_returns_name_address_and_descriptor() {
     let server = TestServer::start();
     let mut raw = server.raw();
