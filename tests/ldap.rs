@@ -854,3 +854,88 @@ fn the_children_scope_leaves_the_base_out() {
         assert_eq!(dns, want, "{msgid}");
     }
 }
+
+#[test]
+fn application_containers_are_entries_while_they_hold_applications() {
+    let server = TestServer::start();
+    let mut ldap = server.ldap();
+    let app = |name: &str| {
+        (
+            format!("cn=u@x.org,appName={name},ou=Applications,o=Intranet"),
+            vec![
+                (
+                    "objectClass".to_string(),
+                    set(&["rtApplicationUser", "dynamicObject"]),
+                ),
+                ("cn".to_string(), set(&["u@x.org"])),
+                ("sappid".to_string(), set(&[name])),
+            ],
+        )
+    };
+    for name in ["MS-NetMeeting", "ohphone"] {
+        let (dn, attrs) = app(name);
+        assert_eq!(ldap.add(&dn, attrs).unwrap().rc, 0);
+    }
+    // A browser goes down one level at a time.
+    let level = search_ok(
+        &mut ldap,
+        "ou=Applications,o=Intranet",
+        Scope::OneLevel,
+        "(objectClass=*)",
+        &["appName", "objectClass"],
+    );
+    let mut names: Vec<String> = level
+        .iter()
+        .map(|e| e.attrs["appName"][0].clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["MS-NetMeeting", "ohphone"]);
+    assert!(level[0].attrs["objectClass"].contains(&"container".to_string()));
+    let dns: HashSet<String> = level.iter().map(|e| e.dn.clone()).collect();
+    assert!(
+        dns.contains("appName=MS-NetMeeting,ou=Applications,o=Intranet"),
+        "{dns:?}"
+    );
+    let one = search_ok(
+        &mut ldap,
+        "appname=ms-netmeeting,ou=applications,o=intranet",
+        Scope::Base,
+        "(objectClass=container)",
+        &[],
+    );
+    assert_eq!(one.len(), 1);
+    let below = search_ok(
+        &mut ldap,
+        "appName=ohphone,ou=Applications,o=Intranet",
+        Scope::OneLevel,
+        "(objectClass=*)",
+        &["cn"],
+    );
+    assert_eq!(cns(&below), ["u@x.org"]);
+    let everything = search_ok(
+        &mut ldap,
+        "o=Intranet",
+        Scope::Subtree,
+        "(appName=ohphone)",
+        &[],
+    );
+    assert_eq!(everything.len(), 1, "the container alone holds appName");
+    // Gone with its last application.
+    assert_eq!(ldap.delete(&app("ohphone").0).unwrap().rc, 0);
+    let (gone, rc) = entries(
+        &mut ldap,
+        "appName=ohphone,ou=Applications,o=Intranet",
+        Scope::Base,
+        "(objectClass=*)",
+        &[],
+    );
+    assert_eq!((gone.len(), rc), (0, 32));
+    let level = search_ok(
+        &mut ldap,
+        "ou=Applications,o=Intranet",
+        Scope::OneLevel,
+        "(objectClass=*)",
+        &["appName"],
+    );
+    assert_eq!(level.len(), 1);
+}

@@ -11,14 +11,15 @@
 //! for longer than a hold nor needs the whole answer in memory, and one
 //! that stops reading holds at most one chunk.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ldap3_proto::LdapResultCode;
 
+use crate::dn::Dn;
 use crate::entry::{Entry, Key, class};
 use crate::handler::{Flush, Shared};
-use crate::ils::{self, Base, PersonView, Requested, SearchPlan, Want};
+use crate::ils::{self, APPLICATIONS_KEY, Base, PersonView, Requested, SearchPlan, Want};
 use crate::ops::{extended, implicit_container, live, no_such_object};
 use crate::schema::{Attr, attr};
 use crate::store::{Directory, SlotCursor, Store};
@@ -144,7 +145,11 @@ fn run(
         held_since: Instant::now(),
         sent_keys: None,
         skip: None,
+        containers: None,
     };
+    if takes_in_containers(&plan) {
+        scan.containers = Some(HashMap::new());
+    }
     // Where the first hold of the lock left the candidates: the names of
     // those not yet examined, for a lookup, or the slot a walk over every
     // entry goes on from.
@@ -162,11 +167,14 @@ fn run(
         {
             return no_such_object(&dir, &t.dn, now);
         }
+        // An application container is found through the entries below
+        // it: a search from one walks every entry.
+        let lookup = !matches!(&plan.base, Base::Entry(t) if implicit_container(&t.key));
         let mut named: Box<dyn Iterator<Item = &Entry>> =
             match (&plan.base, plan.scope, &plan.exact_name) {
-                (Base::Entry(t), Scope::Base, _) => Box::new(dir.get(&t.key).into_iter()),
-                (_, _, Some((a, name))) if *a == attr::CN => Box::new(dir.by_cn(name)),
-                (_, _, Some((_, name))) => Box::new(dir.by_uid(name)),
+                (Base::Entry(t), Scope::Base, _) if lookup => Box::new(dir.get(&t.key).into_iter()),
+                (_, _, Some((a, name))) if lookup && *a == attr::CN => Box::new(dir.by_cn(name)),
+                (_, _, Some((_, name))) if lookup => Box::new(dir.by_uid(name)),
                 _ => {
                     scan.sent_keys = Some(Vec::new());
                     match scan.walk(store, &dir, 0, resp) {
@@ -231,6 +239,25 @@ fn run(
             Err(e) => return e,
         };
     }
+    if let Some(containers) = scan.containers.take() {
+        if let Base::Entry(t) = &plan.base
+            && implicit_container(&t.key)
+            && !containers.contains_key(&t.key)
+        {
+            let dir = store.read();
+            return no_such_object(&dir, &t.dn, now);
+        }
+        for (key, dn) in &containers {
+            if selected_key(&plan, scan.base_key, key, APPLICATIONS_KEY) {
+                if let Err(e) = scan.progress.check_size() {
+                    return e;
+                }
+                if send_container(&plan, resp, dn) {
+                    scan.progress.sent += 1;
+                }
+            }
+        }
+    }
     if sttl.is_some() && scan.refreshed == 0 {
         // NetMeeting registers again only on noSuchObject; on success
         // it looks for the new TTL in an entry and, finding none,
@@ -262,6 +289,11 @@ struct Scan<'p> {
     /// in a slot ahead of the walk, and the table may be rehashed and the
     /// walk start again. Neither sends an entry twice.
     skip: Option<HashSet<Key>>,
+    /// The application containers (`appName=APP` under ou=Applications)
+    /// the search's base and scope take in, by key with their DNs, as the
+    /// entries below them are met: they are entries to clients, though
+    /// none is stored.
+    containers: Option<HashMap<Vec<u8>, Vec<u8>>>,
 }
 
 /// Whether a scan goes on within this hold of the lock.
@@ -321,6 +353,14 @@ impl Scan<'_> {
         resp: &mut Responder<'_>,
     ) -> Result<(), LdapResult> {
         let plan = self.plan;
+        if let Some(containers) = &mut self.containers
+            && implicit_container(entry.parent_key())
+            && !containers.contains_key(entry.parent_key())
+            && dir.alive(entry, self.now)
+            && let Ok(dn) = Dn::parse(&entry.dn())
+        {
+            containers.insert(entry.parent_key().to_vec(), dn.parent().to_bytes());
+        }
         if self.skip.as_ref().is_some_and(|s| s.contains(&entry.key)) {
             return Ok(());
         }
@@ -359,22 +399,28 @@ impl Scan<'_> {
 
 /// Whether an entry is inside the search's base and scope.
 fn selected(plan: &SearchPlan, base_key: Option<&[u8]>, entry: &Entry) -> bool {
+    match &plan.base {
+        Base::Class(bit) => entry.is(*bit),
+        _ => selected_key(plan, base_key, &entry.key, entry.parent_key()),
+    }
+}
+
+/// Whether the entry of a key is inside the search's base and scope, for
+/// a base that is an entry.
+fn selected_key(plan: &SearchPlan, base_key: Option<&[u8]>, key: &[u8], parent_key: &[u8]) -> bool {
     match (&plan.base, base_key) {
-        (Base::Class(bit), _) => entry.is(*bit),
-        (_, Some(base)) => {
-            let key: &[u8] = &entry.key;
-            match plan.scope {
-                Scope::Base => key == base,
-                Scope::OneLevel => entry.parent_key() == base,
-                Scope::Subtree | Scope::Children => {
-                    let below = (base.is_empty() && !key.is_empty())
-                        || (key.len() > base.len()
-                            && key.ends_with(base)
-                            && key[key.len() - base.len() - 1] == b',');
-                    below || (key == base && plan.scope == Scope::Subtree)
-                }
+        (Base::Class(_), _) => false,
+        (_, Some(base)) => match plan.scope {
+            Scope::Base => key == base,
+            Scope::OneLevel => parent_key == base,
+            Scope::Subtree | Scope::Children => {
+                let below = (base.is_empty() && !key.is_empty())
+                    || (key.len() > base.len()
+                        && key.ends_with(base)
+                        && key[key.len() - base.len() - 1] == b',');
+                below || (key == base && plan.scope == Scope::Subtree)
             }
-        }
+        },
         _ => false,
     }
 }
@@ -516,13 +562,52 @@ fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
     virtual_entry(plan, resp, b"", &all);
 }
 
-/// Sends an entry the server computes rather than stores, if it matches.
+/// Whether a search may take in application containers: its base is one
+/// of them, ou=Applications, or above it with a subtree scope.
+fn takes_in_containers(plan: &SearchPlan) -> bool {
+    let Base::Entry(t) = &plan.base else {
+        return false;
+    };
+    let key: &[u8] = &t.key;
+    match plan.scope {
+        Scope::Base => implicit_container(key),
+        Scope::OneLevel => key == APPLICATIONS_KEY,
+        Scope::Subtree | Scope::Children => {
+            // The root, o=Intranet or ou=Applications itself.
+            let above = key.is_empty()
+                || key == APPLICATIONS_KEY
+                || APPLICATIONS_KEY
+                    .strip_suffix(key)
+                    .is_some_and(|rest| rest.ends_with(b","));
+            above || implicit_container(key)
+        }
+    }
+}
+
+/// Sends an application container, if it matches: an entry of class
+/// `container` named by its `appName`.
+fn send_container(plan: &SearchPlan, resp: &mut Responder<'_>, dn: &[u8]) -> bool {
+    let name = Dn::parse(dn)
+        .ok()
+        .and_then(|d| d.rdns.into_iter().next())
+        .map(|r| r.value)
+        .unwrap_or_default();
+    let text = |s: &str| s.as_bytes().to_vec();
+    let all: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("objectClass", vec![text("top"), text("container")]),
+        ("appName", vec![name]),
+    ];
+    virtual_entry(plan, resp, dn, &all)
+}
+
+/// Sends an entry the server computes rather than stores, if it matches,
+/// and says whether it did.
 fn virtual_entry(
     plan: &SearchPlan,
     resp: &mut Responder<'_>,
     dn: &[u8],
     all: &[(&str, Vec<Vec<u8>>)],
-) {
+) -> bool {
     let wants_all = plan
         .attrs
         .iter()
@@ -547,7 +632,7 @@ fn virtual_entry(
         chosen.iter_mut().for_each(|(_, v)| v.clear());
     }
     if !plan.filter.matches(&VirtualValues(all)) {
-        return;
+        return false;
     }
     resp.entry(
         dn,
@@ -555,6 +640,7 @@ fn virtual_entry(
             .iter()
             .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
     );
+    true
 }
 
 struct VirtualValues<'a>(&'a [(&'a str, Vec<Vec<u8>>)]);
@@ -575,7 +661,6 @@ mod tests {
     use crate::handler::Session;
     use bytes::BytesMut;
     use ldap3_proto::proto::{LdapMsg, LdapOp};
-    use std::collections::HashMap;
 
     fn add_user(shared: &Shared, i: usize) {
         let session = Session::new("127.0.0.1:1".parse().unwrap());
