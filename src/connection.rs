@@ -179,5 +179,34 @@ fn disconnect(
     notice_of_disconnection(out, code, why);
     let _ = write_out(stream, out);
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    drain(stream);
     end
+}
+
+/// How long, and how much, a closing connection reads and discards.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+const DRAIN_BYTES: usize = 1 << 20;
+
+/// Reads and discards what the client still sends, until it closes, for
+/// at most [`DRAIN_FOR`] and [`DRAIN_BYTES`]. Closing a socket with unread
+/// input makes the kernel reset the connection and drop the answers and
+/// the Notice of Disconnection not yet delivered; a client that pipelines
+/// requests after a malformed one would lose them.
+fn drain(mut stream: &TcpStream) {
+    let until = Instant::now() + DRAIN_FOR;
+    let mut scratch = [0u8; 16 * 1024];
+    let mut read = 0;
+    while read < DRAIN_BYTES {
+        let Some(left) = until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut scratch) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
+        }
+    }
 }

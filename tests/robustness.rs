@@ -546,3 +546,62 @@ fn a_client_that_stops_reading_cannot_hold_a_stop() {
         started.elapsed()
     );
 }
+
+#[test]
+fn answers_before_a_malformed_request_arrive_whatever_follows_it() {
+    // Large answers still queued when a malformed request ends the
+    // session, and more requests sent behind it: closing with that input
+    // unread would reset the connection and lose the answers and the
+    // notice.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let long = vec![b'a'; 60_000];
+    for i in 0..5 {
+        let dn = format!("cn=big{i},ou=Dynamic,o=Intranet");
+        let req = add(
+            i + 1,
+            dn.as_bytes(),
+            &[(b"objectClass", &[b"rtPerson"]), (b"comment", &[&long])],
+        );
+        assert_eq!(raw.code(&req), SUCCESS);
+    }
+    let mut burst = bind_v2(10);
+    for i in 0..20 {
+        let everyone = f::present(b"objectClass");
+        burst.extend(search(100 + i, b"objectClass=rtPerson", 0, everyone, &[]));
+    }
+    // Scope 9 does not exist.
+    burst.extend(search(
+        200,
+        b"o=Intranet",
+        9,
+        f::present(b"objectClass"),
+        &[],
+    ));
+    for i in 0..20_000 {
+        burst.extend(bind_v2(300 + i));
+    }
+    let mut writer = raw.stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(&burst);
+    });
+    // Not reading yet: the answers queue up in the server.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut done = 0;
+    loop {
+        match raw.recv() {
+            Some(Response::Result {
+                tag: 5, code: 0, ..
+            }) => done += 1,
+            Some(Response::Extended { msgid: 0, code, .. }) => {
+                assert_eq!(code, 2, "protocolError");
+                break;
+            }
+            Some(_) => {}
+            None => panic!("closed after {done} of 20 searches, without a notice"),
+        }
+    }
+    assert_eq!(done, 20);
+    assert!(raw.closed());
+    sending.join().unwrap();
+}
