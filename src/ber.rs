@@ -73,6 +73,51 @@ pub fn frame_len(buf: &[u8], max: usize) -> Frame {
     }
 }
 
+/// Whether a frame holds more than `max` BER elements, counted by their
+/// headers alone before anything is decoded: decoding builds a node of
+/// some hundred bytes for each, however small, so a request of many tiny
+/// elements (60,000 attribute names of two bytes) would cost thirty or
+/// forty times its size. A header the parser would refuse ends the count;
+/// the parser then refuses it.
+pub fn elements_exceed(frame: &[u8], max: usize) -> bool {
+    let (mut at, mut count) = (0usize, 0usize);
+    while at < frame.len() {
+        count += 1;
+        if count > max {
+            return true;
+        }
+        let tag = frame[at];
+        at += 1;
+        if tag & 0x1f == 0x1f {
+            // High tag number: base-128 bytes, the last without bit 8.
+            while frame.get(at).is_some_and(|b| b & 0x80 != 0) {
+                at += 1;
+            }
+            at += 1;
+        }
+        let Some(&first) = frame.get(at) else {
+            return false;
+        };
+        at += 1;
+        let len = if first < 0x80 {
+            first as usize
+        } else {
+            let n = (first & 0x7f) as usize;
+            let Some(bytes) = frame.get(at..at + n).filter(|_| (1..=8).contains(&n)) else {
+                return false;
+            };
+            at += n;
+            let len = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64);
+            usize::try_from(len).unwrap_or(usize::MAX)
+        };
+        // Into a constructed element's content, past a primitive's.
+        if tag & 0x20 == 0 {
+            at = at.saturating_add(len);
+        }
+    }
+    false
+}
+
 const ESCAPE_BASE: u32 = 0xEF00;
 
 fn is_escape_char(c: char) -> bool {
@@ -348,6 +393,23 @@ impl<'a> Encoder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elements_are_counted_by_their_headers() {
+        // SEQUENCE { INTEGER 1, [APPLICATION 2] {} }: three elements.
+        let unbind = [0x30, 0x05, 0x02, 0x01, 0x01, 0x42, 0x00];
+        assert!(!elements_exceed(&unbind, 3));
+        assert!(elements_exceed(&unbind, 2));
+        // Inside constructed elements, past primitive ones, and with the
+        // long lengths Windows writes.
+        let long = [
+            0x30, 0x84, 0x00, 0x00, 0x00, 0x08, 0x02, 0x01, 0x01, 0x63, 0x03, 0x04, 0x01, 0x61,
+        ];
+        assert!(!elements_exceed(&long, 4));
+        assert!(elements_exceed(&long, 3));
+        // A header cut short ends the count.
+        assert!(!elements_exceed(&[0x30, 0x84, 0x00], 1));
+    }
 
     #[test]
     fn frame_len_reads_short_and_windows_long_form() {

@@ -89,6 +89,13 @@ pub const SETTINGS: &[Setting] = &[
         flag: false,
     },
     Setting {
+        name: "max-request-elements",
+        hint: "N",
+        help: "most BER elements (names, values, filter terms) in one request (default 10000)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "max-values",
         hint: "N",
         help: "most attribute values one entry may hold (default 256)",
@@ -173,6 +180,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub stop_timeout: Duration,
     pub max_request_size: usize,
+    /// Most BER elements in one request: decoding one costs some hundred
+    /// bytes whatever its size.
+    pub max_request_elements: usize,
     pub max_values: usize,
     pub max_memory: usize,
     pub size_limit: usize,
@@ -196,6 +206,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             stop_timeout: Duration::from_secs(10),
             max_request_size: 256 * 1024,
+            max_request_elements: 10_000,
             max_values: 256,
             max_memory: 512 << 20,
             size_limit: 0,
@@ -294,6 +305,7 @@ impl Config {
             "idle-timeout" => self.idle_timeout = Duration::from_secs(number(value, 1)?),
             "stop-timeout" => self.stop_timeout = Duration::from_secs(number(value, 0)?),
             "max-request-size" => self.max_request_size = bytes(value, 64)?,
+            "max-request-elements" => self.max_request_elements = number(value, 64)?,
             "max-memory" => self.max_memory = bytes(value, 0)?,
             "max-values" => self.max_values = number(value, 16)?,
             "size-limit" => self.size_limit = number(value, 0)?,

@@ -66,10 +66,14 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
     loop {
         let (max_request, idle) = {
             let limits = shared.limits.read();
-            (limits.max_request_size, limits.idle_timeout)
+            (
+                (limits.max_request_size, limits.max_request_elements),
+                limits.idle_timeout,
+            )
         };
         let mut codec = RequestCodec {
-            max_request_size: max_request,
+            max_request_size: max_request.0,
+            max_elements: max_request.1,
         };
         loop {
             let request = match codec.decode(&mut input) {

@@ -445,9 +445,13 @@ pub fn requested(names: &[Vec<u8>]) -> Vec<Requested> {
             want: Want::AllUser,
         }];
     }
+    // A name asked for twice is answered once: send_entry looks through
+    // the names asked for at every one, so a list of thousands of copies
+    // would cost its square for every entry.
+    let mut asked = std::collections::HashSet::new();
     names
         .iter()
-        .filter(|n| n.as_slice() != b"1.1")
+        .filter(|n| n.as_slice() != b"1.1" && asked.insert(n.to_ascii_lowercase()))
         .map(|name| Requested {
             name: name.clone(),
             want: match name.as_slice() {
@@ -968,5 +972,8 @@ mod tests {
         assert_eq!(r[1].want, Want::Sttl);
         assert_eq!(r[2].want, Want::AllOperational);
         assert!(requested(&[b"1.1".to_vec()]).is_empty());
+        let twice = requested(&[b"cn".to_vec(), b"sn".to_vec(), b"CN".to_vec()]);
+        let names: Vec<&[u8]> = twice.iter().map(|r| r.name.as_slice()).collect();
+        assert_eq!(names, [&b"cn"[..], b"sn"], "the first spelling, once");
     }
 }

@@ -245,13 +245,14 @@ fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool
         }
     }
     log::info!(
-        "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, max-values {}, max-memory {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
+        "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, max-request-elements {}, max-values {}, max-memory {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
         next.default_ttl,
         next.min_ttl,
         next.max_ttl,
         next.max_connections,
         next.idle_timeout.as_secs(),
         next.max_request_size,
+        next.max_request_elements,
         next.max_values,
         next.max_memory,
         next.size_limit,

@@ -433,6 +433,8 @@ impl From<std::io::Error> for StreamError {
 /// interface, used here without any runtime.
 pub struct RequestCodec {
     pub max_request_size: usize,
+    /// See [`crate::config::Config::max_request_elements`].
+    pub max_elements: usize,
 }
 
 impl tokio_util::codec::Decoder for RequestCodec {
@@ -443,6 +445,11 @@ impl tokio_util::codec::Decoder for RequestCodec {
         match crate::ber::frame_len(buf, self.max_request_size) {
             crate::ber::Frame::Complete(n) => {
                 let frame = buf.split_to(n);
+                if crate::ber::elements_exceed(&frame, self.max_elements) {
+                    return Err(StreamError::Protocol(
+                        "too many elements in one request (max-request-elements)",
+                    ));
+                }
                 decode(&frame)
                     .map(Some)
                     .map_err(|ProtocolError(why)| StreamError::Protocol(why))

@@ -440,7 +440,8 @@ fn a_full_directory_refuses_registrations_and_keeps_what_it_holds() {
 
 #[test]
 fn a_costly_search_keeps_to_its_time_limit_and_lets_others_in() {
-    let server = TestServer::start();
+    // Its filter is 24,000 elements: past the default max-request-elements.
+    let server = TestServer::with(|c| c.max_request_elements = 100_000);
     let mut raw = server.raw();
     // A thousand entries of 200 values, and a filter of 8,000 terms that
     // each value is held against: more than a billion comparisons, many
@@ -604,4 +605,32 @@ fn answers_before_a_malformed_request_arrive_whatever_follows_it() {
     assert_eq!(done, 20);
     assert!(raw.closed());
     sending.join().unwrap();
+}
+
+#[test]
+fn a_request_of_too_many_elements_is_refused_before_it_is_decoded() {
+    // 60,000 copies of "cn" in a search's attribute list: 240 KB, within
+    // max-request-size, which decoding would turn into some ten megabytes.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let names: Vec<&[u8]> = vec![b"cn"; 60_000];
+    raw.send(&search(
+        1,
+        b"o=Intranet",
+        2,
+        f::present(b"objectClass"),
+        &names,
+    ));
+    expect_notice(&mut raw, 2);
+    // Within the limit, the names asked for are answered once each.
+    let mut other = server.raw();
+    let names: Vec<&[u8]> = vec![b"ou"; 2_000];
+    let found = other.found(&search(
+        2,
+        b"ou=Dynamic,o=Intranet",
+        0,
+        f::present(b"objectClass"),
+        &names,
+    ));
+    assert_eq!(found[0].attrs.len(), 1, "{:?}", found[0].names());
 }
