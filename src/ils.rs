@@ -447,12 +447,17 @@ pub fn requested(names: &[Vec<u8>]) -> Vec<Requested> {
     }
     // A name asked for twice is answered once: send_entry looks through
     // the names asked for at every one, so a list of thousands of copies
-    // would cost its square for every entry.
+    // would cost its square for every entry. A set only for long lists.
     let mut asked = std::collections::HashSet::new();
+    let mut first = |i: usize, n: &Vec<u8>| match names.len() {
+        0..=16 => !names[..i].iter().any(|m| m.eq_ignore_ascii_case(n)),
+        _ => asked.insert(n.to_ascii_lowercase()),
+    };
     names
         .iter()
-        .filter(|n| n.as_slice() != b"1.1" && asked.insert(n.to_ascii_lowercase()))
-        .map(|name| Requested {
+        .enumerate()
+        .filter(|(i, n)| n.as_slice() != b"1.1" && first(*i, n))
+        .map(|(_, name)| Requested {
             name: name.clone(),
             want: match name.as_slice() {
                 b"*" => Want::AllUser,
@@ -975,5 +980,10 @@ mod tests {
         let twice = requested(&[b"cn".to_vec(), b"sn".to_vec(), b"CN".to_vec()]);
         let names: Vec<&[u8]> = twice.iter().map(|r| r.name.as_slice()).collect();
         assert_eq!(names, [&b"cn"[..], b"sn"], "the first spelling, once");
+        let many: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("A{}", i % 4).into_bytes())
+            .collect();
+        let lower: Vec<Vec<u8>> = many.iter().map(|n| n.to_ascii_lowercase()).collect();
+        assert_eq!(requested(&[many, lower].concat()).len(), 4, "by a set");
     }
 }
