@@ -73,49 +73,55 @@ pub fn frame_len(buf: &[u8], max: usize) -> Frame {
     }
 }
 
-/// Whether a frame holds more than `max` BER elements, counted by their
-/// headers alone before anything is decoded: decoding builds a node of
-/// some hundred bytes for each, however small, so a request of many tiny
-/// elements (60,000 attribute names of two bytes) would cost thirty or
-/// forty times its size. A header the parser would refuse ends the count;
-/// the parser then refuses it.
-pub fn elements_exceed(frame: &[u8], max: usize) -> bool {
+/// Checks, by the element headers alone and before anything is decoded,
+/// that a frame holds at most `max` BER elements, in the forms LDAP uses
+/// (RFC 4511 section 5.1): one-byte tags, definite lengths of at most
+/// eight bytes, each element inside its parent. Decoding builds a node of
+/// some hundred bytes for each element, however small, so a request of
+/// many tiny elements (60,000 attribute names of two bytes) would cost
+/// thirty or forty times its size.
+pub fn check_elements(frame: &[u8], max: usize) -> Result<(), &'static str> {
+    const MALFORMED: &str = "malformed BER";
+    // The ends of the constructed elements the scan is inside.
+    let mut ends: Vec<usize> = vec![frame.len()];
     let (mut at, mut count) = (0usize, 0usize);
     while at < frame.len() {
+        while ends.len() > 1 && ends.last() == Some(&at) {
+            ends.pop();
+        }
         count += 1;
         if count > max {
-            return true;
+            return Err("too many elements in one request (max-request-elements)");
         }
         let tag = frame[at];
-        at += 1;
         if tag & 0x1f == 0x1f {
-            // High tag number: base-128 bytes, the last without bit 8.
-            while frame.get(at).is_some_and(|b| b & 0x80 != 0) {
-                at += 1;
-            }
-            at += 1;
+            return Err(MALFORMED);
         }
-        let Some(&first) = frame.get(at) else {
-            return false;
-        };
-        at += 1;
+        let first = *frame.get(at + 1).ok_or(MALFORMED)?;
+        at += 2;
         let len = if first < 0x80 {
             first as usize
         } else {
             let n = (first & 0x7f) as usize;
-            let Some(bytes) = frame.get(at..at + n).filter(|_| (1..=8).contains(&n)) else {
-                return false;
-            };
+            if !(1..=8).contains(&n) {
+                return Err(MALFORMED);
+            }
+            let bytes = frame.get(at..at + n).ok_or(MALFORMED)?;
             at += n;
             let len = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64);
-            usize::try_from(len).unwrap_or(usize::MAX)
+            usize::try_from(len).map_err(|_| MALFORMED)?
         };
-        // Into a constructed element's content, past a primitive's.
-        if tag & 0x20 == 0 {
-            at = at.saturating_add(len);
+        let end = at.checked_add(len).ok_or(MALFORMED)?;
+        if end > *ends.last().unwrap_or(&frame.len()) {
+            return Err(MALFORMED);
+        }
+        if tag & 0x20 != 0 {
+            ends.push(end);
+        } else {
+            at = end;
         }
     }
-    false
+    Ok(())
 }
 
 const ESCAPE_BASE: u32 = 0xEF00;
@@ -398,17 +404,32 @@ mod tests {
     fn elements_are_counted_by_their_headers() {
         // SEQUENCE { INTEGER 1, [APPLICATION 2] {} }: three elements.
         let unbind = [0x30, 0x05, 0x02, 0x01, 0x01, 0x42, 0x00];
-        assert!(!elements_exceed(&unbind, 3));
-        assert!(elements_exceed(&unbind, 2));
+        assert_eq!(check_elements(&unbind, 3), Ok(()));
+        assert!(check_elements(&unbind, 2).is_err());
         // Inside constructed elements, past primitive ones, and with the
         // long lengths Windows writes.
         let long = [
             0x30, 0x84, 0x00, 0x00, 0x00, 0x08, 0x02, 0x01, 0x01, 0x63, 0x03, 0x04, 0x01, 0x61,
         ];
-        assert!(!elements_exceed(&long, 4));
-        assert!(elements_exceed(&long, 3));
-        // A header cut short ends the count.
-        assert!(!elements_exceed(&[0x30, 0x84, 0x00], 1));
+        assert_eq!(check_elements(&long, 4), Ok(()));
+        assert!(check_elements(&long, 3).is_err());
+        // Forms a lenient decoder reads as many elements: an indefinite
+        // length, nine length bytes, a high tag number, a child longer
+        // than its parent; and a header cut short.
+        let malformed: [&[u8]; 5] = [
+            &[0x30, 0x06, 0x04, 0x80, 0x04, 0x00, 0x04, 0x00],
+            &[0x30, 0x0b, 0x04, 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[0x30, 0x04, 0x1f, 0x00, 0x1f, 0x00],
+            &[0x30, 0x08, 0x30, 0x02, 0x04, 0x84, 0x7f, 0xff, 0xff, 0xff],
+            &[0x30, 0x84, 0x00],
+        ];
+        for frame in malformed {
+            assert_eq!(
+                check_elements(frame, 1000),
+                Err("malformed BER"),
+                "{frame:02x?}"
+            );
+        }
     }
 
     #[test]

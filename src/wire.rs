@@ -445,11 +445,8 @@ impl tokio_util::codec::Decoder for RequestCodec {
         match crate::ber::frame_len(buf, self.max_request_size) {
             crate::ber::Frame::Complete(n) => {
                 let frame = buf.split_to(n);
-                if crate::ber::elements_exceed(&frame, self.max_elements) {
-                    return Err(StreamError::Protocol(
-                        "too many elements in one request (max-request-elements)",
-                    ));
-                }
+                crate::ber::check_elements(&frame, self.max_elements)
+                    .map_err(StreamError::Protocol)?;
                 decode(&frame)
                     .map(Some)
                     .map_err(|ProtocolError(why)| StreamError::Protocol(why))

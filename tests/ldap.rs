@@ -939,3 +939,51 @@ fn application_containers_are_entries_while_they_hold_applications() {
     );
     assert_eq!(level.len(), 1);
 }
+
+#[test]
+fn containers_count_against_the_size_limit_only_when_they_match_and_are_shown_once() {
+    let server = TestServer::start();
+    let mut ldap = server.ldap();
+    let class = ("objectClass".to_string(), set(&["rtApplicationUser"]));
+    let app = |cn: &str| {
+        (
+            format!("cn={cn},appName=MS-NetMeeting,ou=Applications,o=Intranet"),
+            vec![class.clone(), ("cn".to_string(), set(&[cn]))],
+        )
+    };
+    let (dn, attrs) = app("u@x.org");
+    assert_eq!(ldap.add(&dn, attrs).unwrap().rc, 0);
+    // One match, a size limit of one: the container, which does not
+    // match, is not counted.
+    let found = ldap
+        .with_search_options(SearchOptions::new().sizelimit(1))
+        .search(
+            "ou=Applications,o=Intranet",
+            Scope::Subtree,
+            "(cn=u@x.org)",
+            vec!["cn"],
+        )
+        .unwrap();
+    assert_eq!((found.0.len(), found.1.rc), (1, 0));
+    // An entry stored under a container's name is shown once, as itself.
+    let stored = vec![class.clone(), ("cn".to_string(), set(&["MS-NetMeeting"]))];
+    let rc = ldap
+        .add("appName=MS-NetMeeting,ou=Applications,o=Intranet", stored)
+        .unwrap()
+        .rc;
+    assert_eq!(rc, 0);
+    let level = search_ok(
+        &mut ldap,
+        "ou=Applications,o=Intranet",
+        Scope::OneLevel,
+        "(objectClass=*)",
+        &["objectClass"],
+    );
+    assert_eq!(
+        level.len(),
+        1,
+        "{:?}",
+        level.iter().map(|e| &e.dn).collect::<Vec<_>>()
+    );
+    assert!(level[0].attrs["objectClass"].contains(&"rtApplicationUser".to_string()));
+}

@@ -169,7 +169,8 @@ fn run(
         }
         // An application container is found through the entries below
         // it: a search from one walks every entry.
-        let lookup = !matches!(&plan.base, Base::Entry(t) if implicit_container(&t.key));
+        let lookup = plan.scope == Scope::OneLevel
+            || !matches!(&plan.base, Base::Entry(t) if implicit_container(&t.key));
         let mut named: Box<dyn Iterator<Item = &Entry>> =
             match (&plan.base, plan.scope, &plan.exact_name) {
                 (Base::Entry(t), Scope::Base, _) if lookup => Box::new(dir.get(&t.key).into_iter()),
@@ -239,22 +240,29 @@ fn run(
             Err(e) => return e,
         };
     }
-    if let Some(containers) = scan.containers.take() {
+    if let Some(mut containers) = scan.containers.take() {
+        let dir = store.read();
+        // An entry stored under a container's name is that entry, and was
+        // examined as one.
+        containers.retain(|key, _| live(&dir, key, now).is_none());
         if let Base::Entry(t) = &plan.base
             && implicit_container(&t.key)
             && !containers.contains_key(&t.key)
+            && live(&dir, &t.key, now).is_none()
         {
-            let dir = store.read();
             return no_such_object(&dir, &t.dn, now);
         }
+        drop(dir);
         for (key, dn) in &containers {
-            if selected_key(&plan, scan.base_key, key, APPLICATIONS_KEY) {
+            let values = container_values(dn);
+            if selected_key(&plan, scan.base_key, key, APPLICATIONS_KEY)
+                && plan.filter.matches(&VirtualValues(&values))
+            {
                 if let Err(e) = scan.progress.check_size() {
                     return e;
                 }
-                if send_container(&plan, resp, dn) {
-                    scan.progress.sent += 1;
-                }
+                virtual_entry(&plan, resp, dn, &values);
+                scan.progress.sent += 1;
             }
         }
     }
@@ -584,20 +592,18 @@ fn takes_in_containers(plan: &SearchPlan) -> bool {
     }
 }
 
-/// Sends an application container, if it matches: an entry of class
+/// The attributes of an application container: an entry of class
 /// `container` named by its `appName`.
-fn send_container(plan: &SearchPlan, resp: &mut Responder<'_>, dn: &[u8]) -> bool {
+fn container_values(dn: &[u8]) -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let name = Dn::parse(dn)
         .ok()
         .and_then(|d| d.rdns.into_iter().next())
         .map(|r| r.value)
         .unwrap_or_default();
-    let text = |s: &str| s.as_bytes().to_vec();
-    let all: Vec<(&str, Vec<Vec<u8>>)> = vec![
-        ("objectClass", vec![text("top"), text("container")]),
+    vec![
+        ("objectClass", vec![b"top".to_vec(), b"container".to_vec()]),
         ("appName", vec![name]),
-    ];
-    virtual_entry(plan, resp, dn, &all)
+    ]
 }
 
 /// Sends an entry the server computes rather than stores, if it matches,
