@@ -343,7 +343,7 @@ mod tests {
     /// A timetable with every stored entry's own deadline.
     fn timetable_of(store: &Store) -> Timetable {
         let mut timetable = Timetable::default();
-        for e in store.read().iter() {
+        for (_, e) in store.read().slots_from(0) {
             timetable.push(Deadline {
                 at: e.expires(),
                 key: e.key.clone(),

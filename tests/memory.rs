@@ -18,13 +18,7 @@ fn a_client_that_stops_reading_a_large_result_holds_one_chunk() {
     let server = TestServer::start();
     let mut raw = server.raw();
     // 30 MB of entries.
-    let comment = vec![b'c'; 100_000];
-    for i in 0..300 {
-        let dn = format!("cn=big{i},ou=Dynamic,o=Intranet");
-        let attrs: &[(&[u8], &[&[u8]])] =
-            &[(b"objectClass", &[b"rtPerson"]), (b"comment", &[&comment])];
-        assert_eq!(raw.code(&add(1, dn.as_bytes(), attrs)), SUCCESS);
-    }
+    add_large_people(&mut raw, 300, 100_000);
     let before = resident_kb();
     // Five clients ask for all of it and read nothing.
     let stalled: Vec<Raw> = (0..5)

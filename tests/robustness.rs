@@ -522,13 +522,7 @@ fn a_client_that_stops_reading_cannot_hold_a_stop() {
     });
     let mut raw = server.raw();
     // Some 16 MB of answer: far more than the socket buffers hold.
-    let big = vec![b'x'; 200_000];
-    for i in 0..80 {
-        let dn = format!("cn=big{i},ou=Dynamic,o=Intranet");
-        let attrs: [(&[u8], &[&[u8]]); 2] =
-            [(b"objectClass", &[b"rtPerson"]), (b"comment", &[&big[..]])];
-        assert_eq!(raw.code(&add(i + 1, dn.as_bytes(), &attrs)), SUCCESS);
-    }
+    add_large_people(&mut raw, 80, 200_000);
     let mut stalled = server.raw();
     stalled.send(&search(
         1,
@@ -556,16 +550,7 @@ fn answers_before_a_malformed_request_arrive_whatever_follows_it() {
     // notice.
     let server = TestServer::start();
     let mut raw = server.raw();
-    let long = vec![b'a'; 60_000];
-    for i in 0..5 {
-        let dn = format!("cn=big{i},ou=Dynamic,o=Intranet");
-        let req = add(
-            i + 1,
-            dn.as_bytes(),
-            &[(b"objectClass", &[b"rtPerson"]), (b"comment", &[&long])],
-        );
-        assert_eq!(raw.code(&req), SUCCESS);
-    }
+    add_large_people(&mut raw, 5, 60_000);
     let mut burst = bind_v2(10);
     for i in 0..20 {
         let everyone = f::present(b"objectClass");

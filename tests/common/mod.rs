@@ -141,6 +141,18 @@ pub fn modify(msgid: i32, dn: &[u8], changes: &[RawChange<'_>]) -> Vec<u8> {
     message(msgid, cons(0x66, &[octets(dn), cons(0x30, &list)]))
 }
 
+/// Adds `count` people `cn=bigN` under ou=Dynamic, each with a comment
+/// of `bytes` bytes: answers far larger than the socket buffers.
+pub fn add_large_people(raw: &mut Raw, count: i32, bytes: usize) {
+    let comment = vec![b'c'; bytes];
+    for i in 0..count {
+        let dn = format!("cn=big{i},ou=Dynamic,o=Intranet");
+        let attrs: &[(&[u8], &[&[u8]])] =
+            &[(b"objectClass", &[b"rtPerson"]), (b"comment", &[&comment])];
+        assert_eq!(raw.code(&add(i + 1, dn.as_bytes(), attrs)), SUCCESS);
+    }
+}
+
 pub fn delete(msgid: i32, dn: &[u8]) -> Vec<u8> {
     message(msgid, prim(0x4a, dn))
 }
