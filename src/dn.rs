@@ -4,6 +4,7 @@
 //!
 //! Pure functions, called on the connection worker threads.
 
+use crate::filter::fold_case;
 use crate::schema::Attr;
 
 /// One relative distinguished name: `type=value`.
@@ -58,7 +59,7 @@ impl Dn {
     }
 
     /// The normalised key: types by their schema name in lowercase, values
-    /// folded to lowercase ASCII, one space-free separator. Two spellings
+    /// in lower case ([`fold_case`]), one space-free separator. Two spellings
     /// of one name have one key.
     pub fn key(&self) -> Vec<u8> {
         let mut key = Vec::with_capacity(64);
@@ -68,14 +69,14 @@ impl Dn {
             }
             key.extend(rdn.attr.name().iter().map(u8::to_ascii_lowercase));
             key.push(b'=');
-            for &b in &rdn.value {
+            for &b in fold_case(&rdn.value).iter() {
                 // Separators inside values are written as hex escapes, so
                 // that a ',' in a key is always a separator and a suffix
                 // test on keys is a subtree test.
                 if matches!(b, b',' | b'\\' | b'+' | b';' | b'=') {
                     key.extend_from_slice(format!("\\{b:02x}").as_bytes());
                 } else {
-                    key.push(b.to_ascii_lowercase());
+                    key.push(b);
                 }
             }
         }
@@ -254,6 +255,14 @@ mod tests {
         assert_eq!(a.key(), b.key());
         assert_eq!(a.key(), c.key());
         assert_eq!(a.key(), b"cn=eric,ou=dynamic,o=intranet");
+        // Windows-1252 and UTF-8, either case.
+        let d = Dn::parse(b"cn=J\xd6RG,ou=Dynamic,o=Intranet").unwrap();
+        let e = Dn::parse("cn=j\u{f6}rg,ou=Dynamic,o=Intranet".as_bytes()).unwrap();
+        assert_eq!(d.key(), e.key());
+        assert_ne!(
+            d.key(),
+            Dn::parse(b"cn=jorg,ou=Dynamic,o=Intranet").unwrap().key()
+        );
     }
 
     #[test]

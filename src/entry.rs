@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::filter::{text_eq, trim_spaces};
+use crate::filter::{fold, text_eq};
 use crate::schema::{ATTRIBUTES, Attr, attr};
 
 /// The normalised DN that keys an entry in the store.
@@ -85,7 +85,7 @@ fn dedup(values: &mut Vec<Vec<u8>>, binary: bool) {
             .iter()
             .map(|v| match binary {
                 true => seen.insert(v.clone()),
-                false => seen.insert(trim_spaces(v).to_ascii_lowercase()),
+                false => seen.insert(fold(v).into_owned()),
             })
             .collect()
     };

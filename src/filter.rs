@@ -6,12 +6,19 @@
 //! schema attributes (`Filter<Attr>`), which is what is evaluated. Runs on
 //! the worker threads.
 //!
-//! Matching follows the directory-string rules old clients expect: ASCII
-//! letters compare case-insensitively, surrounding spaces do not count, and
-//! every other byte (Windows-1252 or UTF-8 alike) compares exactly.
-//! Ordering compares numbers as numbers when both sides are decimal.
+//! Matching follows the directory-string rules old clients expect: letters
+//! compare case-insensitively and surrounding spaces do not count. Windows
+//! clients send names in Windows-1252 and Linux clients in UTF-8, so a
+//! value that is not ASCII is read as UTF-8 when it is valid UTF-8 and as
+//! Windows-1252 otherwise ([`fold`]): `Jos\xe9` (Windows-1252), `JOS\xc9`
+//! and `Jos\xc3\xa9` (UTF-8) are one name. Values are stored and returned
+//! as sent; only comparisons fold. Ordering compares numbers as numbers
+//! when both sides are decimal.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
+
+use encoding_rs::WINDOWS_1252;
 
 use crate::schema::Attr;
 
@@ -127,17 +134,45 @@ pub fn trim_spaces(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
-/// Directory-string equality: ASCII case-insensitive, surrounding spaces
-/// ignored, all other bytes exact.
+/// A value in lower case, for comparing as a directory string: ASCII as
+/// it is, other values read as UTF-8 or, when they are not valid UTF-8, as
+/// Windows-1252, and written out as UTF-8. Spaces are kept.
+pub fn fold_case(v: &[u8]) -> Cow<'_, [u8]> {
+    if v.is_ascii() {
+        return match v.iter().any(u8::is_ascii_uppercase) {
+            true => Cow::Owned(v.to_ascii_lowercase()),
+            false => Cow::Borrowed(v),
+        };
+    }
+    let text = match std::str::from_utf8(v) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => WINDOWS_1252.decode_without_bom_handling(v).0,
+    };
+    Cow::Owned(text.to_lowercase().into_bytes())
+}
+
+/// A value as directory-string equality sees it: [`fold_case`] without
+/// the surrounding spaces. Two values are equal when their folds are.
+pub fn fold(v: &[u8]) -> Cow<'_, [u8]> {
+    fold_case(trim_spaces(v))
+}
+
+/// Directory-string equality: case-insensitive, surrounding spaces
+/// ignored (see [`fold`]).
 pub fn text_eq(a: &[u8], b: &[u8]) -> bool {
-    trim_spaces(a).eq_ignore_ascii_case(trim_spaces(b))
+    let (a, b) = (trim_spaces(a), trim_spaces(b));
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    fold_case(a) == fold_case(b)
 }
 
 fn approx_eq(a: &[u8], b: &[u8]) -> bool {
     let squeeze = |v: &[u8]| -> Vec<u8> {
-        v.iter()
-            .filter(|&&b| b != b' ')
-            .map(u8::to_ascii_lowercase)
+        fold_case(v)
+            .iter()
+            .copied()
+            .filter(|&b| b != b' ')
             .collect()
     };
     squeeze(a) == squeeze(b)
@@ -153,6 +188,24 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn substrings_match(value: &[u8], s: &Substrings) -> bool {
+    let ascii = value.is_ascii()
+        && s.initial.as_ref().is_none_or(|v| v.is_ascii())
+        && s.last.as_ref().is_none_or(|v| v.is_ascii())
+        && s.any.iter().all(|v| v.is_ascii());
+    if ascii {
+        return ascii_substrings_match(value, s);
+    }
+    let folded = Substrings {
+        initial: s.initial.as_deref().map(|v| fold_case(v).into_owned()),
+        any: s.any.iter().map(|v| fold_case(v).into_owned()).collect(),
+        last: s.last.as_deref().map(|v| fold_case(v).into_owned()),
+    };
+    ascii_substrings_match(&fold_case(value), &folded)
+}
+
+/// Substring matching that folds ASCII letters only: for ASCII, and for
+/// values already folded.
+fn ascii_substrings_match(value: &[u8], s: &Substrings) -> bool {
     let mut rest = trim_spaces(value);
     if let Some(initial) = &s.initial {
         if rest.len() < initial.len() || !rest[..initial.len()].eq_ignore_ascii_case(initial) {
@@ -181,10 +234,7 @@ fn as_number(v: &[u8]) -> Option<i128> {
 fn compare(stored: &[u8], asserted: &[u8]) -> Ordering {
     match (as_number(stored), as_number(asserted)) {
         (Some(a), Some(b)) => a.cmp(&b),
-        _ => {
-            let fold = |v: &[u8]| trim_spaces(v).to_ascii_lowercase();
-            fold(stored).cmp(&fold(asserted))
-        }
+        _ => fold(stored).cmp(&fold(asserted)),
     }
 }
 
@@ -218,18 +268,53 @@ mod tests {
     }
 
     #[test]
-    fn equality_ignores_ascii_case_and_spaces_but_not_other_bytes() {
+    fn equality_ignores_case_and_spaces_in_either_encoding() {
         let p = person();
         assert!(eq(attr::CN, b" jos\xe9@example.COM").matches(&p));
         assert!(
-            !eq(attr::CN, b"jos\xc9@example.com").matches(&p),
-            "0xE9 is not 0xC9"
+            eq(attr::CN, b"JOS\xc9@example.com").matches(&p),
+            "Windows-1252 0xC9 is the capital of 0xE9"
         );
+        assert!(
+            eq(attr::CN, "jos\u{e9}@example.com".as_bytes()).matches(&p),
+            "the same name in UTF-8"
+        );
+        assert!(eq(attr::CN, "JOS\u{c9}@EXAMPLE.COM".as_bytes()).matches(&p));
+        assert!(
+            !eq(attr::CN, b"jos\xe8@example.com").matches(&p),
+            "0xE8 is another letter"
+        );
+        assert!(!eq(attr::CN, b"jose@example.com").matches(&p));
+        // Windows-1252 letters outside Latin-1.
+        assert!(text_eq(b"\x8a\x8c\x8e\x9f", b"\x9a\x9c\x9e\xff"));
+        assert!(text_eq(b"\x8a", "\u{161}".as_bytes()));
         assert!(
             !eq(attr::NT_SECURITY_DESCRIPTOR, b"\x01abc").matches(&p),
             "binary is exact"
         );
         assert!(eq(attr::NT_SECURITY_DESCRIPTOR, b"\x01ABC").matches(&p));
+    }
+
+    #[test]
+    fn substrings_ordering_and_approx_fold_non_ascii_letters() {
+        let p = person();
+        let sub = |initial: &[u8], any: &[&[u8]], last: &[u8]| {
+            Filter::Substrings(
+                attr::CN,
+                Substrings {
+                    initial: (!initial.is_empty()).then(|| initial.to_vec()),
+                    any: any.iter().map(|v| v.to_vec()).collect(),
+                    last: (!last.is_empty()).then(|| last.to_vec()),
+                },
+            )
+        };
+        assert!(sub(b"JOS\xc9", &[], b"").matches(&p));
+        assert!(sub(b"", &["\u{c9}@".as_bytes()], b"").matches(&p));
+        assert!(sub(b"", &[b"\xc9@ex"], b".COM").matches(&p));
+        assert!(!sub(b"", &[b"\xc8@"], b"").matches(&p));
+        assert_eq!(compare(b"\xc9a", "\u{e9}a".as_bytes()), Ordering::Equal);
+        assert_eq!(compare(b"\xe9a", b"\xc9b"), Ordering::Less);
+        assert!(approx_eq(b"J\xd6rg Meier", "j\u{f6}rgmeier".as_bytes()));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dn::Dn;
 use crate::entry::{AttrRef, Attributes, Entry, Key, NEVER, class};
-use crate::filter::{text_eq, trim_spaces};
+use crate::filter::{fold_case, text_eq, trim_spaces};
 use crate::schema::{Attr, attr};
 
 /// A deadline for the expiry thread: the entry `key` may expire at `at`.
@@ -162,9 +162,13 @@ struct NameIndex {
 
 impl NameIndex {
     /// The hash of a name, folded as [`text_eq`] compares (the equality
-    /// matching of names); names up to 128 bytes are folded on the stack.
+    /// matching of names); ASCII names up to 128 bytes are folded on the
+    /// stack.
     fn hash(&self, value: &[u8]) -> u64 {
         let value = trim_spaces(value);
+        if !value.is_ascii() {
+            return self.hasher.hash_one(&*fold_case(value));
+        }
         let mut stack = [0u8; 128];
         match stack.get_mut(..value.len()) {
             Some(buf) => {
