@@ -390,7 +390,10 @@ impl Scan<'_> {
             }
             self.refreshed += 1;
         }
-        if view.hidden() && !self.exact {
+        // A search that names its entries exactly (every refresh) never
+        // asks: the person's sFlags is usually on its application, which
+        // is a second lookup by name.
+        if !self.exact && view.hidden() {
             return Ok(());
         }
         self.progress.check_size()?;
