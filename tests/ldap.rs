@@ -523,6 +523,22 @@ fn delete_and_compare() {
             .rc,
         32
     );
+    // Every entry is of class top, listed or not (RFC 4512 2.4.1).
+    assert_eq!(
+        ldap.compare(dn, "objectClass", "top").unwrap().0.rc,
+        6,
+        "top is implied"
+    );
+    assert_eq!(
+        cns(&search_ok(
+            &mut ldap,
+            "ou=Dynamic,o=Intranet",
+            Scope::OneLevel,
+            "(objectClass=TOP)",
+            &["cn"]
+        )),
+        ["d"]
+    );
     assert_eq!(ldap.delete(dn).unwrap().rc, 0);
     assert_eq!(ldap.delete(dn).unwrap().rc, 32);
     assert_eq!(ldap.delete("ou=Dynamic,o=Intranet").unwrap().rc, 53);
