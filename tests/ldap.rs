@@ -100,6 +100,11 @@ fn binds_anonymous_and_with_configured_accounts() {
         "a failed bind is anonymous"
     );
     assert_eq!(
+        ldap.simple_bind("cn=ADMIN,o=Intranet", "").unwrap().rc,
+        53,
+        "an account's name with an empty password is unwillingToPerform"
+    );
+    assert_eq!(
         ldap.sasl_external_bind().unwrap().rc,
         7,
         "authMethodNotSupported"

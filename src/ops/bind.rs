@@ -108,16 +108,27 @@ fn check(
             );
         }
     };
-    // An empty password is an anonymous bind whatever the name
-    // (RFC 4513 section 5.1.2); ILS clients send it with LDAPv2.
+    let dn = Dn::parse(name);
+    let key = dn.as_ref().map(Dn::key);
+    let limits = shared.limits.read();
+    // An empty password is an unauthenticated bind (RFC 4513 section
+    // 5.1.2): anonymous, whatever the name, as ILS clients send it. Not
+    // for an account's name, though, so that an application that checks
+    // an account's password by binding never takes an empty one for it.
     if password.is_empty() {
+        if let Ok(key) = &key
+            && limits.accounts.iter().any(|a| a.key == *key)
+        {
+            return LdapResult::new(
+                LdapResultCode::UnwillingToPerform,
+                "unauthenticated bind (empty password) as an account",
+            );
+        }
         return LdapResult::success();
     }
-    let Ok(dn) = Dn::parse(name) else {
+    let Ok(key) = key else {
         return LdapResult::new(LdapResultCode::InvalidDNSyntax, "invalid DN syntax");
     };
-    let key = dn.key();
-    let limits = shared.limits.read();
     let known = limits
         .accounts
         .iter()
