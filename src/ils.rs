@@ -494,7 +494,7 @@ pub fn add(dn: &[u8], wire: Vec<WireAttr>) -> Result<AddPlan, LdapResult> {
         }
         let a = Attr::from_name(&name);
         if a == attr::ENTRY_TTL {
-            ttl = first_number(&values);
+            ttl = Some(entry_ttl(&values)?);
             continue;
         }
         if name.eq_ignore_ascii_case(b"smodop") {
@@ -527,6 +527,23 @@ pub fn add(dn: &[u8], wire: Vec<WireAttr>) -> Result<AddPlan, LdapResult> {
         }
     }
     Ok(AddPlan { target, attrs, ttl })
+}
+
+/// The TTL an `entryTTL` asks for: one value (SINGLE-VALUE, RFC 2589
+/// section 5), a number.
+fn entry_ttl(values: &[Vec<u8>]) -> Result<u64, LdapResult> {
+    if values.len() > 1 {
+        return Err(LdapResult::new(
+            LdapResultCode::ConstraintViolation,
+            "entryTTL holds one value",
+        ));
+    }
+    first_number(values).ok_or_else(|| {
+        LdapResult::new(
+            LdapResultCode::InvalidAttributeSyntax,
+            "entryTTL must be a number",
+        )
+    })
 }
 
 /// The first value as a TTL (see [`number`]).
@@ -619,19 +636,7 @@ pub fn modify(dn: &[u8], wire: Vec<Change>) -> Result<ModifyPlan, LdapResult> {
                     "entryTTL cannot be deleted; refresh it instead",
                 ));
             }
-            if change.values.len() > 1 {
-                // SINGLE-VALUE (RFC 2589 section 5).
-                return Err(LdapResult::new(
-                    LdapResultCode::ConstraintViolation,
-                    "entryTTL holds one value",
-                ));
-            }
-            ttl = Some(first_number(&change.values).ok_or_else(|| {
-                LdapResult::new(
-                    LdapResultCode::InvalidAttributeSyntax,
-                    "entryTTL must be a number",
-                )
-            })?);
+            ttl = Some(entry_ttl(&change.values)?);
             continue;
         }
         changes.push(AttrChange {

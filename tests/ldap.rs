@@ -410,6 +410,18 @@ fn add_answers_the_standard_codes() {
         )
         .unwrap();
     assert_eq!(r.rc, 53, "the static tree is not writable");
+    // entryTTL is checked as a Modify checks it.
+    assert_eq!(
+        add_person(&mut ldap, "t1", &[("entryTTL", &["soon"])]),
+        21,
+        "invalidAttributeSyntax"
+    );
+    assert_eq!(
+        add_person(&mut ldap, "t2", &[("entryTTL", &["60", "70"])]),
+        19,
+        "constraintViolation: entryTTL is single-valued"
+    );
+    assert_eq!(add_person(&mut ldap, "t3", &[("entryTTL", &["60"])]), 0);
 }
 
 #[test]
