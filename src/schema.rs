@@ -9,7 +9,9 @@ pub struct AttrType {
     /// The name the directory returns when the client did not name it.
     pub name: &'static str,
     /// Every other name that resolves to this attribute, lowercase: the
-    /// [MS-TAIL] 2.2.5 wire names and common LDAP aliases.
+    /// [MS-TAIL] 2.2.5 wire names, common LDAP aliases, and the OID of
+    /// the standard types (RFC 4512 section 2.5: an OID names a type as
+    /// well as a name does).
     pub aliases: &'static [&'static str],
 }
 
@@ -31,16 +33,16 @@ macro_rules! attributes {
 }
 
 attributes! {
-    OBJECT_CLASS = "objectClass";
-    CN = "cn" | "commonname";
-    SURNAME = "surName" | "sn";
-    GIVEN_NAME = "givenName" | "gn";
-    MAIL = "rfc822Mailbox" | "mail" | "email";
+    OBJECT_CLASS = "objectClass" | "2.5.4.0";
+    CN = "cn" | "commonname" | "2.5.4.3";
+    SURNAME = "surName" | "sn" | "2.5.4.4";
+    GIVEN_NAME = "givenName" | "gn" | "2.5.4.42";
+    MAIL = "rfc822Mailbox" | "mail" | "email" | "0.9.2342.19200300.100.1.3";
     LOCATION = "location";
     COMMENT = "comment";
-    C = "c" | "countryname";
-    O = "o" | "organizationname";
-    OU = "ou" | "organizationalunitname";
+    C = "c" | "countryname" | "2.5.4.6";
+    O = "o" | "organizationname" | "2.5.4.10";
+    OU = "ou" | "organizationalunitname" | "2.5.4.11";
     IP_ADDRESS = "ipAddress" | "sipaddress";
     SFLAGS = "sFlags";
     SECURITY_TOKEN = "securityToken" | "ssecurity";
@@ -61,7 +63,7 @@ attributes! {
     GROUP_OBJECT = "groupObject";
     DW_FLAGS = "dwFlags";
     FRIENDLY_NAME = "friendlyName";
-    UID = "uid" | "userid";
+    UID = "uid" | "userid" | "0.9.2342.19200300.100.1.1";
     CONFERENCE_BLOB = "conferenceBlob";
     NT_SECURITY_DESCRIPTOR = "ntSecurityDescriptor";
     ADVERTISING_SCOPE = "advertisingScope";
@@ -79,8 +81,8 @@ attributes! {
     STOP_TIME = "stopTime";
     SUB_TYPE = "subType";
     URL = "url";
-    DESCRIPTION = "description";
-    DISPLAY_NAME = "displayName";
+    DESCRIPTION = "description" | "2.5.4.13";
+    DISPLAY_NAME = "displayName" | "2.16.840.1.113730.3.1.241";
     SCHEMA_ID_GUID = "schemaIDGUID";
     U2_ATTRIBUTE_ID = "u2AttributeID";
     ATTRIBUTE_SYNTAX = "attributeSyntax";
@@ -90,7 +92,7 @@ attributes! {
     MUST_CONTAIN = "mustContain";
     MAY_CONTAIN = "mayContain";
     SUB_CLASS_OF = "subClassOf";
-    ENTRY_TTL = "entryTTL";
+    ENTRY_TTL = "entryTTL" | "1.3.6.1.4.1.1466.101.119.3";
 }
 
 /// An attribute type: one the schema knows, or any other name a client
@@ -406,6 +408,12 @@ mod tests {
         assert_eq!(Attr::from_name(b"sn"), attr::SURNAME);
         assert_eq!(Attr::from_name(b"surname"), attr::SURNAME);
         assert_eq!(Attr::from_name(b"mail"), attr::MAIL);
+        assert_eq!(Attr::from_name(b"2.5.4.3"), attr::CN);
+        assert_eq!(Attr::from_name(b"0.9.2342.19200300.100.1.1"), attr::UID);
+        assert_eq!(
+            Attr::from_name(b"1.3.6.1.4.1.1466.101.119.3"),
+            attr::ENTRY_TTL
+        );
         assert_eq!(Attr::from_name(b"mailto:cn"), attr::CN);
         assert_eq!(Attr::from_name(b"cn;lang-en"), attr::CN);
         assert_eq!(

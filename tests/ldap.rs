@@ -241,6 +241,17 @@ fn every_filter_kind_and_scope() {
         Vec::<String>::new(),
         "unknown rule is Undefined"
     );
+    // An OID names a type as its name does (RFC 4512 section 2.5), in
+    // filters, attribute lists and DNs.
+    assert_eq!(q(&mut ldap, "(2.5.4.3=BOB)"), ["bob"]);
+    let found = search_ok(
+        &mut ldap,
+        "2.5.4.3=alice,ou=Dynamic,o=Intranet",
+        Scope::Base,
+        "(objectClass=*)",
+        &["2.5.4.42"],
+    );
+    assert_eq!(found[0].attrs["2.5.4.42"], ["Alice"]);
     // Scopes.
     let found = search_ok(
         &mut ldap,
