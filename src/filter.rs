@@ -42,6 +42,16 @@ pub enum Filter<A> {
     LessOrEqual(A, Vec<u8>),
     Present(A),
     Approx(A, Vec<u8>),
+    /// An extensible match (RFC 4511 section 4.5.1.7.7) by a rule this
+    /// server implements: on one attribute or (`None`) on every attribute
+    /// the rule applies to, and with `dn`, on the values of the entry's
+    /// DN as well.
+    Extensible {
+        attr: Option<A>,
+        rule: Rule,
+        value: Vec<u8>,
+        dn: bool,
+    },
     /// An extensible match with a rule the server does not implement: it
     /// evaluates to Undefined, which never selects an entry, and neither
     /// does its NOT (RFC 4511 section 4.5.1.7).
@@ -61,8 +71,76 @@ impl<A> Filter<A> {
             Filter::LessOrEqual(a, v) => Filter::LessOrEqual(f(a), v),
             Filter::Present(a) => Filter::Present(f(a)),
             Filter::Approx(a, v) => Filter::Approx(f(a), v),
+            Filter::Extensible {
+                attr,
+                rule,
+                value,
+                dn,
+            } => Filter::Extensible {
+                attr: attr.map(f),
+                rule,
+                value,
+                dn,
+            },
             Filter::Undefined => Filter::Undefined,
         }
+    }
+}
+
+/// The matching rules an extensible match may name (RFC 4517 section 4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The attribute's own equality, for a match that names no rule.
+    Equality,
+    /// caseIgnoreMatch and caseIgnoreIA5Match: as [`text_eq`].
+    CaseIgnore,
+    /// caseExactMatch and caseExactIA5Match: exact but for the spaces at
+    /// either end.
+    CaseExact,
+    /// octetStringMatch: byte for byte.
+    Octets,
+}
+
+impl Rule {
+    /// The rule of a name or OID, if this server implements it.
+    pub fn named(name: &[u8]) -> Option<Rule> {
+        const RULES: [(&str, &str, Rule); 5] = [
+            ("caseIgnoreMatch", "2.5.13.2", Rule::CaseIgnore),
+            (
+                "caseIgnoreIA5Match",
+                "1.3.6.1.4.1.1466.109.114.2",
+                Rule::CaseIgnore,
+            ),
+            ("caseExactMatch", "2.5.13.5", Rule::CaseExact),
+            (
+                "caseExactIA5Match",
+                "1.3.6.1.4.1.1466.109.114.1",
+                Rule::CaseExact,
+            ),
+            ("octetStringMatch", "2.5.13.17", Rule::Octets),
+        ];
+        RULES
+            .iter()
+            .find(|(n, oid, _)| n.as_bytes().eq_ignore_ascii_case(name) || oid.as_bytes() == name)
+            .map(|&(_, _, rule)| rule)
+    }
+
+    fn matches(self, attr: &Attr, stored: &[u8], asserted: &[u8]) -> bool {
+        match self {
+            Rule::Equality => equal(attr, stored, asserted),
+            Rule::CaseIgnore => text_eq(stored, asserted),
+            Rule::CaseExact => trim_spaces(stored) == trim_spaces(asserted),
+            Rule::Octets => stored == asserted,
+        }
+    }
+}
+
+/// Equality by an attribute's own rule: binary values byte for byte,
+/// others as directory strings.
+fn equal(attr: &Attr, stored: &[u8], asserted: &[u8]) -> bool {
+    match attr.is_binary() {
+        true => stored == asserted,
+        false => text_eq(stored, asserted),
     }
 }
 
@@ -72,6 +150,13 @@ pub trait ValueSource {
     /// Calls `f` on each value of `attr` until it returns true; returns
     /// whether it did.
     fn any_value(&self, attr: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool;
+
+    /// Calls `f` on each attribute and value until it returns true.
+    fn any_attr_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool;
+
+    /// Calls `f` on each attribute and value of the entry's DN until it
+    /// returns true.
+    fn any_dn_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool;
 }
 
 impl Filter<Attr> {
@@ -88,16 +173,7 @@ impl Filter<Attr> {
             Filter::And(v) => return combine(v, entry, false),
             Filter::Or(v) => return combine(v, entry, true),
             Filter::Not(x) => return x.eval(entry).map(|b| !b),
-            Filter::Equal(a, want) => {
-                let binary = a.is_binary();
-                entry.any_value(a, &mut |v| {
-                    if binary {
-                        v == want.as_slice()
-                    } else {
-                        text_eq(v, want)
-                    }
-                })
-            }
+            Filter::Equal(a, want) => entry.any_value(a, &mut |v| equal(a, v, want)),
             Filter::Substrings(a, s) => entry.any_value(a, &mut |v| substrings_match(v, s)),
             Filter::GreaterOrEqual(a, want) => {
                 entry.any_value(a, &mut |v| compare(v, want) != Ordering::Less)
@@ -107,6 +183,21 @@ impl Filter<Attr> {
             }
             Filter::Present(a) => entry.any_value(a, &mut |_| true),
             Filter::Approx(a, want) => entry.any_value(a, &mut |v| approx_eq(v, want)),
+            Filter::Extensible {
+                attr,
+                rule,
+                value,
+                dn,
+            } => {
+                let mut test = |a: &Attr, v: &[u8]| {
+                    attr.as_ref().is_none_or(|want| want == a) && rule.matches(a, v, value)
+                };
+                let found = match attr {
+                    Some(a) => entry.any_value(a, &mut |v| test(a, v)),
+                    None => entry.any_attr_value(&mut test),
+                };
+                found || (*dn && entry.any_dn_value(&mut test))
+            }
             Filter::Undefined => return None,
         })
     }
@@ -252,6 +343,14 @@ mod tests {
                 .filter(|(x, _)| x == a)
                 .any(|(_, vals)| vals.iter().any(|v| f(v)))
         }
+
+        fn any_attr_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
+            self.0.iter().any(|(a, vals)| vals.iter().any(|v| f(a, v)))
+        }
+
+        fn any_dn_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
+            f(&attr::CN, b"Jos\xe9@Example.com") || f(&attr::OU, b"Dynamic")
+        }
     }
 
     fn person() -> Values {
@@ -315,6 +414,34 @@ mod tests {
         assert_eq!(compare(b"\xc9a", "\u{e9}a".as_bytes()), Ordering::Equal);
         assert_eq!(compare(b"\xe9a", b"\xc9b"), Ordering::Less);
         assert!(approx_eq(b"J\xd6rg Meier", "j\u{f6}rgmeier".as_bytes()));
+    }
+
+    #[test]
+    fn extensible_matches_by_rule_on_one_attribute_all_or_the_dn() {
+        let p = person();
+        let ext = |attr: Option<Attr>, rule: Rule, value: &[u8], dn: bool| Filter::Extensible {
+            attr,
+            rule,
+            value: value.to_vec(),
+            dn,
+        };
+        let cn = Some(attr::CN);
+        assert!(ext(cn.clone(), Rule::CaseIgnore, b"JOS\xc9@example.com", false).matches(&p));
+        assert!(!ext(cn.clone(), Rule::CaseExact, b"jos\xe9@example.com", false).matches(&p));
+        assert!(ext(cn.clone(), Rule::CaseExact, b" Jos\xe9@Example.com", false).matches(&p));
+        assert!(!ext(cn.clone(), Rule::Octets, b" Jos\xe9@Example.com", false).matches(&p));
+        // No attribute: every one the entry has.
+        assert!(ext(None, Rule::CaseIgnore, b"ann marie", false).matches(&p));
+        assert!(!ext(None, Rule::CaseIgnore, b"ann", false).matches(&p));
+        // The DN's values count only with dnAttributes.
+        let ou = Some(attr::OU);
+        assert!(!ext(ou.clone(), Rule::Equality, b"dynamic", false).matches(&p));
+        assert!(ext(ou.clone(), Rule::Equality, b"dynamic", true).matches(&p));
+        assert!(ext(None, Rule::CaseIgnore, b"DYNAMIC", true).matches(&p));
+        assert!(!ext(cn, Rule::CaseIgnore, b"dynamic", true).matches(&p));
+        assert_eq!(Rule::named(b"2.5.13.5"), Some(Rule::CaseExact));
+        assert_eq!(Rule::named(b"CASEIGNOREIA5MATCH"), Some(Rule::CaseIgnore));
+        assert_eq!(Rule::named(b"1.2.3.4"), None);
     }
 
     #[test]

@@ -424,6 +424,9 @@ fn asks_for_conferences(filter: &Filter<Attr>) -> bool {
         | Filter::LessOrEqual(a, _)
         | Filter::Present(a)
         | Filter::Approx(a, _) => *a == attr::OBJECT_CLASS || *a == attr::UID,
+        Filter::Extensible { attr: a, .. } => a
+            .as_ref()
+            .is_none_or(|a| *a == attr::OBJECT_CLASS || *a == attr::UID),
         Filter::Undefined => false,
     }
 }
@@ -813,6 +816,18 @@ impl ValueSource for PersonView<'_> {
             return self.entry.attrs.get(a).any(f);
         }
         self.apps().iter().any(|e| e.attrs.get(a).any(&mut *f))
+    }
+
+    fn any_attr_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
+        self.attributes().into_iter().any(|a| {
+            let a = a.to_owned();
+            self.any_value(&a, &mut |v| f(&a, v))
+        })
+    }
+
+    fn any_dn_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
+        Dn::parse(&self.entry.dn())
+            .is_ok_and(|dn| dn.rdns.iter().any(|rdn| f(&rdn.attr, &rdn.value)))
     }
 }
 

@@ -17,7 +17,7 @@ use ldap3_proto::proto::{
 };
 
 use crate::ber::{Encoder, escape_request, unescape_owned};
-use crate::filter::{Filter, Substrings};
+use crate::filter::{Filter, Rule, Substrings};
 
 /// The deepest BER nesting accepted (filters nest; nothing else does).
 const MAX_DEPTH: usize = 64;
@@ -405,12 +405,27 @@ fn convert_filter(f: LdapFilter) -> Filter<Vec<u8>> {
         LdapFilter::Present(a) => Filter::Present(bytes(a)),
         LdapFilter::Approx(a, v) => Filter::Approx(bytes(a), bytes(v)),
         // Without a matching rule, an extensible match on a type is an
-        // equality match (RFC 4511 section 4.5.1.7.7); the rules themselves
-        // are not implemented.
-        LdapFilter::Extensible(m) => match (m.matching_rule, m.type_) {
-            (None, Some(a)) if !m.dn_attributes => Filter::Equal(bytes(a), bytes(m.match_value)),
-            _ => Filter::Undefined,
-        },
+        // equality match (RFC 4511 section 4.5.1.7.7). A rule this server
+        // does not implement, or neither rule nor type, is Undefined.
+        LdapFilter::Extensible(m) => {
+            let rule = match &m.matching_rule {
+                None if m.type_.is_some() => Some(Rule::Equality),
+                None => None,
+                Some(name) => Rule::named(name.as_bytes()),
+            };
+            match (rule, m.type_) {
+                (Some(Rule::Equality), Some(a)) if !m.dn_attributes => {
+                    Filter::Equal(bytes(a), bytes(m.match_value))
+                }
+                (Some(rule), attr) => Filter::Extensible {
+                    attr: attr.map(bytes),
+                    rule,
+                    value: bytes(m.match_value),
+                    dn: m.dn_attributes,
+                },
+                (None, _) => Filter::Undefined,
+            }
+        }
     }
 }
 

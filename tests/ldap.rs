@@ -241,6 +241,24 @@ fn every_filter_kind_and_scope() {
         Vec::<String>::new(),
         "unknown rule is Undefined"
     );
+    // The rules of RFC 4517 for strings, by name or OID, and the DN's
+    // values with dnAttributes.
+    assert_eq!(
+        q(&mut ldap, "(givenName:caseIgnoreMatch:=ALICE)"),
+        ["alice"]
+    );
+    assert_eq!(
+        q(&mut ldap, "(givenName:caseExactMatch:=alice)"),
+        Vec::<String>::new()
+    );
+    assert_eq!(q(&mut ldap, "(givenName:2.5.13.5:=Alice)"), ["alice"]);
+    assert_eq!(q(&mut ldap, "(:caseIgnoreMatch:=oslo)"), ["alice"]);
+    assert_eq!(q(&mut ldap, "(ou:dn:=dynamic)"), ["alice", "bob", "carol"]);
+    assert_eq!(
+        q(&mut ldap, "(&(o:dn:caseIgnoreMatch:=intranet)(cn=bob))"),
+        ["bob"]
+    );
+    assert_eq!(q(&mut ldap, "(ou:=dynamic)"), Vec::<String>::new());
     // An OID names a type as its name does (RFC 4512 section 2.5), in
     // filters, attribute lists and DNs.
     assert_eq!(q(&mut ldap, "(2.5.4.3=BOB)"), ["bob"]);

@@ -256,7 +256,7 @@ fn run(
         for (key, dn) in &containers {
             let values = container_values(dn);
             if selected_key(&plan, scan.base_key, key, APPLICATIONS_KEY)
-                && plan.filter.matches(&VirtualValues(&values))
+                && plan.filter.matches(&VirtualValues(dn, &values))
             {
                 if let Err(e) = scan.progress.check_size() {
                     return e;
@@ -640,7 +640,7 @@ fn virtual_entry(
     if plan.types_only {
         chosen.iter_mut().for_each(|(_, v)| v.clear());
     }
-    if !plan.filter.matches(&VirtualValues(all)) {
+    if !plan.filter.matches(&VirtualValues(dn, all)) {
         return false;
     }
     resp.entry(
@@ -652,14 +652,26 @@ fn virtual_entry(
     true
 }
 
-struct VirtualValues<'a>(&'a [(&'a str, Vec<Vec<u8>>)]);
+/// The DN and attributes of an entry the server computes.
+struct VirtualValues<'a>(&'a [u8], &'a [(&'a str, Vec<Vec<u8>>)]);
 
 impl crate::filter::ValueSource for VirtualValues<'_> {
     fn any_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        self.0
+        self.1
             .iter()
             .filter(|(n, _)| Attr::from_name(n.as_bytes()) == *a)
             .any(|(_, vals)| vals.iter().any(|v| f(v)))
+    }
+
+    fn any_attr_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
+        self.1.iter().any(|(n, vals)| {
+            let a = Attr::from_name(n.as_bytes());
+            vals.iter().any(|v| f(&a, v))
+        })
+    }
+
+    fn any_dn_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
+        Dn::parse(self.0).is_ok_and(|dn| dn.rdns.iter().any(|rdn| f(&rdn.attr, &rdn.value)))
     }
 }
 
