@@ -4,7 +4,7 @@
 //!
 //! Pure functions, called on the connection worker threads.
 
-use crate::filter::fold_case;
+use crate::filter::fold;
 use crate::schema::Attr;
 
 /// One relative distinguished name: `type=value`.
@@ -59,7 +59,8 @@ impl Dn {
     }
 
     /// The normalised key: types by their schema name in lowercase, values
-    /// in lower case ([`fold_case`]), one space-free separator. Two spellings
+    /// as equality compares them ([`fold`]: lower case, without the spaces
+    /// at either end, even escaped ones), one space-free separator. Two spellings
     /// of one name have one key.
     pub fn key(&self) -> Vec<u8> {
         let mut key = Vec::with_capacity(64);
@@ -69,7 +70,7 @@ impl Dn {
             }
             key.extend(rdn.attr.name().iter().map(u8::to_ascii_lowercase));
             key.push(b'=');
-            for &b in fold_case(&rdn.value).iter() {
+            for &b in fold(&rdn.value).iter() {
                 // Separators inside values are written as hex escapes, so
                 // that a ',' in a key is always a separator and a suffix
                 // test on keys is a subtree test.
@@ -262,6 +263,13 @@ mod tests {
         assert_ne!(
             d.key(),
             Dn::parse(b"cn=jorg,ou=Dynamic,o=Intranet").unwrap().key()
+        );
+        // Spaces at either end do not count, escaped or not, as in equality.
+        assert_eq!(
+            Dn::parse(b"cn=Eric\\20,ou=Dynamic,o=Intranet")
+                .unwrap()
+                .key(),
+            a.key()
         );
     }
 

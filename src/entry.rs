@@ -542,6 +542,15 @@ mod tests {
         let lower: Vec<Vec<u8>> = many.iter().map(|v| v.to_ascii_lowercase()).collect();
         let attrs = Attributes::from_list(vec![(attr::PORT, many), (attr::PORT, lower)]);
         assert_eq!(attrs.get(&attr::PORT).count(), 10);
+        // Beyond ASCII: UTF-8 capitals and Windows-1252 small letters.
+        let many: Vec<Vec<u8>> = (0..20)
+            .map(|i| format!("\u{c9}{}", i % 10).into_bytes())
+            .collect();
+        let latin: Vec<Vec<u8>> = (0..10)
+            .map(|i| [&b"\xe9"[..], format!("{i}").as_bytes()].concat())
+            .collect();
+        let attrs = Attributes::from_list(vec![(attr::PORT, many), (attr::PORT, latin)]);
+        assert_eq!(attrs.get(&attr::PORT).count(), 10);
     }
 
     #[test]

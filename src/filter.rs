@@ -135,6 +135,14 @@ impl Rule {
     }
 }
 
+/// Whether an equality asks for class top, which every entry is of
+/// (RFC 4512 section 2.4.1, the superclass of all others), whether its
+/// objectClass lists it or not: `(objectClass=top)` is how many tools say
+/// "any entry".
+pub fn implied_top(attr: &Attr, value: &[u8]) -> bool {
+    *attr == crate::schema::attr::OBJECT_CLASS && text_eq(value, b"top")
+}
+
 /// Equality by an attribute's own rule: binary values byte for byte,
 /// others as directory strings.
 fn equal(attr: &Attr, stored: &[u8], asserted: &[u8]) -> bool {
@@ -173,6 +181,7 @@ impl Filter<Attr> {
             Filter::And(v) => return combine(v, entry, false),
             Filter::Or(v) => return combine(v, entry, true),
             Filter::Not(x) => return x.eval(entry).map(|b| !b),
+            Filter::Equal(a, want) if implied_top(a, want) => entry.any_value(a, &mut |_| true),
             Filter::Equal(a, want) => entry.any_value(a, &mut |v| equal(a, v, want)),
             Filter::Substrings(a, s) => entry.any_value(a, &mut |v| substrings_match(v, s)),
             Filter::GreaterOrEqual(a, want) => {
@@ -239,7 +248,11 @@ pub fn fold_case(v: &[u8]) -> Cow<'_, [u8]> {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => WINDOWS_1252.decode_without_bom_handling(v).0,
     };
-    Cow::Owned(text.to_lowercase().into_bytes())
+    // Character by character: str::to_lowercase gives a word-final sigma
+    // its final form, so that a part of a value would fold unlike the
+    // same letters inside the value.
+    let folded: String = text.chars().flat_map(char::to_lowercase).collect();
+    Cow::Owned(folded.into_bytes())
 }
 
 /// A value as directory-string equality sees it: [`fold_case`] without
@@ -414,6 +427,17 @@ mod tests {
         assert_eq!(compare(b"\xc9a", "\u{e9}a".as_bytes()), Ordering::Equal);
         assert_eq!(compare(b"\xe9a", b"\xc9b"), Ordering::Less);
         assert!(approx_eq(b"J\xd6rg Meier", "j\u{f6}rgmeier".as_bytes()));
+        // A part folds as the same letters inside a value: no final sigma.
+        let initial = |v: &str| Substrings {
+            initial: Some(v.as_bytes().to_vec()),
+            ..Substrings::default()
+        };
+        assert!(substrings_match("ΚΩΣΤΑΣ".as_bytes(), &initial("ΚΩΣ")));
+        assert!(approx_eq("ΟΣ Α".as_bytes(), "οσα".as_bytes()));
+        assert!(
+            text_eq("\u{212a}elvin".as_bytes(), b"KELVIN"),
+            "Kelvin sign"
+        );
     }
 
     #[test]

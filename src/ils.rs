@@ -497,7 +497,11 @@ pub fn add(dn: &[u8], wire: Vec<WireAttr>) -> Result<AddPlan, LdapResult> {
         }
         let a = Attr::from_name(&name);
         if a == attr::ENTRY_TTL {
-            ttl = Some(entry_ttl(&values)?);
+            // An empty set (which old clients send for attributes they
+            // have no value for) asks for nothing.
+            if !values.is_empty() {
+                ttl = Some(entry_ttl(&values)?);
+            }
             continue;
         }
         if name.eq_ignore_ascii_case(b"smodop") {
@@ -807,12 +811,6 @@ impl ValueSource for PersonView<'_> {
         // The values the view shows (see `for_each_value`), so that what
         // a filter matches is what the answer says.
         if self.entry.attrs.has(a) {
-            // Every entry is of class top, the superclass of all others
-            // (RFC 4512 section 2.4.1), whether its objectClass says so or
-            // not: `(objectClass=top)` is how many tools say "anything".
-            if *a == attr::OBJECT_CLASS && f(b"top") {
-                return true;
-            }
             return self.entry.attrs.get(a).any(f);
         }
         self.apps().iter().any(|e| e.attrs.get(a).any(&mut *f))

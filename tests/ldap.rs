@@ -451,6 +451,17 @@ fn add_answers_the_standard_codes() {
         "constraintViolation: entryTTL is single-valued"
     );
     assert_eq!(add_person(&mut ldap, "t3", &[("entryTTL", &["60"])]), 0);
+    // An empty set asks for nothing (sent raw: ldap3 refuses to).
+    let mut raw = server.raw();
+    let no_ttl: &[&[u8]] = &[];
+    assert_eq!(
+        raw.code(&add(
+            1,
+            b"cn=t4,ou=Dynamic,o=Intranet",
+            &[(b"objectClass", &[b"rtPerson"]), (b"entryTTL", no_ttl)]
+        )),
+        0
+    );
 }
 
 #[test]
@@ -584,6 +595,17 @@ fn delete_and_compare() {
             &["cn"]
         )),
         ["d"]
+    );
+    assert!(
+        search_ok(
+            &mut ldap,
+            "ou=Dynamic,o=Intranet",
+            Scope::OneLevel,
+            "(objectClass=to*)",
+            &["cn"]
+        )
+        .is_empty(),
+        "only equality implies top"
     );
     assert_eq!(ldap.delete(dn).unwrap().rc, 0);
     assert_eq!(ldap.delete(dn).unwrap().rc, 32);

@@ -108,16 +108,16 @@ fn check(
             );
         }
     };
-    let dn = Dn::parse(name);
-    let key = dn.as_ref().map(Dn::key);
     let limits = shared.limits.read();
     // An empty password is an unauthenticated bind (RFC 4513 section
     // 5.1.2): anonymous, whatever the name, as ILS clients send it. Not
     // for an account's name, though, so that an application that checks
     // an account's password by binding never takes an empty one for it.
     if password.is_empty() {
-        if let Ok(key) = &key
-            && limits.accounts.iter().any(|a| a.key == *key)
+        if !name.is_empty()
+            && !limits.accounts.is_empty()
+            && let Ok(dn) = Dn::parse(name)
+            && limits.accounts.iter().any(|a| a.key == dn.key())
         {
             return LdapResult::new(
                 LdapResultCode::UnwillingToPerform,
@@ -126,9 +126,10 @@ fn check(
         }
         return LdapResult::success();
     }
-    let Ok(key) = key else {
+    let Ok(dn) = Dn::parse(name) else {
         return LdapResult::new(LdapResultCode::InvalidDNSyntax, "invalid DN syntax");
     };
+    let key = dn.key();
     let known = limits
         .accounts
         .iter()

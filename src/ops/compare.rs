@@ -2,7 +2,7 @@
 
 use ldap3_proto::LdapResultCode;
 
-use crate::filter::{ValueSource, text_eq};
+use crate::filter::{ValueSource, implied_top, text_eq};
 use crate::handler::Shared;
 use crate::ils::{self, PersonView};
 use crate::ops::{live, no_such_object};
@@ -29,13 +29,14 @@ fn run(shared: &Shared, target: &ils::Target, name: &[u8], value: &[u8]) -> Ldap
         return LdapResult::new(LdapResultCode::NoSuchAttribute, "no such attribute");
     }
     let binary = a.is_binary();
-    let equal = view.any_value(&a, &mut |v| {
-        if binary {
-            v == value
-        } else {
-            text_eq(v, value)
-        }
-    });
+    let equal = implied_top(&a, value)
+        || view.any_value(&a, &mut |v| {
+            if binary {
+                v == value
+            } else {
+                text_eq(v, value)
+            }
+        });
     LdapResult::new(
         if equal {
             LdapResultCode::CompareTrue
