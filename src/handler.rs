@@ -117,6 +117,7 @@ fn response_tag(op: &Op) -> Option<u8> {
         Op::ModifyDn { .. } => tag::MODIFY_DN,
         Op::Compare { .. } => tag::COMPARE,
         Op::Extended { .. } => tag::EXTENDED,
+        Op::Invalid { response, .. } => *response,
         Op::Unbind | Op::Abandon(_) => return None,
     })
 }
@@ -186,6 +187,10 @@ pub fn handle(
         Op::Extended { oid, value } => {
             ops::extended::extended(shared, session, &oid, value.as_deref(), &mut resp)
         }
+        Op::Invalid { response, why } => resp.result(
+            response,
+            &LdapResult::new(LdapResultCode::ProtocolError, why),
+        ),
     }
     Outcome::Continue
 }

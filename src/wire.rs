@@ -126,6 +126,13 @@ pub enum Op {
         oid: Vec<u8>,
         value: Option<Vec<u8>>,
     },
+    /// A request whose encoding is sound but one of whose values is not
+    /// allowed (a search scope of 7): answered with protocolError under
+    /// the `response` tag, and the session goes on.
+    Invalid {
+        response: u8,
+        why: &'static str,
+    },
 }
 
 impl Op {
@@ -142,6 +149,7 @@ impl Op {
             Op::Compare { .. } => "compare",
             Op::Abandon(_) => "abandon",
             Op::Extended { .. } => "extended",
+            Op::Invalid { .. } => "invalid",
         }
     }
 }
@@ -176,27 +184,9 @@ const REQUEST_TAGS: [u64; 10] = [0, 2, 3, 6, 8, 10, 12, 14, 16, 23];
 /// without its sign and cut to 32 bits, so that -1 would be answered as
 /// 255 and 2^32 + 5 as 5.
 fn message_id(tag: Option<&StructureTag>) -> Result<i32, ProtocolError> {
-    let bad = ProtocolError("bad message ID");
-    let Some(StructureTag {
-        class: TagClass::Universal,
-        id: 2,
-        payload: PL::P(bytes),
-    }) = tag
-    else {
-        return Err(bad);
-    };
-    if bytes.is_empty() || bytes.len() > 8 {
-        return Err(bad);
-    }
-    let negative = bytes[0] & 0x80 != 0;
-    let value = bytes
-        .iter()
-        .fold(if negative { -1i64 } else { 0 }, |v, &b| {
-            (v << 8) | b as i64
-        });
-    match i32::try_from(value) {
-        Ok(id) if id >= 0 => Ok(id),
-        _ => Err(bad),
+    match integer(tag, 2).map(i32::try_from) {
+        Some(Ok(id)) if id >= 0 => Ok(id),
+        _ => Err(ProtocolError("bad message ID")),
     }
 }
 
@@ -218,6 +208,13 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
         },
         PL::P(_) => return Err(ProtocolError("message is not a sequence")),
     };
+    if let Some(op) = invalid_values(&tag) {
+        return Ok(Request {
+            msgid,
+            op,
+            controls,
+        });
+    }
     // ldap3_proto knows no Sicily choice: read it off before.
     let sicily = sicily(&tag);
     escape_request(&mut tag);
@@ -231,6 +228,76 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
         op,
         controls,
     })
+}
+
+/// A search or modify whose fields are well encoded but hold a value
+/// outside what RFC 4511 allows. ldap3_proto refuses them like a broken
+/// encoding, which would end the session (section 4.1.1); the operation
+/// alone is answered with protocolError instead, as for any request the
+/// server understands but cannot perform.
+fn invalid_values(message: &StructureTag) -> Option<Op> {
+    let PL::C(parts) = &message.payload else {
+        return None;
+    };
+    let op = parts.get(1)?;
+    let PL::C(fields) = &op.payload else {
+        return None;
+    };
+    let invalid = |response, why| Some(Op::Invalid { response, why });
+    match op.id {
+        // SearchRequest: scope, derefAliases, sizeLimit, timeLimit.
+        3 => {
+            if !(0..=3).contains(&integer(fields.get(1), 10)?) {
+                return invalid(tag::SEARCH_DONE, "invalid scope");
+            }
+            if !(0..=3).contains(&integer(fields.get(2), 10)?) {
+                return invalid(tag::SEARCH_DONE, "invalid derefAliases");
+            }
+            for limit in [fields.get(3), fields.get(4)] {
+                if !(0..=i32::MAX as i64).contains(&integer(limit, 2)?) {
+                    return invalid(tag::SEARCH_DONE, "invalid size or time limit");
+                }
+            }
+            None
+        }
+        // ModifyRequest: the operation of each change.
+        6 => {
+            let PL::C(changes) = &fields.get(1)?.payload else {
+                return None;
+            };
+            for change in changes {
+                let PL::C(parts) = &change.payload else {
+                    return None;
+                };
+                if !(0..=3).contains(&integer(parts.first(), 10)?) {
+                    return invalid(tag::MODIFY, "invalid modify operation");
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// A universal INTEGER (`id` 2) or ENUMERATED (10) of at most 8 bytes.
+fn integer(tag: Option<&StructureTag>, id: u64) -> Option<i64> {
+    match tag? {
+        StructureTag {
+            class: TagClass::Universal,
+            id: got,
+            payload: PL::P(bytes),
+        } if *got == id && (1..=8).contains(&bytes.len()) => {
+            let negative = bytes[0] & 0x80 != 0;
+            Some(
+                bytes
+                    .iter()
+                    .fold(if negative { -1i64 } else { 0 }, |v, &b| {
+                        (v << 8) | b as i64
+                    }),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// The Sicily step of a BindRequest, if it is one: the authentication

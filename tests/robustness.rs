@@ -78,6 +78,46 @@ fn malformed_messages_are_protocol_errors() {
 }
 
 #[test]
+fn a_well_encoded_request_with_a_value_out_of_range_is_answered_alone() {
+    // RFC 4511 4.1.1 ends the session for a broken encoding; a scope of 7
+    // or a negative size limit is well encoded, and slapd too answers
+    // the operation with protocolError and serves the next.
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let present = f::present(b"objectClass");
+    let bad_modify = modify(5, b"cn=x,ou=Dynamic,o=Intranet", &[(7, b"cn", &[b"y"])]);
+    for (request, want_tag) in [
+        (search(1, b"o=Intranet", 7, present.clone(), &[]), 5),
+        (
+            search_full(2, b"o=Intranet", 0, -1, 0, false, present.clone(), &[]),
+            5,
+        ),
+        (
+            search_full(3, b"o=Intranet", 0, 0, -5, false, present.clone(), &[]),
+            5,
+        ),
+        (bad_modify, 7),
+    ] {
+        let (entries, done) = raw.call(&request);
+        assert!(entries.is_empty());
+        assert!(
+            matches!(done, Response::Result { code: 2, tag, .. } if tag == want_tag),
+            "{done:?}"
+        );
+    }
+    let (entries, done) = raw.call(&search(9, b"o=Intranet", 0, present, &[]));
+    assert_eq!(entries.len(), 1, "the session goes on");
+    assert!(matches!(
+        done,
+        Response::Result {
+            code: 0,
+            msgid: 9,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn oversized_requests_are_refused_from_the_header() {
     let server = TestServer::with(|c| c.max_request_size = 1024);
     let mut raw = server.raw();
@@ -556,14 +596,8 @@ fn answers_before_a_malformed_request_arrive_whatever_follows_it() {
         let everyone = f::present(b"objectClass");
         burst.extend(search(100 + i, b"objectClass=rtPerson", 0, everyone, &[]));
     }
-    // Scope 9 does not exist.
-    burst.extend(search(
-        200,
-        b"o=Intranet",
-        9,
-        f::present(b"objectClass"),
-        &[],
-    ));
+    // A SearchRequest without its fields.
+    burst.extend(message(200, cons(0x63, &[])));
     for i in 0..20_000 {
         burst.extend(bind_v2(300 + i));
     }
