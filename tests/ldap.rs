@@ -879,6 +879,39 @@ fn the_monitor_entry_counts_what_is_stored_until_the_sweep() {
         &["cn"],
     );
     assert!(e.is_empty(), "the filter applies");
+    // Searches from above find it as they find stored entries.
+    let dns = |ldap: &mut LdapConn, base: &str, scope: Scope, filter: &str| {
+        let found = search_ok(ldap, base, scope, filter, &["1.1"]);
+        found.into_iter().map(|e| e.dn).collect::<Vec<_>>()
+    };
+    let admin = dns(
+        &mut ldap,
+        "ou=Admin,o=Intranet",
+        Scope::OneLevel,
+        "(objectClass=*)",
+    );
+    assert!(
+        admin.contains(&"cn=Monitor,ou=Admin,o=Intranet".to_string()),
+        "{admin:?}"
+    );
+    assert_eq!(
+        dns(
+            &mut ldap,
+            "o=Intranet",
+            Scope::Subtree,
+            "(objectClass=monitor)"
+        ),
+        ["cn=Monitor,ou=Admin,o=Intranet"]
+    );
+    assert!(
+        dns(
+            &mut ldap,
+            "ou=Dynamic,o=Intranet",
+            Scope::Subtree,
+            "(objectClass=monitor)"
+        )
+        .is_empty()
+    );
 }
 
 #[test]

@@ -104,7 +104,8 @@ fn run(
         && t.key == MONITOR_KEY
     {
         if matches!(plan.scope, Scope::Base | Scope::Subtree) {
-            monitor(store, &plan, resp);
+            let values = monitor_values(store);
+            virtual_entry(&plan, resp, MONITOR_DN, &values);
         }
         return LdapResult::success();
     }
@@ -264,6 +265,18 @@ fn run(
                 virtual_entry(&plan, resp, dn, &values);
                 scan.progress.sent += 1;
             }
+        }
+    }
+    // The monitor entry, to a search from above it whose scope takes it
+    // in (from itself, it was answered above).
+    if selected_key(&plan, scan.base_key, MONITOR_KEY, ADMIN_KEY) {
+        let values = monitor_values(store);
+        if plan.filter.matches(&VirtualValues(MONITOR_DN, &values)) {
+            if let Err(e) = scan.progress.check_size() {
+                return e;
+            }
+            virtual_entry(&plan, resp, MONITOR_DN, &values);
+            scan.progress.sent += 1;
         }
     }
     if sttl.is_some() && scan.refreshed == 0 {
@@ -519,19 +532,21 @@ fn push_attr(
 
 /// The monitor entry: what the server holds now, computed when read.
 pub const MONITOR_KEY: &[u8] = b"cn=monitor,ou=admin,o=intranet";
+const MONITOR_DN: &[u8] = b"cn=Monitor,ou=Admin,o=Intranet";
+const ADMIN_KEY: &[u8] = b"ou=admin,o=intranet";
 
-/// Answers a search of the monitor entry. `entries` counts every stored
+/// The attributes of the monitor entry. `entries` counts every stored
 /// entry and `dynamicEntries` the dynamic ones, both including expired
 /// entries the expiry thread has not yet removed, so that a client can
 /// watch a sweep finish; `entryMemory` is what the dynamic entries take,
 /// the estimate `max-memory` limits.
-fn monitor(store: &Store, plan: &SearchPlan, resp: &mut Responder<'_>) {
+fn monitor_values(store: &Store) -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let text = |s: &str| s.as_bytes().to_vec();
     let (entries, dynamic, memory) = {
         let dir = store.read();
         (dir.len(), dir.dynamic_count(), dir.footprint())
     };
-    let all: Vec<(&str, Vec<Vec<u8>>)> = vec![
+    vec![
         ("objectClass", vec![text("top"), text("monitor")]),
         ("cn", vec![text("Monitor")]),
         ("entries", vec![entries.to_string().into_bytes()]),
@@ -541,8 +556,7 @@ fn monitor(store: &Store, plan: &SearchPlan, resp: &mut Responder<'_>) {
             "uptime",
             vec![(store.now() / 1000).to_string().into_bytes()],
         ),
-    ];
-    virtual_entry(plan, resp, b"cn=Monitor,ou=Admin,o=Intranet", &all);
+    ]
 }
 
 /// The root DSE (RFC 4512 section 5.1): what this server supports.
