@@ -607,6 +607,18 @@ fn delete_and_compare() {
         .is_empty(),
         "only equality implies top"
     );
+    // The entries the server computes answer too.
+    for (dn, attr, value, rc) in [
+        ("", "namingContexts", "O=intranet", 6),
+        ("", "supportedLDAPVersion", "4", 5),
+        ("", "objectClass", "top", 6),
+        ("", "cn", "x", 16),
+        ("cn=monitor,ou=admin,o=intranet", "cn", "monitor", 6),
+        ("cn=Monitor,ou=Admin,o=Intranet", "objectClass", "person", 5),
+    ] {
+        let got = ldap.compare(dn, attr, value).unwrap().0.rc;
+        assert_eq!(got, rc, "compare {attr}={value} on {dn:?}");
+    }
     assert_eq!(ldap.delete(dn).unwrap().rc, 0);
     assert_eq!(ldap.delete(dn).unwrap().rc, 32);
     assert_eq!(ldap.delete("ou=Dynamic,o=Intranet").unwrap().rc, 53);

@@ -540,7 +540,7 @@ const ADMIN_KEY: &[u8] = b"ou=admin,o=intranet";
 /// entries the expiry thread has not yet removed, so that a client can
 /// watch a sweep finish; `entryMemory` is what the dynamic entries take,
 /// the estimate `max-memory` limits.
-fn monitor_values(store: &Store) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+pub fn monitor_values(store: &Store) -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let text = |s: &str| s.as_bytes().to_vec();
     let (entries, dynamic, memory) = {
         let dir = store.read();
@@ -561,8 +561,13 @@ fn monitor_values(store: &Store) -> Vec<(&'static str, Vec<Vec<u8>>)> {
 
 /// The root DSE (RFC 4512 section 5.1): what this server supports.
 fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
+    virtual_entry(plan, resp, b"", &root_dse_values());
+}
+
+/// The attributes of the root DSE.
+pub fn root_dse_values() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let text = |s: &str| s.as_bytes().to_vec();
-    let all: Vec<(&str, Vec<Vec<u8>>)> = vec![
+    vec![
         ("objectClass", vec![text("top")]),
         ("namingContexts", vec![text("o=Intranet")]),
         ("supportedLDAPVersion", vec![text("2"), text("3")]),
@@ -583,8 +588,7 @@ fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
             "vendorVersion",
             vec![text(concat!("ilsd ", env!("CARGO_PKG_VERSION")))],
         ),
-    ];
-    virtual_entry(plan, resp, b"", &all);
+    ]
 }
 
 /// Whether a search may take in application containers: its base is one
