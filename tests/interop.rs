@@ -555,6 +555,18 @@ fn ip_address_is_stored_as_sent_unless_observed_ip_is_on() {
     ));
     assert_eq!(found[0].first("uid"), Some(&b"Demo"[..]));
     assert_eq!(found[0].get("sipaddress"), None);
+    // A person added without one, as TAPI clients may, is given it: the
+    // Dialer's Find People reads the address ([MS-TAIL] 2.2.3, 4.9.2).
+    let dialer = add(
+        5,
+        b"cn=tapi@x,ou=Dynamic,o=Intranet",
+        &[(b"objectClass", &[b"rtPerson"]), (b"givenName", &[b"T"])],
+    );
+    assert_eq!(raw.code(&dialer), SUCCESS);
+    assert_eq!(
+        list(&mut raw, f::eq(b"cn", b"tapi@x"), &[b"ipAddress"])[0].first("ipAddress"),
+        Some(loopback.as_bytes())
+    );
 }
 
 #[test]

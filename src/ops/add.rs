@@ -8,7 +8,7 @@
 use ldap3_proto::LdapResultCode;
 
 use crate::entry::{Attributes, Entry};
-use crate::filter::trim_spaces;
+use crate::filter::{text_eq, trim_spaces};
 use crate::handler::{Session, Shared};
 use crate::ils::{self, APPLICATIONS_KEY, DYNAMIC_KEY, ensure_value};
 use crate::ops::{
@@ -59,10 +59,19 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
         let limits = shared.limits.read();
         (limits.observed_ip, limits.max_values)
     };
-    // In place of the address the client sends: an entry without one (a
-    // conference, the Dialer's application entry) is given none.
+    // In place of the address the client sends, and for a person sent
+    // without one: the user's address is "a calculated value" that TAPI
+    // clients leave out ([MS-TAIL] 2.2.3), and the Dialer's Find People
+    // reads it (4.9.2). Other entries without one (a conference, the
+    // Dialer's application entry) are given none.
+    let person = attrs.iter().any(|(a, values)| {
+        *a == attr::OBJECT_CLASS
+            && values
+                .iter()
+                .any(|v| text_eq(v, schema::RT_PERSON.as_bytes()))
+    });
     if observed_ip
-        && attrs.iter().any(|(a, _)| *a == attr::IP_ADDRESS)
+        && (person || attrs.iter().any(|(a, _)| *a == attr::IP_ADDRESS))
         && let Some(ip) = ip_address_value(session.peer)
     {
         attrs.retain(|(a, _)| *a != attr::IP_ADDRESS);
