@@ -120,18 +120,33 @@ impl Dn {
 }
 
 /// Splits on separator bytes that are neither escaped nor inside quotes.
+/// A quote opens a quoted value only where the value starts (RFC 1779);
+/// elsewhere it is part of the value, as in a name NetMeeting sends
+/// unescaped.
 fn split_unescaped(input: &[u8], sep: impl Fn(u8) -> bool) -> Vec<&[u8]> {
     let mut parts = Vec::new();
     let (mut start, mut i, mut quoted) = (0, 0, false);
+    // Whether the part's `=` was met, and whether only spaces followed.
+    let (mut named, mut at_value) = (false, false);
     while i < input.len() {
         match input[i] {
-            b'\\' => i += 1,
-            b'"' => quoted = !quoted,
+            b'\\' => {
+                i += 1;
+                at_value = false;
+            }
+            b'"' if quoted => quoted = false,
+            b'"' if at_value => {
+                quoted = true;
+                at_value = false;
+            }
+            b'=' if !quoted && !named => (named, at_value) = (true, true),
+            b' ' => {}
             b if !quoted && sep(b) => {
                 parts.push(&input[start..i]);
                 start = i + 1;
+                (named, at_value) = (false, false);
             }
-            _ => {}
+            _ => at_value = false,
         }
         i += 1;
     }
@@ -197,9 +212,14 @@ fn unescape_value_inner(value: &[u8]) -> Result<Vec<u8>, InvalidDn> {
             if let (Some(h), Some(l)) = (hex(next), value.get(i + 2).and_then(|&b| hex(b))) {
                 out.push(h << 4 | l);
                 i += 3;
-            } else {
+            } else if b"\\\",+;<>=# ".contains(&next) {
                 out.push(next);
                 i += 2;
+            } else {
+                // Not an escape (RFC 4514 section 2.4): a backslash in a
+                // name NetMeeting sends as typed.
+                out.push(b'\\');
+                i += 1;
             }
         } else {
             out.push(value[i]);
@@ -283,6 +303,18 @@ mod tests {
         let dn = Dn::parse(br"cn=Jos\c3\a9").unwrap();
         assert_eq!(dn.rdns[0].value, "Jos\u{e9}".as_bytes());
         assert_eq!(Dn::parse(b"cn=a\\,b").unwrap().to_bytes(), b"cn=a\\,b");
+        // A quote inside a value, and a backslash that escapes nothing,
+        // are part of the value, as NetMeeting sends names unescaped.
+        let dn = Dn::parse(br#"c=-,o=Microsoft,cn=q"z@x.com,objectClass=rtPerson"#).unwrap();
+        assert_eq!(dn.rdns.len(), 4);
+        assert_eq!(dn.rdns[2].value, br#"q"z@x.com"#);
+        let dn = Dn::parse(br"cn=back\slash@x.com,objectClass=rtPerson").unwrap();
+        assert_eq!(dn.rdns[0].value, br"back\slash@x.com");
+        let dn = Dn::parse(br#"cn= "a;b" ,ou=x"#).unwrap();
+        assert_eq!(
+            dn.rdns[0].value, b"a;b",
+            "a quote after spaces opens a value"
+        );
     }
 
     #[test]

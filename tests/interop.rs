@@ -735,6 +735,16 @@ fn a_percent_in_an_address_is_part_of_the_name() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].get("cn"), Some(&vec![b"ops%bcast@x.org".to_vec()]));
     assert_eq!(raw.code(&delete(2, dn)), SUCCESS);
+    // A quote inside the address and a backslash that escapes nothing
+    // are the name, as NetMeeting sends what the user typed.
+    for name in [&br#"q"z@x.org"#[..], br"back\slash@x.org"] {
+        let dn = [&b"c=-,o=Microsoft,cn="[..], name, b",objectClass=rtPerson"].concat();
+        person(&mut raw, 3, &dn, &[(b"cn", &[name])]);
+        let found = list(&mut raw, f::eq(b"cn", name), &[b"cn"]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].get("cn"), Some(&vec![name.to_vec()]), "one name");
+        assert_eq!(raw.code(&delete(4, &dn)), SUCCESS);
+    }
 }
 
 #[test]
