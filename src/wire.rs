@@ -177,6 +177,10 @@ pub struct ProtocolError(pub &'static str);
 /// Application tags of the requests a client may send.
 const REQUEST_TAGS: [u64; 10] = [0, 2, 3, 6, 8, 10, 12, 14, 16, 23];
 
+/// The requests whose operation is primitive: UnbindRequest, DelRequest
+/// and AbandonRequest. The others are constructed.
+const PRIMITIVE_REQUESTS: [u64; 3] = [2, 10, 16];
+
 /// Checks a request's messageID: an INTEGER from 0 to 2^31 - 1. LDAPv3
 /// keeps 0 for unsolicited notifications (RFC 4511 section 4.1.1), but
 /// LDAPv2 allows it in requests (RFC 1777 section 4), and the version is
@@ -202,6 +206,13 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
     let msgid = match &tag.payload {
         PL::C(parts) => match parts.get(1) {
             Some(op) if op.class == TagClass::Application && REQUEST_TAGS.contains(&op.id) => {
+                // ldap3_proto prints a line on standard output for an
+                // operation of the wrong form, which a client could send
+                // by the thousand: refused before it.
+                let primitive = matches!(op.payload, PL::P(_));
+                if primitive != PRIMITIVE_REQUESTS.contains(&op.id) {
+                    return Err(ProtocolError("malformed request"));
+                }
                 message_id(parts.first())?
             }
             _ => return Err(ProtocolError("not an LDAP request")),

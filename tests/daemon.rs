@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -52,9 +52,13 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn spawn(mut cmd: Command) -> Daemon {
+    fn spawn(cmd: Command) -> Daemon {
+        Daemon::spawn_with_stdout(cmd, Stdio::null())
+    }
+
+    fn spawn_with_stdout(mut cmd: Command, stdout: Stdio) -> Daemon {
         cmd.stderr(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .env_remove("JOURNAL_STREAM");
         let mut child = cmd.spawn().expect("ilsd starts");
         let (tx, lines) = mpsc::channel();
@@ -218,6 +222,35 @@ fn cannot_bind_exits_71() {
     let addr = taken.local_addr().unwrap().to_string();
     let (code, _, stderr) = output(&["-f", "/dev/null", "-l", &addr]);
     assert_eq!(code, 71, "{stderr}");
+}
+
+#[test]
+fn malformed_requests_write_nothing_to_standard_output() {
+    // Standard output is the journal under systemd: a client must not be
+    // able to write lines to it (ldap3_proto prints one for an operation
+    // of the wrong form).
+    let cmd = ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]);
+    let mut daemon = Daemon::spawn_with_stdout(cmd, Stdio::piped());
+    let mut stdout = daemon.child.stdout.take().unwrap();
+    // Primitive forms of constructed requests and the other way round:
+    // search, bind, modify, extended, delete.
+    for op in [0x43, 0x40, 0x46, 0x57, 0x6a] {
+        let mut raw = daemon.raw();
+        raw.send(&[0x30, 0x05, 0x02, 0x01, 0x01, op, 0x00]);
+        assert!(matches!(
+            raw.recv(),
+            Some(Response::Extended {
+                msgid: 0,
+                code: 2,
+                ..
+            })
+        ));
+    }
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait(Duration::from_secs(5)).success());
+    let mut printed = String::new();
+    stdout.read_to_string(&mut printed).unwrap();
+    assert_eq!(printed, "");
 }
 
 #[test]
