@@ -177,9 +177,10 @@ pub struct ProtocolError(pub &'static str);
 /// Application tags of the requests a client may send.
 const REQUEST_TAGS: [u64; 10] = [0, 2, 3, 6, 8, 10, 12, 14, 16, 23];
 
-/// The requests whose operation is primitive: UnbindRequest, DelRequest
-/// and AbandonRequest. The others are constructed.
-const PRIMITIVE_REQUESTS: [u64; 3] = [2, 10, 16];
+/// The requests whose operation is primitive: DelRequest and
+/// AbandonRequest. UnbindRequest (2) is primitive too, but ldap3_proto
+/// takes it in either form, silently; the others are constructed.
+const PRIMITIVE_REQUESTS: [u64; 2] = [10, 16];
 
 /// Checks a request's messageID: an INTEGER from 0 to 2^31 - 1. LDAPv3
 /// keeps 0 for unsolicited notifications (RFC 4511 section 4.1.1), but
@@ -210,7 +211,7 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
                 // operation of the wrong form, which a client could send
                 // by the thousand: refused before it.
                 let primitive = matches!(op.payload, PL::P(_));
-                if primitive != PRIMITIVE_REQUESTS.contains(&op.id) {
+                if op.id != 2 && primitive != PRIMITIVE_REQUESTS.contains(&op.id) {
                     return Err(ProtocolError("malformed request"));
                 }
                 message_id(parts.first())?
@@ -219,7 +220,7 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
         },
         PL::P(_) => return Err(ProtocolError("message is not a sequence")),
     };
-    if let Some(op) = invalid_values(&tag) {
+    if let Some(op) = invalid_values(&tag)? {
         return Ok(Request {
             msgid,
             op,
@@ -242,11 +243,35 @@ pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
 }
 
 /// A search or modify whose fields are well encoded but hold a value
-/// outside what RFC 4511 allows. ldap3_proto refuses them like a broken
+/// outside what RFC 4511 allows: a search scope or derefAliases, or a
+/// modify operation, of 4 or more. ldap3_proto refuses them like a broken
 /// encoding, which would end the session (section 4.1.1); the operation
 /// alone is answered with protocolError instead, as for any request the
-/// server understands but cannot perform.
-fn invalid_values(message: &StructureTag) -> Option<Op> {
+/// server understands but cannot perform. Whether the rest of the request
+/// is sound is left to ldap3_proto, on a copy with the values replaced.
+fn invalid_values(message: &StructureTag) -> Result<Option<Op>, ProtocolError> {
+    let Some((response, why, paths)) = out_of_range(message) else {
+        return Ok(None);
+    };
+    let mut repaired = message.clone();
+    for path in paths {
+        if let Some(tag) = at_path(&mut repaired, &path) {
+            tag.payload = PL::P(vec![0]);
+        }
+    }
+    escape_request(&mut repaired);
+    match LdapMsg::try_from(repaired) {
+        Ok(_) => Ok(Some(Op::Invalid { response, why })),
+        Err(_) => Err(ProtocolError("malformed request")),
+    }
+}
+
+/// The answer to a request with enumerated values out of range, and where
+/// they are in the message (indexes from the message down).
+type OutOfRange = (u8, &'static str, Vec<Vec<usize>>);
+
+fn out_of_range(message: &StructureTag) -> Option<OutOfRange> {
+    let bad = |tag: Option<&StructureTag>| integer(tag, 10).is_some_and(|v| !(0..=3).contains(&v));
     let PL::C(parts) = &message.payload else {
         return None;
     };
@@ -254,40 +279,42 @@ fn invalid_values(message: &StructureTag) -> Option<Op> {
     let PL::C(fields) = &op.payload else {
         return None;
     };
-    let invalid = |response, why| Some(Op::Invalid { response, why });
-    match op.id {
-        // SearchRequest: scope, derefAliases, sizeLimit, timeLimit.
-        3 => {
-            if !(0..=3).contains(&integer(fields.get(1), 10)?) {
-                return invalid(tag::SEARCH_DONE, "invalid scope");
-            }
-            if !(0..=3).contains(&integer(fields.get(2), 10)?) {
-                return invalid(tag::SEARCH_DONE, "invalid derefAliases");
-            }
-            for limit in [fields.get(3), fields.get(4)] {
-                if !(0..=i32::MAX as i64).contains(&integer(limit, 2)?) {
-                    return invalid(tag::SEARCH_DONE, "invalid size or time limit");
-                }
-            }
-            None
-        }
-        // ModifyRequest: the operation of each change.
+    let (response, why, paths): OutOfRange = match op.id {
+        3 => (
+            tag::SEARCH_DONE,
+            "invalid scope or derefAliases",
+            [1, 2]
+                .into_iter()
+                .filter(|&i| bad(fields.get(i)))
+                .map(|i| vec![1, i])
+                .collect(),
+        ),
         6 => {
             let PL::C(changes) = &fields.get(1)?.payload else {
                 return None;
             };
-            for change in changes {
-                let PL::C(parts) = &change.payload else {
-                    return None;
-                };
-                if !(0..=3).contains(&integer(parts.first(), 10)?) {
-                    return invalid(tag::MODIFY, "invalid modify operation");
-                }
-            }
-            None
+            let paths = changes
+                .iter()
+                .enumerate()
+                .filter(|(_, change)| match &change.payload {
+                    PL::C(parts) => bad(parts.first()),
+                    PL::P(_) => false,
+                })
+                .map(|(c, _)| vec![1, 1, c, 0])
+                .collect();
+            (tag::MODIFY, "invalid modify operation", paths)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    (!paths.is_empty()).then_some((response, why, paths))
+}
+
+/// The element at a path of indexes into constructed elements.
+fn at_path<'a>(tag: &'a mut StructureTag, path: &[usize]) -> Option<&'a mut StructureTag> {
+    path.iter().try_fold(tag, |tag, &i| match &mut tag.payload {
+        PL::C(parts) => parts.get_mut(i),
+        PL::P(_) => None,
+    })
 }
 
 /// A universal INTEGER (`id` 2) or ENUMERATED (10) of at most 8 bytes.
