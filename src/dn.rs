@@ -135,7 +135,7 @@ fn split_unescaped(input: &[u8], sep: impl Fn(u8) -> bool) -> Vec<&[u8]> {
                 at_value = false;
             }
             b'"' if quoted => quoted = false,
-            b'"' if at_value => {
+            b'"' if at_value && closed(&input[i + 1..], &sep) => {
                 quoted = true;
                 at_value = false;
             }
@@ -152,6 +152,25 @@ fn split_unescaped(input: &[u8], sep: impl Fn(u8) -> bool) -> Vec<&[u8]> {
     }
     parts.push(&input[start..]);
     parts
+}
+
+/// Whether a quote that opens a value is closed: by a quote followed by
+/// nothing but spaces up to a separator or the end. `"bob@x.com,...`
+/// is a name NetMeeting sends as typed, not a quoted value.
+fn closed(rest: &[u8], sep: &impl Fn(u8) -> bool) -> bool {
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            b'\\' => i += 1,
+            b'"' => {
+                let after = rest[i + 1..].iter().find(|&&b| b != b' ');
+                return after.is_none_or(|&b| sep(b));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Strips the spaces around a DN part, but not an escaped last one
@@ -208,16 +227,20 @@ fn unescape_value_inner(value: &[u8]) -> Result<Vec<u8>, InvalidDn> {
     let mut i = 0;
     while i < value.len() {
         if value[i] == b'\\' {
+            // A backslash that ends the DN escapes what is not there.
             let next = *value.get(i + 1).ok_or(InvalidDn)?;
             if let (Some(h), Some(l)) = (hex(next), value.get(i + 2).and_then(|&b| hex(b))) {
                 out.push(h << 4 | l);
                 i += 3;
-            } else if b"\\\",+;<>=# ".contains(&next) {
+            } else if next.is_ascii_punctuation() || next == b' ' {
+                // The special characters of RFC 4514, and other
+                // punctuation that some clients escape too.
                 out.push(next);
                 i += 2;
             } else {
-                // Not an escape (RFC 4514 section 2.4): a backslash in a
-                // name NetMeeting sends as typed.
+                // Before a letter, a digit or other bytes, a backslash
+                // escapes nothing: it is part of a name NetMeeting sends
+                // as typed.
                 out.push(b'\\');
                 i += 1;
             }
@@ -315,6 +338,13 @@ mod tests {
             dn.rdns[0].value, b"a;b",
             "a quote after spaces opens a value"
         );
+        // ... if it is closed before the next separator.
+        let dn = Dn::parse(br#"c=-,cn="bob@x.com,objectClass=rtPerson"#).unwrap();
+        assert_eq!(dn.rdns.len(), 3);
+        assert_eq!(dn.rdns[1].value, br#""bob@x.com"#);
+        let dn = Dn::parse(br#"cn="john smith"@x.com,objectClass=rtPerson"#).unwrap();
+        assert_eq!(dn.rdns[0].value, br#""john smith"@x.com"#);
+        assert_eq!(Dn::parse(br"cn=a\*b").unwrap().rdns[0].value, b"a*b");
     }
 
     #[test]

@@ -63,7 +63,8 @@ impl Target {
 
 /// Whether a DN uses the leniency of RFC 1779 that RFC 4514 has dropped:
 /// quotes, `;` between RDNs, or spaces around a separator or at either
-/// end (`cn= egruber]w2kils...`, as the Dialer writes, [MS-TAIL] 4.5.2).
+/// end (`cn= egruber]w2kils...`, as the Dialer writes, [MS-TAIL] 4.5.2),
+/// or a backslash before neither a special character nor a hex pair.
 /// Such a DN is stored in RFC 4514 form, so that the entries clients get
 /// back have names every LDAPv3 parser reads.
 fn loose(dn: &[u8]) -> bool {
@@ -75,7 +76,15 @@ fn loose(dn: &[u8]) -> bool {
             continue;
         }
         match b {
-            b'\\' => escaped = true,
+            b'\\' => {
+                let next = dn.get(i + 1);
+                let hex_pair = next.is_some_and(u8::is_ascii_hexdigit)
+                    && dn.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+                if !hex_pair && !next.is_some_and(|b| b"\\\",+;<>=# ".contains(b)) {
+                    return true;
+                }
+                escaped = true;
+            }
             b'"' | b';' => return true,
             b' ' if separator(i.checked_sub(1).and_then(|p| dn.get(p)))
                 || separator(dn.get(i + 1)) =>
@@ -855,6 +864,12 @@ mod tests {
         let t = target(b"c=-,o=Microsoft,cn=Eric@X.com,objectClass=rtPerson").unwrap();
         assert_eq!(t.written, b"cn=Eric@X.com,ou=Dynamic,o=Intranet");
         assert_eq!(t.class, Some(schema::RT_PERSON));
+        // A full DN with a backslash that escapes nothing is written the
+        // RFC 4514 way; one with RFC 4514 escapes only is kept.
+        let t = target(br"cn=back\slash,ou=Dynamic,o=Intranet").unwrap();
+        assert_eq!(t.written, br"cn=back\\slash,ou=Dynamic,o=Intranet");
+        let t = target(br"cn=a\,b\2C,ou=Dynamic,o=Intranet").unwrap();
+        assert_eq!(t.written, br"cn=a\,b\2C,ou=Dynamic,o=Intranet");
         // A % of the address itself is kept; only spaces around go.
         for (dn, want) in [
             (
