@@ -255,6 +255,12 @@ pub fn fold_case(v: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(folded.into_bytes())
 }
 
+/// How far apart the lengths of two values may be and their folds still
+/// be equal: folding makes a value at most three times longer (a
+/// Windows-1252 byte such as the euro sign becomes three bytes of UTF-8)
+/// and at most three times shorter (the Kelvin sign becomes `k`).
+const MAX_FOLD_RATIO: usize = 9;
+
 /// A value as directory-string equality sees it: [`fold_case`] without
 /// the surrounding spaces. Two values are equal when their folds are.
 pub fn fold(v: &[u8]) -> Cow<'_, [u8]> {
@@ -265,6 +271,13 @@ pub fn fold(v: &[u8]) -> Cow<'_, [u8]> {
 /// ignored (see [`fold`]).
 pub fn text_eq(a: &[u8], b: &[u8]) -> bool {
     let (a, b) = (trim_spaces(a), trim_spaces(b));
+    // Decided by the lengths where it can be: a search asserting a value
+    // of many kilobytes meets a million short names.
+    if a.len() > b.len().saturating_mul(MAX_FOLD_RATIO)
+        || b.len() > a.len().saturating_mul(MAX_FOLD_RATIO)
+    {
+        return false;
+    }
     if a.is_ascii() && b.is_ascii() {
         return a.eq_ignore_ascii_case(b);
     }
@@ -292,6 +305,10 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn substrings_match(value: &[u8], s: &Substrings) -> bool {
+    let parts = s.initial.iter().chain(&s.any).chain(&s.last);
+    if parts.map(Vec::len).sum::<usize>() > value.len().saturating_mul(MAX_FOLD_RATIO) {
+        return false;
+    }
     let ascii = value.is_ascii()
         && s.initial.as_ref().is_none_or(|v| v.is_ascii())
         && s.last.as_ref().is_none_or(|v| v.is_ascii())
@@ -438,6 +455,18 @@ mod tests {
             text_eq("\u{212a}elvin".as_bytes(), b"KELVIN"),
             "Kelvin sign"
         );
+        // The lengths folding spans, which text_eq decides by first.
+        assert!(
+            text_eq(b"\x80\x80", "\u{20ac}\u{20ac}".as_bytes()),
+            "euro sign"
+        );
+        assert!(text_eq("\u{212a}\u{212a}".as_bytes(), b"kk"));
+        for v in [&b"\x80\x9f"[..], "\u{212a}\u{1e9e}".as_bytes(), b"Abc"] {
+            let folded = fold_case(v).len();
+            assert!(folded <= 3 * v.len() && v.len() <= 3 * folded, "{v:?}");
+        }
+        assert!(!text_eq(&[b'a'; 100], b"a"), "by length");
+        assert!(!sub(b"", &[&[b'j'; 500]], b"").matches(&p), "by length");
     }
 
     #[test]
