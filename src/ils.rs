@@ -261,7 +261,9 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
     let base = search_base(&req.base, req.scope)?;
     let mut sttl = None;
     let filter = strip_sttl(req.filter, &mut sttl).unwrap_or(Filter::And(Vec::new()));
-    let filter = filter.map_attrs(&mut |name| Attr::from_name(&name));
+    let filter = filter
+        .map_attrs(&mut |name| Attr::from_name(&name))
+        .prepare();
     // Only for the keep-alive, which names the client's own entry, and only
     // for a name that is more than wildcards: `(cn=%)` lists everyone
     // whatever anyone registered as.
