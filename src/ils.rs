@@ -20,6 +20,8 @@
 
 use ldap3_proto::LdapResultCode;
 
+use std::collections::HashMap;
+
 use crate::dn::{Dn, Rdn};
 use crate::entry::{AttrRef, Entry, class};
 use crate::filter::{Filter, Substrings, ValueSource, text_eq};
@@ -251,6 +253,8 @@ pub struct SearchPlan {
     /// of one by its DN, or by a filter that [`asks_for_conferences`].
     pub conferences: bool,
     pub attrs: Vec<Requested>,
+    /// Where the attributes of a long list are ([`picks`]).
+    pub picks: Option<Picks>,
     pub size_limit: usize,
     pub time_limit: u64,
     pub types_only: bool,
@@ -281,6 +285,7 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
         Base::Entry(t) => t.key.starts_with(b"uid=") || asks_for_conferences(&filter),
         Base::RootDse => asks_for_conferences(&filter),
     };
+    let attrs = requested(&req.attrs);
     Ok(SearchPlan {
         base,
         scope: req.scope,
@@ -289,7 +294,8 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
         exact_name,
         literal,
         conferences,
-        attrs: requested(&req.attrs),
+        picks: picks(&attrs),
+        attrs,
         size_limit: usize::try_from(req.size_limit).unwrap_or(0),
         time_limit: u64::try_from(req.time_limit).unwrap_or(0),
         types_only: req.types_only,
@@ -461,26 +467,70 @@ pub fn requested(names: &[Vec<u8>]) -> Vec<Requested> {
     }
     // A name asked for twice is answered once: send_entry looks through
     // the names asked for at every one, so a list of thousands of copies
-    // would cost its square for every entry. A set only for long lists.
+    // would cost its square for every entry. A set only for long lists,
+    // which also answer each attribute once, under the first of its names
+    // (`cn;x1` ... `cn;x9999` would otherwise each send the cn).
     let mut asked = std::collections::HashSet::new();
-    let mut first = |i: usize, n: &Vec<u8>| match names.len() {
-        0..=16 => !names[..i].iter().any(|m| m.eq_ignore_ascii_case(n)),
+    let mut first = |i: usize, n: &Vec<u8>, want: &Want| match (names.len(), want) {
+        (0..=SHORT_LIST, _) => !names[..i].iter().any(|m| m.eq_ignore_ascii_case(n)),
+        (_, Want::Attr(a)) => asked.insert(a.name().to_ascii_lowercase()),
         _ => asked.insert(n.to_ascii_lowercase()),
     };
     names
         .iter()
         .enumerate()
-        .filter(|(i, n)| n.as_slice() != b"1.1" && first(*i, n))
-        .map(|(_, name)| Requested {
-            name: name.clone(),
-            want: match name.as_slice() {
+        .filter(|(_, n)| n.as_slice() != b"1.1")
+        .map(|(i, name)| {
+            let want = match name.as_slice() {
                 b"*" => Want::AllUser,
                 b"+" => Want::AllOperational,
                 n if is_sttl(n) => Want::Sttl,
                 n => Want::Attr(Attr::from_name(n)),
-            },
+            };
+            (i, name, want)
+        })
+        .filter(|(i, name, want)| first(*i, name, want))
+        .map(|(_, name, want)| Requested {
+            name: name.clone(),
+            want,
         })
         .collect()
+}
+
+/// Lists of attributes up to this long are looked through for every entry
+/// sent; longer ones are indexed ([`picks`]).
+const SHORT_LIST: usize = 16;
+
+/// Where the attributes of a long list are: an entry is then sent by what
+/// it holds, a few dozen attributes at most, not by every name the client
+/// listed (up to max-request-elements of them).
+#[derive(Debug)]
+pub struct Picks {
+    /// The position in the list of each stored attribute asked for.
+    pub by_attr: HashMap<Attr, usize>,
+    /// The positions of the names no stored attribute answers: `*`, `+`,
+    /// `sttl` and `entryTTL`.
+    pub always: Vec<usize>,
+}
+
+/// The index of a long list of attributes (see [`Picks`]).
+pub fn picks(list: &[Requested]) -> Option<Picks> {
+    if list.len() <= SHORT_LIST {
+        return None;
+    }
+    let mut picks = Picks {
+        by_attr: HashMap::new(),
+        always: Vec::new(),
+    };
+    for (i, r) in list.iter().enumerate() {
+        match &r.want {
+            Want::Attr(a) if *a != attr::ENTRY_TTL => {
+                picks.by_attr.entry(a.clone()).or_insert(i);
+            }
+            _ => picks.always.push(i),
+        }
+    }
+    Some(picks)
 }
 
 /// What an Add stores, translated.

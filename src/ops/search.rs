@@ -467,37 +467,26 @@ fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) -> O
 /// in its order and under its names.
 fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>) {
     let mut attrs: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
-    for Requested { name, want } in &plan.attrs {
-        match want {
-            Want::Attr(a) => push_attr(&mut attrs, plan, view, name, a),
-            Want::Sttl => {
-                if let Some(ttl) = view.ttl {
-                    let minutes = ttl.div_ceil(60).to_string().into_bytes();
-                    if !attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                        attrs.push((
-                            name.clone(),
-                            if plan.types_only {
-                                vec![]
-                            } else {
-                                vec![minutes]
-                            },
-                        ));
-                    }
-                }
+    match &plan.picks {
+        None => {
+            for requested in &plan.attrs {
+                select(&mut attrs, plan, view, requested);
             }
-            Want::AllUser => {
-                for a in view.attributes() {
-                    let a = a.to_owned();
-                    push_attr(&mut attrs, plan, view, a.message_name(), &a);
-                }
+        }
+        Some(picks) => {
+            // A long list: the names the entry's attributes answer, with
+            // those no stored attribute does, in the order asked for.
+            let mut at = picks.always.clone();
+            at.extend(
+                view.attributes()
+                    .into_iter()
+                    .filter_map(|a| picks.by_attr.get(&a.to_owned())),
+            );
+            at.sort_unstable();
+            at.dedup();
+            for i in at {
+                select(&mut attrs, plan, view, &plan.attrs[i]);
             }
-            Want::AllOperational => push_attr(
-                &mut attrs,
-                plan,
-                view,
-                attr::ENTRY_TTL.name(),
-                &attr::ENTRY_TTL,
-            ),
         }
     }
     resp.entry(
@@ -506,6 +495,42 @@ fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>
             .iter()
             .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
     );
+}
+
+/// Adds to an entry's answer what one name asked for shows of it.
+fn select(
+    attrs: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    plan: &SearchPlan,
+    view: &PersonView<'_>,
+    Requested { name, want }: &Requested,
+) {
+    match want {
+        Want::Attr(a) => push_attr(attrs, plan, view, name, a),
+        Want::Sttl => {
+            if let Some(ttl) = view.ttl {
+                let minutes = ttl.div_ceil(60).to_string().into_bytes();
+                if !attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                    attrs.push((
+                        name.clone(),
+                        if plan.types_only {
+                            vec![]
+                        } else {
+                            vec![minutes]
+                        },
+                    ));
+                }
+            }
+        }
+        Want::AllUser => {
+            for a in view.attributes() {
+                let a = a.to_owned();
+                push_attr(attrs, plan, view, a.message_name(), &a);
+            }
+        }
+        Want::AllOperational => {
+            push_attr(attrs, plan, view, attr::ENTRY_TTL.name(), &attr::ENTRY_TTL)
+        }
+    }
 }
 
 /// Adds an attribute of the view to a result under `name`, once.
@@ -770,6 +795,59 @@ mod tests {
             *seen.entry(dn.to_ascii_lowercase()).or_default() += 1;
         }
         (seen, holds)
+    }
+
+    #[test]
+    fn a_long_attribute_list_answers_as_looking_through_it_would() {
+        let shared = Shared::for_tests();
+        add_user(&shared, 1);
+        let mut names: Vec<Vec<u8>> = (0..30).map(|i| format!("no{i}").into_bytes()).collect();
+        for n in [
+            "comment",
+            "CN",
+            "*",
+            "entryTTL",
+            "sttl",
+            "+",
+            "1.1",
+            "objectclass",
+            "cn;x",
+        ] {
+            names.push(n.as_bytes().to_vec());
+        }
+        let req = SearchRequest {
+            base: b"cn=user1,ou=Dynamic,o=Intranet".to_vec(),
+            scope: Scope::Base,
+            size_limit: 0,
+            time_limit: 0,
+            types_only: false,
+            filter: Filter::Present(b"objectClass".to_vec()),
+            attrs: names,
+        };
+        let mut plan = ils::search(req).unwrap();
+        assert!(plan.picks.is_some());
+        let send = |plan: &SearchPlan| {
+            let dir = shared.store.read();
+            let key = Dn::parse(b"cn=user1,ou=Dynamic,o=Intranet").unwrap().key();
+            let view = PersonView::new(&dir, dir.get(&key).unwrap(), shared.store.now());
+            let mut out = BytesMut::new();
+            let mut resp = Responder {
+                msgid: 1,
+                out: &mut out,
+            };
+            send_entry(&mut resp, plan, &view);
+            out
+        };
+        let indexed = send(&plan);
+        plan.picks = None;
+        assert_eq!(indexed, send(&plan));
+        // Each attribute once, under the first name asked for it.
+        let (_, tag) = ldap3_lber::parse::Parser::new(64).parse(&indexed).unwrap();
+        let LdapOp::SearchResultEntry(entry) = LdapMsg::try_from(tag).unwrap().op else {
+            panic!("not an entry");
+        };
+        let names: Vec<&str> = entry.attributes.iter().map(|a| a.atype.as_str()).collect();
+        assert_eq!(names, ["comment", "CN", "objectClass", "entryTTL", "sttl"]);
     }
 
     #[test]
