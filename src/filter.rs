@@ -139,7 +139,7 @@ impl Rule {
 /// (RFC 4512 section 2.4.1, the superclass of all others), whether its
 /// objectClass lists it or not: `(objectClass=top)` is how many tools say
 /// "any entry".
-pub fn implied_top(attr: &Attr, value: &[u8]) -> bool {
+fn implied_top(attr: &Attr, value: &[u8]) -> bool {
     *attr == crate::schema::attr::OBJECT_CLASS && text_eq(value, b"top")
 }
 
@@ -311,11 +311,6 @@ fn squeezed(v: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-#[cfg(test)]
-fn approx_eq(a: &[u8], b: &[u8]) -> bool {
-    squeezed(a) == squeezed(b)
-}
-
 fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(0);
@@ -393,14 +388,19 @@ fn compare_folded(stored: &[u8], asserted: &[u8]) -> Ordering {
 }
 
 #[cfg(test)]
-fn compare(stored: &[u8], asserted: &[u8]) -> Ordering {
-    compare_folded(stored, &fold(asserted))
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::attr;
+
+    /// Approximate matching of two values as sent.
+    fn approx_eq(a: &[u8], b: &[u8]) -> bool {
+        squeezed(a) == squeezed(b)
+    }
+
+    /// Ordering of two values as sent.
+    fn compare(stored: &[u8], asserted: &[u8]) -> Ordering {
+        compare_folded(stored, &fold(asserted))
+    }
 
     struct Values(Vec<(Attr, Vec<&'static [u8]>)>);
 

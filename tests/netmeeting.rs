@@ -220,26 +220,26 @@ fn a_name_with_percent_or_star_that_a_user_holds_names_that_user() {
     assert_eq!(found.len(), 1, "{found:?}");
     // A pattern no user holds is still a pattern, and still leaves the
     // hidden user out.
-    let found = raw.found(&search(
-        13,
-        b"objectClass=rtPerson",
-        0,
-        f::eq(b"cn", b"ops%@relay.example"),
-        &[b"cn"],
-    ));
-    let names: Vec<_> = found.iter().filter_map(|e| e.first("cn")).collect();
-    assert_eq!(names, vec![&b"opsXgw@relay.example"[..]]);
+    let listed = |raw: &mut Raw, msgid: i32, pattern: &[u8]| -> Vec<Vec<u8>> {
+        let found = raw.found(&search(
+            msgid,
+            b"objectClass=rtPerson",
+            0,
+            f::eq(b"cn", pattern),
+            &[b"cn"],
+        ));
+        found
+            .iter()
+            .filter_map(|e| e.first("cn"))
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let names = listed(&mut raw, 13, b"ops%@relay.example");
+    assert_eq!(names, [b"opsXgw@relay.example"]);
     // Outside a refresh a name is a pattern, even one a user holds; and
     // a user named only by wildcards is no name: (cn=%) lists everyone.
-    let found = raw.found(&search(
-        14,
-        b"objectClass=rtPerson",
-        0,
-        f::eq(b"cn", b"ops%gw@relay.example"),
-        &[b"cn"],
-    ));
-    let names: Vec<_> = found.iter().filter_map(|e| e.first("cn")).collect();
-    assert_eq!(names, vec![&b"opsXgw@relay.example"[..]]);
+    let names = listed(&mut raw, 14, b"ops%gw@relay.example");
+    assert_eq!(names, [b"opsXgw@relay.example"]);
     let wild = b"c=-,o=Microsoft,cn=%,objectClass=rtPerson";
     register(&mut raw, wild, b"%");
     let everyone = find_netmeeting_users(&mut raw, &[b"cn"]);

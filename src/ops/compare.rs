@@ -3,10 +3,11 @@
 use ldap3_proto::LdapResultCode;
 
 use crate::dn::Dn;
-use crate::filter::{ValueSource, implied_top, text_eq};
+use crate::filter::{Filter, ValueSource};
 use crate::handler::Shared;
 use crate::ils::{self, PersonView};
-use crate::ops::{live, no_such_object, search};
+use crate::ops::search::{self, VirtualValues};
+use crate::ops::{live, no_such_object};
 use crate::schema::Attr;
 use crate::wire::{LdapResult, Responder, tag};
 
@@ -17,7 +18,8 @@ pub fn compare(shared: &Shared, dn: &[u8], name: &[u8], value: &[u8], resp: &mut
         _ => None,
     };
     let result = match computed {
-        Some(values) => compare_computed(&values, name, value),
+        // The root DSE and the monitor entry, which a search reads.
+        Some(values) => compare_on(&VirtualValues(dn, &values), name, value),
         None => match ils::target(dn) {
             Ok(target) => run(shared, &target, name, value),
             Err(e) => e,
@@ -26,49 +28,24 @@ pub fn compare(shared: &Shared, dn: &[u8], name: &[u8], value: &[u8], resp: &mut
     resp.result(tag::COMPARE, &result);
 }
 
-/// Compares on an entry the server computes: the root DSE or the
-/// monitor entry, which a search reads (RFC 4511 section 4.10).
-fn compare_computed(values: &[(&str, Vec<Vec<u8>>)], name: &[u8], value: &[u8]) -> LdapResult {
-    let a = Attr::from_name(name);
-    let mut held = values
-        .iter()
-        .filter(|(n, _)| Attr::from_name(n.as_bytes()) == a)
-        .flat_map(|(_, vals)| vals)
-        .peekable();
-    if held.peek().is_none() {
-        return LdapResult::new(LdapResultCode::NoSuchAttribute, "no such attribute");
-    }
-    let equal = implied_top(&a, value) || held.any(|v| text_eq(v, value));
-    answer(equal)
-}
-
-fn answer(equal: bool) -> LdapResult {
-    let code = match equal {
-        true => LdapResultCode::CompareTrue,
-        false => LdapResultCode::CompareFalse,
-    };
-    LdapResult::new(code, "")
-}
-
 fn run(shared: &Shared, target: &ils::Target, name: &[u8], value: &[u8]) -> LdapResult {
     let now = shared.store.now();
     let dir = shared.store.read();
     let Some(entry) = live(&dir, &target.key, now) else {
         return no_such_object(&dir, &target.dn, now);
     };
-    let view = PersonView::new(&dir, entry, now);
+    compare_on(&PersonView::new(&dir, entry, now), name, value)
+}
+
+/// Compares as an equality filter matches, on the values a search shows.
+fn compare_on(source: &dyn ValueSource, name: &[u8], value: &[u8]) -> LdapResult {
     let a = Attr::from_name(name);
-    if !view.any_value(&a, &mut |_| true) {
+    if !source.any_value(&a, &mut |_| true) {
         return LdapResult::new(LdapResultCode::NoSuchAttribute, "no such attribute");
     }
-    let binary = a.is_binary();
-    let equal = implied_top(&a, value)
-        || view.any_value(&a, &mut |v| {
-            if binary {
-                v == value
-            } else {
-                text_eq(v, value)
-            }
-        });
-    answer(equal)
+    let code = match Filter::Equal(a, value.to_vec()).matches(source) {
+        true => LdapResultCode::CompareTrue,
+        false => LdapResultCode::CompareFalse,
+    };
+    LdapResult::new(code, "")
 }

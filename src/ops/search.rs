@@ -696,7 +696,7 @@ fn virtual_entry(
 }
 
 /// The DN and attributes of an entry the server computes.
-struct VirtualValues<'a>(&'a [u8], &'a [(&'a str, Vec<Vec<u8>>)]);
+pub struct VirtualValues<'a>(pub &'a [u8], pub &'a [(&'a str, Vec<Vec<u8>>)]);
 
 impl crate::filter::ValueSource for VirtualValues<'_> {
     fn any_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
