@@ -1,10 +1,12 @@
 //! The load generator behind `ils-bench`: closed-loop workloads that ILS
 //! clients generate, against any LDAP server, with latency statistics.
 //!
-//! Each connection is a thread that sends a request, waits for its answer
-//! and records the time it took. Requests are encoded once, ahead of the
-//! run, and answers are read with a minimal BER walk, so that the client
-//! costs the server's machine as little as possible.
+//! Every connection has one request in flight at a time and records how
+//! long each answer took. Connections kept open for the whole run are
+//! driven a few to a thread ([`drive`]); those opened for every cycle are
+//! a thread each. Requests are encoded with the crate's own encoder and
+//! answers read with a minimal BER walk, so that the client costs the
+//! server's machine as little as possible.
 //!
 //! In `--standard` mode every workload uses plain RFC 4511 and RFC 2589
 //! operations (DNs under ou=Dynamic, the refresh extended operation, no
@@ -56,6 +58,12 @@ impl Workload {
         }
     }
 
+    /// Whether the workload runs on connections kept open (and bound once)
+    /// for the whole run.
+    pub fn persistent(self) -> bool {
+        !matches!(self, Workload::NetMeeting | Workload::Churn)
+    }
+
     pub fn from_name(name: &str) -> Option<Workload> {
         Workload::ALL.into_iter().find(|w| w.name() == name)
     }
@@ -72,6 +80,8 @@ pub struct Plan {
     pub standard: bool,
     /// TTL, in seconds, of the entries registered for the run.
     pub ttl: u32,
+    /// Threads that drive the persistent connections (see [`drive`]).
+    pub threads: usize,
 }
 
 /// What a run measured.
@@ -474,35 +484,47 @@ impl Conn {
 
     fn next_frame(&mut self) -> io::Result<&[u8]> {
         loop {
-            match frame_len(&self.buf[self.start..self.end], MAX_FRAME) {
-                Frame::Complete(n) => {
-                    let at = self.start;
-                    self.start += n;
-                    return Ok(&self.buf[at..at + n]);
-                }
-                Frame::Incomplete => {
-                    if self.start > 0 {
-                        self.buf.copy_within(self.start..self.end, 0);
-                        self.end -= self.start;
-                        self.start = 0;
-                    }
-                    let free = self.buf.len() - self.end;
-                    if free == 0 {
-                        // One frame larger than the buffer.
-                        self.buf.resize(self.buf.len() * 2, 0);
-                    }
-                    let n = self.stream.read(&mut self.buf[self.end..])?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                    self.end += n;
-                    if n == free && self.buf.len() < BUF_MAX_GROWTH {
-                        self.buf.resize(self.buf.len() * 2, 0);
-                    }
-                }
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad frame")),
+            if let Some(frame) = self.take_frame()? {
+                return Ok(&self.buf[frame]);
             }
+            self.fill()?;
         }
+    }
+
+    /// The next whole answer frame already read, if there is one.
+    fn take_frame(&mut self) -> io::Result<Option<std::ops::Range<usize>>> {
+        match frame_len(&self.buf[self.start..self.end], MAX_FRAME) {
+            Frame::Complete(n) => {
+                let at = self.start;
+                self.start += n;
+                Ok(Some(at..at + n))
+            }
+            Frame::Incomplete => Ok(None),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "bad frame")),
+        }
+    }
+
+    /// Reads once, after what is buffered; blocks if nothing has arrived.
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let free = self.buf.len() - self.end;
+        if free == 0 {
+            // One frame larger than the buffer.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let n = self.stream.read(&mut self.buf[self.end..])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.end += n;
+        if n == free && self.buf.len() < BUF_MAX_GROWTH {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        Ok(())
     }
 }
 
@@ -896,12 +918,23 @@ pub fn measure(plan: &Plan) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let results: Vec<WorkerResult> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..plan.connections)
-            .map(|c| {
-                let stop = stop.clone();
-                scope.spawn(move || worker(plan, c, started, &stop))
-            })
-            .collect();
+        let handles: Vec<_> = if plan.workload.persistent() {
+            let threads = plan.threads.clamp(1, plan.connections);
+            (0..threads)
+                .map(|t| {
+                    let stop = stop.clone();
+                    let mine: Vec<usize> = (t..plan.connections).step_by(threads).collect();
+                    scope.spawn(move || drive(plan, &mine, started, &stop))
+                })
+                .collect()
+        } else {
+            (0..plan.connections)
+                .map(|c| {
+                    let stop = stop.clone();
+                    scope.spawn(move || worker(plan, c, started, &stop))
+                })
+                .collect()
+        };
         std::thread::sleep(plan.duration);
         stop.store(true, Ordering::Relaxed);
         handles
@@ -929,50 +962,195 @@ pub fn measure(plan: &Plan) -> Run {
 /// What one connection saw: (start, latency) samples, errors, entries.
 type WorkerResult = (Vec<(u64, u64)>, u64, u64);
 
-/// One connection's loop.
+/// The request a persistent workload sends for user `i`.
+fn persistent_request(plan: &Plan, i: usize) -> Vec<u8> {
+    match plan.workload {
+        Workload::Refresh => refresh_request(plan, i, false),
+        Workload::RefreshExt => refresh_request(plan, i, true),
+        Workload::Find => find_request(plan, i),
+        Workload::Tapi if plan.standard => refresh_request(plan, i, true),
+        Workload::Tapi => Req::modify(
+            format!("cn={},ou=Dynamic,o=Intranet", person_cn(i)).as_bytes(),
+            &[(2, b"entryTTL", vec![plan.ttl.to_string().as_bytes()])],
+        ),
+        _ => Req::search(b"ou=Dynamic,o=Intranet", 1, &[], &[b"cn", b"ipAddress"]),
+    }
+}
+
+/// A request of a persistent workload, for tests of the decoders.
+#[cfg(test)]
+pub(crate) fn sample_request(workload: Workload, standard: bool) -> Vec<u8> {
+    let plan = Plan {
+        target: SocketAddr::from(([127, 0, 0, 1], 1)),
+        workload,
+        connections: 1,
+        duration: Duration::ZERO,
+        entries: 10,
+        standard,
+        ttl: 3600,
+        threads: 1,
+    };
+    persistent_request(&plan, 3)
+}
+
+/// A cheap per-connection sequence over the users.
+fn picker(plan: &Plan, index: usize) -> impl FnMut() -> usize {
+    let n = plan.entries.max(1);
+    let mut next = index.wrapping_mul(7919) % n;
+    move || {
+        next = (next + 7919) % n;
+        next
+    }
+}
+
+/// A bound connection of a persistent workload, or an error.
+fn open_bound(plan: &Plan) -> Result<Conn, ()> {
+    let mut c = Conn::open(plan.target).map_err(|_| ())?;
+    expect_ok(c.call(&Req::bind(version(plan))), &[])?;
+    Ok(c)
+}
+
+/// One persistent connection driven by [`drive`].
+struct Slot<P> {
+    conn: Option<Conn>,
+    pick: P,
+    /// When the request in flight was sent.
+    sent: Instant,
+    /// Entries of the answer being read.
+    entries: u64,
+}
+
+impl<P: FnMut() -> usize> Slot<P> {
+    /// Sends the next request, opening the connection if there is none;
+    /// false if that failed.
+    fn send_next(&mut self, plan: &Plan) -> bool {
+        if self.conn.is_none() {
+            self.conn = open_bound(plan).ok();
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        self.sent = Instant::now();
+        self.entries = 0;
+        let request = persistent_request(plan, (self.pick)());
+        if conn.send(&request).is_err() {
+            self.conn = None;
+            return false;
+        }
+        true
+    }
+}
+
+/// Drives some of a persistent workload's connections from one thread,
+/// each with one request in flight (closed loop). The thread sends on
+/// every connection, then waits in poll(2) for whichever answers first.
+///
+/// One thread per connection, blocking in read, costs a wake-up and a
+/// thread switch per answer: on a machine where client and server share
+/// the cores, that CPU is taken from the server and shows as its latency.
+/// With a few connections per thread, a busy client finds answers waiting
+/// and switches far less.
+fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) -> WorkerResult {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let (mut errors, mut entries) = (0u64, 0u64);
+    let mut slots: Vec<Slot<_>> = indices
+        .iter()
+        .map(|&index| Slot {
+            conn: None,
+            pick: picker(plan, index),
+            sent: Instant::now(),
+            entries: 0,
+        })
+        .collect();
+    let mut waiting = Vec::with_capacity(slots.len());
+    for (at, slot) in slots.iter_mut().enumerate() {
+        if slot.send_next(plan) {
+            waiting.push(at);
+        } else {
+            errors += 1;
+        }
+    }
+    let mut ready = Vec::with_capacity(slots.len());
+    while !stop.load(Ordering::Relaxed) && !waiting.is_empty() {
+        ready.clear();
+        {
+            let mut fds: Vec<PollFd<'_>> = waiting
+                .iter()
+                .map(|&at| {
+                    let conn = slots[at].conn.as_ref().expect("waiting on a connection");
+                    PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN)
+                })
+                .collect();
+            match poll(&mut fds, PollTimeout::from(100u8)) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+            for (fd, &at) in fds.iter().zip(&waiting) {
+                if fd.revents().is_some_and(|r| !r.is_empty()) {
+                    ready.push(at);
+                }
+            }
+        }
+        for &at in &ready {
+            let slot = &mut slots[at];
+            let conn = slot.conn.as_mut().expect("waiting on a connection");
+            let mut outcome = conn.fill().map(|()| None);
+            // Every whole frame read: entries, then the final result.
+            while let Ok(None) = outcome {
+                match conn.take_frame() {
+                    Ok(Some(frame)) => match response_kind(&conn.buf[frame]) {
+                        Some((0x64, _)) => slot.entries += 1,
+                        Some((_, 0)) => outcome = Ok(Some(true)),
+                        Some(_) => outcome = Ok(Some(false)),
+                        None => outcome = Err(io::ErrorKind::InvalidData.into()),
+                    },
+                    Ok(None) => break,
+                    Err(e) => outcome = Err(e),
+                }
+            }
+            match outcome {
+                // Part of the answer: wait for the rest.
+                Ok(None) => continue,
+                Ok(Some(true)) => {
+                    let start = slot.sent.duration_since(started).as_micros() as u64;
+                    latencies.push((start, slot.sent.elapsed().as_micros() as u64));
+                    entries += slot.entries;
+                }
+                Ok(Some(false)) => errors += 1,
+                Err(_) => {
+                    // Start over on a fresh connection.
+                    errors += 1;
+                    slot.conn = None;
+                }
+            }
+            if !stop.load(Ordering::Relaxed) && !slot.send_next(plan) {
+                errors += 1;
+                std::thread::sleep(Duration::from_millis(10));
+                if !slot.send_next(plan) {
+                    errors += 1;
+                }
+            }
+        }
+        waiting.retain(|&at| slots[at].conn.is_some());
+    }
+    (latencies, errors, entries)
+}
+
+/// One connection's loop, for the workloads that open a connection for
+/// every cycle.
 fn worker(plan: &Plan, index: usize, started: Instant, stop: &AtomicBool) -> WorkerResult {
     let mut latencies = Vec::with_capacity(1 << 16);
     let (mut errors, mut entries) = (0u64, 0u64);
-    let n = plan.entries.max(1);
-    // A cheap per-connection sequence over the users.
-    let mut next = index.wrapping_mul(7919) % n;
-    let mut pick = || {
-        next = (next + 7919) % n;
-        next
-    };
-    let version = if plan.standard { 3 } else { 2 };
-    let mut conn = match plan.workload {
-        Workload::NetMeeting | Workload::Churn => None,
-        _ => match Conn::open(plan.target).and_then(|mut c| c.call(&Req::bind(version)).map(|_| c))
-        {
-            Ok(c) => Some(c),
-            Err(_) => return (latencies, 1, 0),
-        },
-    };
+    let mut pick = picker(plan, index);
+    let version = version(plan);
     let mut cycle = 0usize;
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
         let outcome: Result<u64, ()> = match plan.workload {
-            Workload::Refresh
-            | Workload::RefreshExt
-            | Workload::Find
-            | Workload::List
-            | Workload::Tapi => {
-                let c = conn.as_mut().expect("persistent connection");
-                let i = pick();
-                let request = match plan.workload {
-                    Workload::Refresh => refresh_request(plan, i, false),
-                    Workload::RefreshExt => refresh_request(plan, i, true),
-                    Workload::Find => find_request(plan, i),
-                    Workload::Tapi if plan.standard => refresh_request(plan, i, true),
-                    Workload::Tapi => Req::modify(
-                        format!("cn={},ou=Dynamic,o=Intranet", person_cn(i)).as_bytes(),
-                        &[(2, b"entryTTL", vec![plan.ttl.to_string().as_bytes()])],
-                    ),
-                    _ => Req::search(b"ou=Dynamic,o=Intranet", 1, &[], &[b"cn", b"ipAddress"]),
-                };
-                expect_ok(c.call(&request), &[]).map(|a| a.entries)
-            }
             Workload::Churn => {
                 let i = pick();
                 (|| -> Result<u64, ()> {
@@ -983,7 +1161,7 @@ fn worker(plan: &Plan, index: usize, started: Instant, stop: &AtomicBool) -> Wor
                     Ok(a.entries)
                 })()
             }
-            Workload::NetMeeting => {
+            _ => {
                 // A user of this connection's own range, so that
                 // connections never register the same name.
                 let i = plan.entries + index * 1_000_000 + cycle;
@@ -1014,22 +1192,7 @@ fn worker(plan: &Plan, index: usize, started: Instant, stop: &AtomicBool) -> Wor
                 latencies.push((start, t.elapsed().as_micros() as u64));
                 entries += n;
             }
-            Err(()) => {
-                errors += 1;
-                if conn.is_some() {
-                    // Start over on a fresh connection.
-                    conn = Conn::open(plan.target)
-                        .ok()
-                        .and_then(|mut c| c.call(&Req::bind(version)).ok().map(|_| c));
-                    if conn.is_none() {
-                        std::thread::sleep(Duration::from_millis(10));
-                        conn = Conn::open(plan.target).ok();
-                        if conn.is_none() {
-                            break;
-                        }
-                    }
-                }
-            }
+            Err(()) => errors += 1,
         }
     }
     (latencies, errors, entries)

@@ -81,6 +81,29 @@ fn every_workload_runs_without_errors() {
 }
 
 #[test]
+fn one_client_thread_drives_several_connections() {
+    let server = TestServer::start();
+    for workload in ["refresh", "list"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ils-bench"))
+            .args(["-w", workload, "-c", "3", "-t", "1", "-d", "1", "-n", "50"])
+            .arg("--json")
+            .arg(server.addr.to_string())
+            .output()
+            .unwrap();
+        let json = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{json}");
+        assert_eq!(field(&json, "errors"), 0.0, "{json}");
+        let operations = field(&json, "operations");
+        assert!(operations > 3.0, "{json}");
+        // Every answer was read whole and counted once: a listing's 50
+        // entries come in several reads of one connection while the
+        // others are answered.
+        let per_op = if workload == "list" { 50.0 } else { 1.0 };
+        assert_eq!(field(&json, "entries"), per_op * operations, "{json}");
+    }
+}
+
+#[test]
 fn held_connections_and_a_mass_expiry_are_reported() {
     let server = TestServer::start();
     let out = Command::new(env!("CARGO_BIN_EXE_ils-bench"))

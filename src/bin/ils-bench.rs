@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ilsd::bench::{self, Plan, Workload};
 
-const USAGE: &str = "usage: ils-bench [--workload W] [--connections C] [--duration SECS] [--entries N] [--ttl SECS] [--hold N] [--expire N] [--standard] [--no-populate] [--json] HOST:PORT\n       ils-bench --serve-ceiling HOST:PORT";
+const USAGE: &str = "usage: ils-bench [--workload W] [--connections C] [--threads T] [--duration SECS] [--entries N] [--ttl SECS] [--hold N] [--expire N] [--standard] [--no-populate] [--json] HOST:PORT\n       ils-bench --serve-ceiling HOST:PORT";
 
 /// How long after the expiring users are set up they expire.
 const EXPIRY_LEAD: Duration = Duration::from_secs(3);
@@ -25,6 +25,13 @@ fn main() -> ExitCode {
         "connections",
         "concurrent connections (default 8)",
         "C",
+    );
+    opts.optopt(
+        "t",
+        "threads",
+        "client threads driving the connections of the workloads that keep \
+         them open (default: the number of CPUs)",
+        "T",
     );
     opts.optopt("d", "duration", "seconds to run (default 10)", "SECS");
     opts.optopt(
@@ -117,6 +124,7 @@ fn main() -> ExitCode {
         (Ok(h), Ok(e)) => (h as usize, e as usize),
         (Err(e), _) | (_, Err(e)) => return usage_error(e),
     };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let mut plan = match (|| -> Result<Plan, String> {
         Ok(Plan {
             target,
@@ -126,6 +134,7 @@ fn main() -> ExitCode {
             entries: number("entries", 10_000)? as usize,
             standard: m.opt_present("standard"),
             ttl: number("ttl", 3600)? as u32,
+            threads: number("threads", cpus)?.max(1) as usize,
         })
     })() {
         Ok(p) => p,
