@@ -23,6 +23,7 @@ pub mod filter;
 pub mod handler;
 pub mod ils;
 pub mod ops;
+pub mod quick;
 pub mod schema;
 pub mod server;
 pub mod store;

@@ -197,6 +197,14 @@ fn message_id(tag: Option<&StructureTag>) -> Result<i32, ProtocolError> {
 
 /// Decodes one complete LDAPMessage.
 pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
+    match crate::quick::search(frame) {
+        Some(request) => Ok(request),
+        None => decode_general(frame),
+    }
+}
+
+/// Decodes any LDAPMessage, by way of `ldap3_proto`.
+pub(crate) fn decode_general(frame: &[u8]) -> Result<Request, ProtocolError> {
     let (rest, mut tag) = Parser::new(MAX_DEPTH)
         .parse(frame)
         .map_err(|_| ProtocolError("malformed BER"))?;
