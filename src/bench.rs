@@ -422,6 +422,10 @@ pub struct Conn {
 const BUF_START: usize = 4 * 1024;
 const BUF_MAX_GROWTH: usize = 64 * 1024;
 
+/// How long an answer may take: a server that stays silent longer is
+/// broken, and the run goes on without that connection's request.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The largest answer frame read: a longer one is a broken server.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
@@ -436,7 +440,7 @@ impl Conn {
     pub fn open(addr: SocketAddr) -> io::Result<Conn> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         Ok(Conn {
             stream,
             buf: vec![0; BUF_START],
@@ -1018,6 +1022,8 @@ struct Slot<P> {
     sent: Instant,
     /// Entries of the answer being read.
     entries: u64,
+    /// A request is in flight.
+    busy: bool,
 }
 
 impl<P: FnMut() -> usize> Slot<P> {
@@ -1037,6 +1043,7 @@ impl<P: FnMut() -> usize> Slot<P> {
             self.conn = None;
             return false;
         }
+        self.busy = true;
         true
     }
 }
@@ -1063,26 +1070,41 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
             pick: picker(plan, index),
             sent: Instant::now(),
             entries: 0,
+            busy: false,
         })
         .collect();
-    let mut waiting = Vec::with_capacity(slots.len());
-    for (at, slot) in slots.iter_mut().enumerate() {
-        if slot.send_next(plan) {
-            waiting.push(at);
-        } else {
+    for slot in &mut slots {
+        if !slot.send_next(plan) {
             errors += 1;
         }
     }
-    let mut ready = Vec::with_capacity(slots.len());
-    while !stop.load(Ordering::Relaxed) && !waiting.is_empty() {
+    let (mut waiting, mut ready) = (Vec::new(), Vec::new());
+    // Once the run is over, no request is sent, and those in flight are
+    // waited for and counted: a workload of long answers (a listing) is
+    // not undercounted by the one cut off.
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        for slot in &mut slots {
+            if slot.busy && slot.sent.elapsed() > ANSWER_TIMEOUT {
+                errors += 1;
+                slot.conn = None;
+                slot.busy = false;
+                if !stopping && !slot.send_next(plan) {
+                    errors += 1;
+                }
+            }
+        }
+        waiting.clear();
+        waiting.extend((0..slots.len()).filter(|&at| slots[at].busy && slots[at].conn.is_some()));
+        if waiting.is_empty() {
+            break;
+        }
         ready.clear();
         {
             let mut fds: Vec<PollFd<'_>> = waiting
                 .iter()
-                .map(|&at| {
-                    let conn = slots[at].conn.as_ref().expect("waiting on a connection");
-                    PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN)
-                })
+                .filter_map(|&at| slots[at].conn.as_ref())
+                .map(|conn| PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN))
                 .collect();
             match poll(&mut fds, PollTimeout::from(100u8)) {
                 Ok(_) => {}
@@ -1097,7 +1119,9 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
         }
         for &at in &ready {
             let slot = &mut slots[at];
-            let conn = slot.conn.as_mut().expect("waiting on a connection");
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
             let mut outcome = conn.fill().map(|()| None);
             // Every whole frame read: entries, then the final result.
             while let Ok(None) = outcome {
@@ -1127,6 +1151,7 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
                     slot.conn = None;
                 }
             }
+            slot.busy = false;
             if !stop.load(Ordering::Relaxed) && !slot.send_next(plan) {
                 errors += 1;
                 std::thread::sleep(Duration::from_millis(10));
@@ -1135,7 +1160,6 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
                 }
             }
         }
-        waiting.retain(|&at| slots[at].conn.is_some());
     }
     (latencies, errors, entries)
 }
@@ -1299,6 +1323,53 @@ mod tests {
             );
         }
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_request_in_flight_when_the_run_ends_is_waited_for_and_counted() {
+        // Answers every search 600 ms after it arrives.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut peer, _) = listener.accept().unwrap();
+            let mut conn = Conn {
+                stream: peer.try_clone().unwrap(),
+                buf: vec![0; BUF_START],
+                start: 0,
+                end: 0,
+            };
+            while let Ok(frame) = conn.next_frame() {
+                let Some((msgid, op)) = request_kind(frame) else {
+                    return;
+                };
+                let mut out = BytesMut::new();
+                let mut r = crate::wire::Responder {
+                    msgid,
+                    out: &mut out,
+                };
+                if op == 0x63 {
+                    std::thread::sleep(Duration::from_millis(600));
+                    r.result(tag::SEARCH_DONE, &LdapResult::success());
+                } else {
+                    r.result(tag::BIND, &LdapResult::success());
+                }
+                peer.write_all(&out).unwrap();
+            }
+        });
+        let plan = Plan {
+            target,
+            workload: Workload::Find,
+            connections: 1,
+            duration: Duration::from_secs(1),
+            entries: 1,
+            standard: false,
+            ttl: 60,
+            threads: 1,
+        };
+        let report = run(&plan);
+        // The second search was sent at 0.6 s and answered at 1.2 s.
+        assert_eq!((report.operations, report.errors), (2, 0), "{report:?}");
+        assert!(report.seconds >= 1.2, "{report:?}");
     }
 
     #[test]
