@@ -318,31 +318,54 @@ fn escape_filter(tag: &mut StructureTag) {
 /// decoder accepts it and it spares moving the content.
 pub struct Encoder<'a> {
     buf: &'a mut BytesMut,
-    open: Vec<usize>,
+    /// Where the length of each open element is, innermost last: on the
+    /// stack, as every response is encoded with one of these.
+    open: [usize; MAX_OPEN],
+    depth: usize,
 }
+
+/// The deepest nesting of elements an encoder writes: a search entry's
+/// value set is five deep.
+const MAX_OPEN: usize = 8;
 
 impl<'a> Encoder<'a> {
     pub fn new(buf: &'a mut BytesMut) -> Self {
         Encoder {
             buf,
-            open: Vec::with_capacity(8),
+            open: [0; MAX_OPEN],
+            depth: 0,
         }
     }
 
     /// Opens a constructed element with the given identifier octet.
     pub fn start(&mut self, tag: u8) {
+        assert!(self.depth < MAX_OPEN, "BER elements nested too deep");
         self.buf.put_u8(tag);
         self.buf.put_u8(0x84);
-        self.open.push(self.buf.len());
+        self.open[self.depth] = self.buf.len();
+        self.depth += 1;
         self.buf.put_u32(0);
     }
 
     /// Closes the innermost open element.
     pub fn end(&mut self) {
-        if let Some(at) = self.open.pop() {
+        if self.depth > 0 {
+            self.depth -= 1;
+            let at = self.open[self.depth];
             let len = (self.buf.len() - at - 4) as u32;
             self.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
         }
+    }
+
+    /// Where the encoding is now, to go back to with [`Encoder::undo`].
+    pub fn mark(&self) -> (usize, usize) {
+        (self.buf.len(), self.depth)
+    }
+
+    /// Drops everything written since `mark`.
+    pub fn undo(&mut self, (len, depth): (usize, usize)) {
+        self.buf.truncate(len);
+        self.depth = depth;
     }
 
     /// A primitive element.

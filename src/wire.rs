@@ -687,12 +687,20 @@ impl Responder<'_> {
         I: IntoIterator<Item = (&'v [u8], V)>,
         V: IntoIterator<Item = &'v [u8]>,
     {
+        self.entry_with(dn, |enc| {
+            for (name, values) in attrs {
+                enc.attribute(name, values);
+            }
+        });
+    }
+
+    /// A SearchResultEntry whose attributes `attributes` writes, each a
+    /// PartialAttribute, straight into the output.
+    pub fn entry_with(&mut self, dn: &[u8], attributes: impl FnOnce(&mut Encoder<'_>)) {
         let mut enc = self.begin(tag::SEARCH_ENTRY);
         enc.octets(dn);
         enc.start(0x30);
-        for (name, values) in attrs {
-            enc.attribute(name, values);
-        }
+        attributes(&mut enc);
         enc.end();
         enc.end();
         enc.end();

@@ -11,11 +11,13 @@
 //! for longer than a hold nor needs the whole answer in memory, and one
 //! that stops reading holds at most one chunk.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ldap3_proto::LdapResultCode;
 
+use crate::ber::Encoder;
 use crate::dn::Dn;
 use crate::entry::{Entry, Key, class};
 use crate::handler::{Flush, Shared};
@@ -466,11 +468,13 @@ fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) -> O
 /// Writes one SearchResultEntry with the attributes the client asked for,
 /// in its order and under its names.
 fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>) {
-    let mut attrs: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
-    match &plan.picks {
+    // Written straight into the output: collecting the attributes first
+    // cost three allocations for each one sent.
+    let mut shown = Vec::new();
+    resp.entry_with(&view.entry.dn(), |enc| match &plan.picks {
         None => {
             for requested in &plan.attrs {
-                select(&mut attrs, plan, view, requested);
+                select(enc, &mut shown, plan, view, requested);
             }
         }
         Some(picks) => {
@@ -485,74 +489,88 @@ fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>
             at.sort_unstable();
             at.dedup();
             for i in at {
-                select(&mut attrs, plan, view, &plan.attrs[i]);
+                select(enc, &mut shown, plan, view, &plan.attrs[i]);
             }
         }
-    }
-    resp.entry(
-        &view.entry.dn(),
-        attrs
-            .iter()
-            .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
-    );
+    });
 }
 
+/// The names of the attributes an entry's answer has so far: each is sent
+/// once, under the first name that asked for it.
+type Shown<'p> = Vec<Cow<'p, [u8]>>;
+
 /// Adds to an entry's answer what one name asked for shows of it.
-fn select(
-    attrs: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+fn select<'p>(
+    enc: &mut Encoder<'_>,
+    shown: &mut Shown<'p>,
     plan: &SearchPlan,
     view: &PersonView<'_>,
-    Requested { name, want }: &Requested,
+    Requested { name, want }: &'p Requested,
 ) {
     match want {
-        Want::Attr(a) => push_attr(attrs, plan, view, name, a),
+        Want::Attr(a) => push_attr(enc, shown, plan, view, Cow::Borrowed(name), a),
         Want::Sttl => {
-            if let Some(ttl) = view.ttl {
-                let minutes = ttl.div_ceil(60).to_string().into_bytes();
-                if !attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                    attrs.push((
-                        name.clone(),
-                        if plan.types_only {
-                            vec![]
-                        } else {
-                            vec![minutes]
-                        },
-                    ));
-                }
+            if let Some(ttl) = view.ttl
+                && !shown.iter().any(|n| n.eq_ignore_ascii_case(name))
+            {
+                let minutes = ttl.div_ceil(60).to_string();
+                let values: &[&[u8]] = match plan.types_only {
+                    true => &[],
+                    false => &[minutes.as_bytes()],
+                };
+                enc.attribute(name, values.iter().copied());
+                shown.push(Cow::Borrowed(name));
             }
         }
         Want::AllUser => {
             for a in view.attributes() {
                 let a = a.to_owned();
-                push_attr(attrs, plan, view, a.message_name(), &a);
+                let name = Cow::Owned(a.message_name().to_vec());
+                push_attr(enc, shown, plan, view, name, &a);
             }
         }
-        Want::AllOperational => {
-            push_attr(attrs, plan, view, attr::ENTRY_TTL.name(), &attr::ENTRY_TTL)
-        }
+        Want::AllOperational => push_attr(
+            enc,
+            shown,
+            plan,
+            view,
+            Cow::Borrowed(attr::ENTRY_TTL.name()),
+            &attr::ENTRY_TTL,
+        ),
     }
 }
 
-/// Adds an attribute of the view to a result under `name`, once.
-fn push_attr(
-    attrs: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+/// Adds an attribute of the view to a result under `name`, once, if it
+/// has values.
+fn push_attr<'p>(
+    enc: &mut Encoder<'_>,
+    shown: &mut Shown<'p>,
     plan: &SearchPlan,
     view: &PersonView<'_>,
-    name: &[u8],
+    name: Cow<'p, [u8]>,
     a: &Attr,
 ) {
-    if attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+    if shown.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
         return;
     }
-    let mut values = Vec::new();
-    view.for_each_value(a, &mut |v| values.push(v.to_vec()));
-    if values.is_empty() {
-        return;
+    let mark = enc.mark();
+    enc.start(0x30);
+    enc.octets(&name);
+    enc.start(0x31);
+    let mut any = false;
+    view.for_each_value(a, &mut |v| {
+        any = true;
+        if !plan.types_only {
+            enc.octets(v);
+        }
+    });
+    enc.end();
+    enc.end();
+    if any {
+        shown.push(name);
+    } else {
+        enc.undo(mark);
     }
-    if plan.types_only {
-        values.clear();
-    }
-    attrs.push((name.to_vec(), values));
 }
 
 /// The monitor entry: what the server holds now, computed when read.
