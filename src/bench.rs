@@ -550,9 +550,9 @@ fn header(b: &[u8]) -> Option<(u8, usize, usize)> {
 /// The protocolOp tag of a response and, for results, the result code.
 fn response_kind(frame: &[u8]) -> Option<(u8, i64)> {
     let (_, start, _) = header(frame)?;
-    let rest = &frame[start..];
+    let rest = frame.get(start..)?;
     let (_, id_start, id_len) = header(rest)?;
-    let rest = &rest[id_start + id_len..];
+    let rest = rest.get(id_start + id_len..)?;
     let (op, op_start, _) = header(rest)?;
     if op == 0x64 {
         return Some((op, 0));
@@ -923,7 +923,7 @@ pub fn measure(plan: &Plan) -> Run {
     let started = Instant::now();
     let results: Vec<WorkerResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = if plan.workload.persistent() {
-            let threads = plan.threads.clamp(1, plan.connections);
+            let threads = plan.threads.clamp(1, plan.connections.max(1));
             (0..threads)
                 .map(|t| {
                     let stop = stop.clone();
@@ -943,7 +943,9 @@ pub fn measure(plan: &Plan) -> Run {
         stop.store(true, Ordering::Relaxed);
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            // A thread that panicked (a broken answer it could not read)
+            // is an error, not a silent loss of its samples.
+            .map(|h| h.join().unwrap_or((Vec::new(), 1, 0)))
             .collect()
     });
     let seconds = started.elapsed().as_secs_f64();
@@ -1073,12 +1075,17 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
             busy: false,
         })
         .collect();
+    // Every connection is open and bound before the first request, so
+    // that no latency counts another connection's setup.
+    for slot in &mut slots {
+        slot.conn = open_bound(plan).ok();
+    }
     for slot in &mut slots {
         if !slot.send_next(plan) {
             errors += 1;
         }
     }
-    let (mut waiting, mut ready) = (Vec::new(), Vec::new());
+    let (mut waiting, mut ready, mut done) = (Vec::new(), Vec::new(), Vec::new());
     // Once the run is over, no request is sent, and those in flight are
     // waited for and counted: a workload of long answers (a listing) is
     // not undercounted by the one cut off.
@@ -1109,7 +1116,10 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
             match poll(&mut fds, PollTimeout::from(100u8)) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => break,
+                Err(_) => {
+                    errors += waiting.len() as u64;
+                    break;
+                }
             }
             for (fd, &at) in fds.iter().zip(&waiting) {
                 if fd.revents().is_some_and(|r| !r.is_empty()) {
@@ -1117,6 +1127,10 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
                 }
             }
         }
+        // When the answers arrived, for all of this round: handling one
+        // must not add to another's latency.
+        let arrived = Instant::now();
+        done.clear();
         for &at in &ready {
             let slot = &mut slots[at];
             let Some(conn) = slot.conn.as_mut() else {
@@ -1141,7 +1155,8 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
                 Ok(None) => continue,
                 Ok(Some(true)) => {
                     let start = slot.sent.duration_since(started).as_micros() as u64;
-                    latencies.push((start, slot.sent.elapsed().as_micros() as u64));
+                    let latency = arrived.saturating_duration_since(slot.sent);
+                    latencies.push((start, latency.as_micros() as u64));
                     entries += slot.entries;
                 }
                 Ok(Some(false)) => errors += 1,
@@ -1152,11 +1167,19 @@ fn drive(plan: &Plan, indices: &[usize], started: Instant, stop: &AtomicBool) ->
                 }
             }
             slot.busy = false;
-            if !stop.load(Ordering::Relaxed) && !slot.send_next(plan) {
-                errors += 1;
-                std::thread::sleep(Duration::from_millis(10));
+            done.push(at);
+        }
+        // The next requests, once this round's answers are read: a
+        // connection to open again holds up no answer already waiting.
+        if !stop.load(Ordering::Relaxed) {
+            for &at in &done {
+                let slot = &mut slots[at];
                 if !slot.send_next(plan) {
                     errors += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                    if !slot.send_next(plan) {
+                        errors += 1;
+                    }
                 }
             }
         }
@@ -1260,6 +1283,8 @@ mod tests {
             &crate::wire::LdapResult::new(ldap3_proto::LdapResultCode::SizeLimitExceeded, ""),
         );
         assert_eq!(response_kind(&out), Some((0x65, 4)));
+        // A message ID running past the end of the frame is unreadable.
+        assert_eq!(response_kind(&[0x30, 0x03, 0x02, 0x05, 0x01]), None);
     }
 
     #[test]
@@ -1370,6 +1395,13 @@ mod tests {
         // The second search was sent at 0.6 s and answered at 1.2 s.
         assert_eq!((report.operations, report.errors), (2, 0), "{report:?}");
         assert!(report.seconds >= 1.2, "{report:?}");
+        // No connection at all: an empty run, not a panic.
+        let none = Plan {
+            connections: 0,
+            duration: Duration::from_millis(10),
+            ..plan
+        };
+        assert_eq!(run(&none).operations, 0);
     }
 
     #[test]
