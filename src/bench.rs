@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use crate::ber::{Encoder, Frame, frame_len};
+use crate::ber::{Encoder, Frame, frame_len, header};
 use crate::wire::{LdapResult, Responder, tag};
 
 /// The workloads.
@@ -530,21 +530,6 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-/// Reads a TLV header: (tag, content start, content length).
-fn header(b: &[u8]) -> Option<(u8, usize, usize)> {
-    let tag = *b.first()?;
-    let first = *b.get(1)?;
-    if first < 0x80 {
-        return Some((tag, 2, first as usize));
-    }
-    let n = (first & 0x7f) as usize;
-    let len = b
-        .get(2..2 + n)?
-        .iter()
-        .fold(0usize, |a, &x| (a << 8) | x as usize);
-    Some((tag, 2 + n, len))
 }
 
 /// The protocolOp tag of a response and, for results, the result code.

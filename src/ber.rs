@@ -73,13 +73,37 @@ pub fn frame_len(buf: &[u8], max: usize) -> Frame {
     }
 }
 
+/// The identifier and length octets of the element at the start of `b`,
+/// in the forms LDAP uses (RFC 4511 section 5.1): a one-byte tag and a
+/// definite length, short or long (Windows writes every constructed
+/// length in four bytes), of at most eight bytes. Returns the tag, the
+/// header's length and the content's; `None` if the header is cut short
+/// or not of those forms.
+pub fn header(b: &[u8]) -> Option<(u8, usize, usize)> {
+    let (&tag, &first) = (b.first()?, b.get(1)?);
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    if first < 0x80 {
+        return Some((tag, 2, first as usize));
+    }
+    let n = (first & 0x7f) as usize;
+    if !(1..=8).contains(&n) {
+        return None;
+    }
+    let len = b
+        .get(2..2 + n)?
+        .iter()
+        .fold(0u64, |acc, &x| (acc << 8) | x as u64);
+    Some((tag, 2 + n, usize::try_from(len).ok()?))
+}
+
 /// Checks, by the element headers alone and before anything is decoded,
-/// that a frame holds at most `max` BER elements, in the forms LDAP uses
-/// (RFC 4511 section 5.1): one-byte tags, definite lengths of at most
-/// eight bytes, each element inside its parent. Decoding builds a node of
-/// some hundred bytes for each element, however small, so a request of
-/// many tiny elements (60,000 attribute names of two bytes) would cost
-/// thirty or forty times its size.
+/// that a frame holds at most `max` BER elements, in the forms [`header`]
+/// reads, each inside its parent. Decoding builds a node of some hundred
+/// bytes for each element, however small, so a request of many tiny
+/// elements (60,000 attribute names of two bytes) would cost thirty or
+/// forty times its size.
 pub fn check_elements(frame: &[u8], max: usize) -> Result<(), &'static str> {
     const MALFORMED: &str = "malformed BER";
     // The ends of the constructed elements the scan is inside.
@@ -93,24 +117,8 @@ pub fn check_elements(frame: &[u8], max: usize) -> Result<(), &'static str> {
         if count > max {
             return Err("too many elements in one request (max-request-elements)");
         }
-        let tag = frame[at];
-        if tag & 0x1f == 0x1f {
-            return Err(MALFORMED);
-        }
-        let first = *frame.get(at + 1).ok_or(MALFORMED)?;
-        at += 2;
-        let len = if first < 0x80 {
-            first as usize
-        } else {
-            let n = (first & 0x7f) as usize;
-            if !(1..=8).contains(&n) {
-                return Err(MALFORMED);
-            }
-            let bytes = frame.get(at..at + n).ok_or(MALFORMED)?;
-            at += n;
-            let len = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64);
-            usize::try_from(len).map_err(|_| MALFORMED)?
-        };
+        let (tag, head, len) = header(&frame[at..]).ok_or(MALFORMED)?;
+        at += head;
         let end = at.checked_add(len).ok_or(MALFORMED)?;
         if end > *ends.last().unwrap_or(&frame.len()) {
             return Err(MALFORMED);

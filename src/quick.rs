@@ -19,6 +19,7 @@
 //! same [`Request`] for every frame this one takes (tested against each
 //! other).
 
+use crate::ber::header;
 use crate::filter::{Filter, Substrings};
 use crate::wire::{Op, Request, Scope, SearchRequest};
 
@@ -38,30 +39,12 @@ struct Tlv<'a> {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    /// The next element, if its header is one this decoder takes: a low
-    /// tag number and a definite length, short or long (Windows clients
-    /// write every constructed length in four bytes).
+    /// The next element, if its header is one [`header`] reads and its
+    /// contents are there.
     fn next(&mut self) -> Option<Tlv<'a>> {
-        let (&tag, rest) = self.0.split_first()?;
-        if tag & 0x1f == 0x1f {
-            return None;
-        }
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            if !(1..=8).contains(&n) || rest.len() < n {
-                return None;
-            }
-            let len = rest[..n].iter().fold(0u64, |a, &b| (a << 8) | b as u64);
-            (usize::try_from(len).ok()?, &rest[n..])
-        };
-        if rest.len() < len {
-            return None;
-        }
-        let (body, rest) = rest.split_at(len);
-        self.0 = rest;
+        let (tag, head, len) = header(self.0)?;
+        let body = self.0.get(head..head.checked_add(len)?)?;
+        self.0 = &self.0[head + len..];
         Some(Tlv { tag, body })
     }
 
@@ -184,21 +167,14 @@ fn filter(t: Tlv<'_>, depth: usize) -> Option<Filter<Vec<u8>>> {
             }
             Filter::Not(Box::new(inner))
         }
-        0xa3 => {
+        0xa3 | 0xa5 | 0xa6 | 0xa8 => {
             let (a, v) = assertion(t.body)?;
-            Filter::Equal(a, v)
-        }
-        0xa5 => {
-            let (a, v) = assertion(t.body)?;
-            Filter::GreaterOrEqual(a, v)
-        }
-        0xa6 => {
-            let (a, v) = assertion(t.body)?;
-            Filter::LessOrEqual(a, v)
-        }
-        0xa8 => {
-            let (a, v) = assertion(t.body)?;
-            Filter::Approx(a, v)
+            match t.tag {
+                0xa3 => Filter::Equal(a, v),
+                0xa5 => Filter::GreaterOrEqual(a, v),
+                0xa6 => Filter::LessOrEqual(a, v),
+                _ => Filter::Approx(a, v),
+            }
         }
         0x87 => Filter::Present(t.body.to_vec()),
         0xa4 => {

@@ -1,9 +1,11 @@
 //! LDAP requests in, LDAP responses out.
 //!
-//! A request frame is parsed into a BER tree with `ldap3_lber`, its controls
-//! are read off, its strings are escaped ([`crate::ber::escape_request`]) and
-//! `ldap3_proto` decodes the operation; the result is turned into a
-//! [`Request`] whose names and values are the client's bytes again.
+//! A search in its plain form, most of all requests, is read in one pass
+//! by [`crate::quick`]. Any other frame is parsed into a BER tree with
+//! `ldap3_lber`, its controls are read off, its strings are escaped
+//! ([`crate::ber::escape_request`]) and `ldap3_proto` decodes the
+//! operation; the result is turned into a [`Request`] whose names and
+//! values are the client's bytes again.
 //! Responses are written straight into the connection's output buffer.
 //! Runs on the worker threads.
 
