@@ -264,7 +264,7 @@ fn run(
                 if let Err(e) = scan.progress.check_size() {
                     return e;
                 }
-                virtual_entry(&plan, resp, dn, &values);
+                send_virtual(&plan, resp, dn, &values);
                 scan.progress.sent += 1;
             }
         }
@@ -277,7 +277,7 @@ fn run(
             if let Err(e) = scan.progress.check_size() {
                 return e;
             }
-            virtual_entry(&plan, resp, MONITOR_DN, &values);
+            send_virtual(&plan, resp, MONITOR_DN, &values);
             scan.progress.sent += 1;
         }
     }
@@ -670,14 +670,25 @@ fn container_values(dn: &[u8]) -> Vec<(&'static str, Vec<Vec<u8>>)> {
     ]
 }
 
-/// Sends an entry the server computes rather than stores, if it matches,
-/// and says whether it did.
+/// Sends an entry the server computes rather than stores, if it matches.
 fn virtual_entry(
     plan: &SearchPlan,
     resp: &mut Responder<'_>,
     dn: &[u8],
     all: &[(&str, Vec<Vec<u8>>)],
-) -> bool {
+) {
+    if plan.filter.matches(&VirtualValues(dn, all)) {
+        send_virtual(plan, resp, dn, all);
+    }
+}
+
+/// Sends an entry the server computes, with the attributes asked for.
+fn send_virtual(
+    plan: &SearchPlan,
+    resp: &mut Responder<'_>,
+    dn: &[u8],
+    all: &[(&str, Vec<Vec<u8>>)],
+) {
     let wants_all = plan
         .attrs
         .iter()
@@ -701,16 +712,12 @@ fn virtual_entry(
     if plan.types_only {
         chosen.iter_mut().for_each(|(_, v)| v.clear());
     }
-    if !plan.filter.matches(&VirtualValues(dn, all)) {
-        return false;
-    }
     resp.entry(
         dn,
         chosen
             .iter()
             .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
     );
-    true
 }
 
 /// The DN and attributes of an entry the server computes.
