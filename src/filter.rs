@@ -168,17 +168,17 @@ pub trait ValueSource {
 }
 
 impl Filter<Attr> {
-    /// Folds the values of ordering and approximate assertions once, as
-    /// [`eval`](Filter::eval) expects them: matching a filter against
-    /// each entry then costs what the entry's values cost, not what the
-    /// assertion's do (a value of 100 KB against a million entries).
-    /// Equality and substrings need not be: they are decided by length
-    /// first.
+    /// Folds the values of substring, ordering and approximate assertions
+    /// once, as [`eval`](Filter::eval) expects them: matching a filter
+    /// against each entry then costs what the entry's values cost, not
+    /// what the assertion's do (a value of 100 KB against a million
+    /// entries). Equality need not be: it is decided by length first.
     pub fn prepare(self) -> Filter<Attr> {
         match self {
             Filter::And(v) => Filter::And(v.into_iter().map(Filter::prepare).collect()),
             Filter::Or(v) => Filter::Or(v.into_iter().map(Filter::prepare).collect()),
             Filter::Not(x) => Filter::Not(Box::new(x.prepare())),
+            Filter::Substrings(a, s) => Filter::Substrings(a, s.folded()),
             Filter::GreaterOrEqual(a, v) => Filter::GreaterOrEqual(a, fold(&v).into_owned()),
             Filter::LessOrEqual(a, v) => Filter::LessOrEqual(a, fold(&v).into_owned()),
             Filter::Approx(a, v) => Filter::Approx(a, squeezed(&v)),
@@ -320,28 +320,33 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
+impl Substrings {
+    /// The parts folded as [`fold_case`] folds values.
+    fn folded(self) -> Substrings {
+        let fold = |v: Vec<u8>| fold_case(&v).into_owned();
+        Substrings {
+            initial: self.initial.map(fold),
+            any: self.any.into_iter().map(fold).collect(),
+            last: self.last.map(fold),
+        }
+    }
+}
+
+/// Whether a stored value matches a substring assertion whose parts are
+/// already folded ([`Filter::prepare`]).
 fn substrings_match(value: &[u8], s: &Substrings) -> bool {
     let parts = s.initial.iter().chain(&s.any).chain(&s.last);
     if parts.map(Vec::len).sum::<usize>() > value.len().saturating_mul(MAX_FOLD_RATIO) {
         return false;
     }
-    let ascii = value.is_ascii()
-        && s.initial.as_ref().is_none_or(|v| v.is_ascii())
-        && s.last.as_ref().is_none_or(|v| v.is_ascii())
-        && s.any.iter().all(|v| v.is_ascii());
-    if ascii {
-        return ascii_substrings_match(value, s);
+    match value.is_ascii() {
+        true => ascii_substrings_match(value, s),
+        false => ascii_substrings_match(&fold_case(value), s),
     }
-    let folded = Substrings {
-        initial: s.initial.as_deref().map(|v| fold_case(v).into_owned()),
-        any: s.any.iter().map(|v| fold_case(v).into_owned()).collect(),
-        last: s.last.as_deref().map(|v| fold_case(v).into_owned()),
-    };
-    ascii_substrings_match(&fold_case(value), &folded)
 }
 
-/// Substring matching that folds ASCII letters only: for ASCII, and for
-/// values already folded.
+/// Substring matching that folds ASCII letters only: for ASCII values, and
+/// for values already folded.
 fn ascii_substrings_match(value: &[u8], s: &Substrings) -> bool {
     let mut rest = trim_spaces(value);
     if let Some(initial) = &s.initial {
@@ -474,6 +479,7 @@ mod tests {
                     last: (!last.is_empty()).then(|| last.to_vec()),
                 },
             )
+            .prepare()
         };
         assert!(sub(b"JOS\xc9", &[], b"").matches(&p));
         assert!(sub(b"", &["\u{c9}@".as_bytes()], b"").matches(&p));
@@ -487,7 +493,10 @@ mod tests {
             initial: Some(v.as_bytes().to_vec()),
             ..Substrings::default()
         };
-        assert!(substrings_match("ΚΩΣΤΑΣ".as_bytes(), &initial("ΚΩΣ")));
+        assert!(substrings_match(
+            "ΚΩΣΤΑΣ".as_bytes(),
+            &initial("ΚΩΣ").folded()
+        ));
         assert!(approx_eq("ΟΣ Α".as_bytes(), "οσα".as_bytes()));
         assert!(
             text_eq("\u{212a}elvin".as_bytes(), b"KELVIN"),
@@ -583,6 +592,7 @@ mod tests {
                     last: l.map(<[u8]>::to_vec),
                 },
             )
+            .prepare()
         };
         assert!(sub(Some(b"ann"), &[], None).matches(&p));
         assert!(sub(None, &[b"N M"], Some(b"ie")).matches(&p));

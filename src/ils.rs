@@ -265,9 +265,7 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
     let base = search_base(&req.base, req.scope)?;
     let mut sttl = None;
     let filter = strip_sttl(req.filter, &mut sttl).unwrap_or(Filter::And(Vec::new()));
-    let filter = filter
-        .map_attrs(&mut |name| Attr::from_name(&name))
-        .prepare();
+    let filter = filter.map_attrs(&mut |name| Attr::from_name(&name));
     // Only for the keep-alive, which names the client's own entry, and only
     // for a name that is more than wildcards: `(cn=%)` lists everyone
     // whatever anyone registered as.
@@ -276,10 +274,11 @@ pub fn search(req: SearchRequest) -> Result<SearchPlan, LdapResult> {
         .filter(|(_, value)| value.iter().any(is_wild) && !value.iter().all(is_wild))
         .map(|(a, value)| {
             let name = (a.clone(), value.to_vec());
-            let literal = expand_wildcards(filter.clone(), Some(&name));
+            let literal = expand_wildcards(filter.clone(), Some(&name)).prepare();
             (name, literal)
         });
-    let filter = expand_wildcards(filter, None);
+    // Prepared last, when the wildcards have become substrings.
+    let filter = expand_wildcards(filter, None).prepare();
     let exact_name = exact_name(&filter).map(|(a, value)| (a.clone(), value.to_vec()));
     let conferences = match &base {
         Base::Class(bit) => *bit == class::CONFERENCE,
