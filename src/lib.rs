@@ -5,27 +5,30 @@
 //! find one another: clients register themselves as dynamic objects
 //! (RFC 2589) that the server forgets unless refreshed, search, and
 //! unregister. This crate is the server as a library; the `ilsd` binary is
-//! a thin command line around [`server::Server`].
+//! a thin command line around [`daemon`] and [`server::Server`].
+//!
+//! The folders are the layers, top to bottom; ARCHITECTURE.md draws them
+//! and says what each may import:
+//!
+//! * [`daemon`]: options, the configuration file, signals, privileges;
+//! * [`server`]: listeners, the worker pool, a connection's loop;
+//! * [`ops`]: the dispatcher and one module per LDAP operation, working
+//!   with the [`session`] a connection carries;
+//! * [`ils`]: the ILS dialect, translating requests into plans;
+//! * [`protocol`]: BER, the request types, the decoders, the encoder;
+//! * [`directory`]: entries, DNs, filters, the schema, the store and the
+//!   expiry heap.
 //!
 //! Threads: one acceptor per listening socket, a pool of workers that each
-//! serve one connection at a time ([`connection`]), and one expiry thread
-//! ([`expiry`]). They share the [`store::Store`].
+//! serve one connection at a time ([`server::connection`]), and one expiry
+//! thread ([`directory::expiry`]). They share the
+//! [`directory::store::Store`].
 
-pub mod bench;
-pub mod ber;
-pub mod config;
-pub mod connection;
 pub mod daemon;
-pub mod dn;
-pub mod entry;
-pub mod expiry;
-pub mod filter;
-pub mod handler;
+pub mod directory;
 pub mod ils;
 pub mod ops;
-pub mod quick;
-pub mod schema;
+pub mod protocol;
 pub mod server;
-pub mod store;
+pub mod session;
 pub mod throttle;
-pub mod wire;

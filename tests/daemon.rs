@@ -474,7 +474,7 @@ fn man_page_documents_exactly_the_options_of_help() {
     let conf =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/ilsd.conf.5"))
             .unwrap();
-    for s in ilsd::config::SETTINGS {
+    for s in ilsd::daemon::config::SETTINGS {
         assert!(
             conf.contains(&s.name.replace('-', "\\-")),
             "ilsd.conf(5) lacks {}",
@@ -583,7 +583,7 @@ fn a_failure_to_start_is_an_error_in_the_journal() {
 #[test]
 fn rust_log_for_one_module_leaves_the_others_at_the_configured_level() {
     let mut cmd = ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]);
-    cmd.env("RUST_LOG", "ilsd::expiry=debug,ilsd::connection=debug");
+    cmd.env("RUST_LOG", "ilsd::directory::expiry=debug,ilsd::server::connection=debug");
     let daemon = Daemon::spawn(cmd);
     let mut raw = daemon.raw();
     assert_eq!(raw.code(&bind_v2(7)), 0);

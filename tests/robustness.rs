@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ilsd::config::Config;
+use ilsd::server::Config;
 
 /// Reads the Notice of Disconnection and then EOF.
 fn expect_notice(raw: &mut Raw, code: i64) {

@@ -7,15 +7,14 @@
 
 use ldap3_proto::LdapResultCode;
 
-use crate::entry::{Attributes, Entry};
-use crate::filter::{text_eq, trim_spaces};
-use crate::handler::{Session, Shared};
+use crate::directory::entry::{Attributes, Entry};
+use crate::directory::filter::{text_eq, trim_spaces};
+use crate::directory::schema::{self, attr};
 use crate::ils::{self, APPLICATIONS_KEY, DYNAMIC_KEY, ensure_value};
-use crate::ops::{
-    check_room, check_schema, implicit_container, ip_address_value, live, no_such_object,
-};
-use crate::schema::{self, attr};
-use crate::wire::{LdapResult, Responder, WireAttr, tag};
+use crate::ils::{implicit_container, ip_address_value};
+use crate::ops::entries::{check_room, check_schema, live, no_such_object};
+use crate::protocol::{LdapResult, Responder, WireAttr, tag};
+use crate::session::{Session, Shared};
 
 pub fn add(
     shared: &Shared,
@@ -28,7 +27,7 @@ pub fn add(
         Ok(plan) => run(shared, session, plan),
         Err(e) => e,
     };
-    crate::ops::warn_if_full(&result);
+    crate::ops::entries::warn_if_full(&result);
     resp.result(tag::ADD, &result);
 }
 

@@ -10,10 +10,10 @@
 
 use ldap3_proto::LdapResultCode;
 
-use crate::dn::Dn;
-use crate::handler::{Session, Shared};
+use crate::directory::dn::Dn;
+use crate::protocol::{BindAuth, LdapResult, Responder, SicilyStep};
+use crate::session::{Session, Shared};
 use crate::throttle::Throttle;
-use crate::wire::{BindAuth, LdapResult, Responder, SicilyStep};
 
 pub fn bind(
     shared: &Shared,

@@ -2,19 +2,19 @@
 
 use ldap3_proto::LdapResultCode;
 
-use crate::dn::Dn;
-use crate::filter::{Filter, ValueSource};
-use crate::handler::Shared;
+use crate::directory::dn::Dn;
+use crate::directory::filter::{Filter, ValueSource};
+use crate::directory::schema::Attr;
 use crate::ils::{self, PersonView};
-use crate::ops::search::{self, VirtualValues};
-use crate::ops::{live, no_such_object};
-use crate::schema::Attr;
-use crate::wire::{LdapResult, Responder, tag};
+use crate::ops::computed::{self, VirtualValues};
+use crate::ops::entries::{live, no_such_object};
+use crate::protocol::{LdapResult, Responder, tag};
+use crate::session::Shared;
 
 pub fn compare(shared: &Shared, dn: &[u8], name: &[u8], value: &[u8], resp: &mut Responder<'_>) {
     let computed = match Dn::parse(dn) {
-        Ok(d) if d.is_root() => Some(search::root_dse_values()),
-        Ok(d) if d.key() == search::MONITOR_KEY => Some(search::monitor_values(&shared.store)),
+        Ok(d) if d.is_root() => Some(computed::root_dse_values()),
+        Ok(d) if d.key() == computed::MONITOR_KEY => Some(computed::monitor_values(&shared.store)),
         _ => None,
     };
     let result = match computed {

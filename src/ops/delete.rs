@@ -3,11 +3,11 @@
 
 use ldap3_proto::LdapResultCode;
 
-use crate::entry::class;
-use crate::handler::Shared;
+use crate::directory::entry::class;
 use crate::ils::{self, APPLICATIONS_KEY};
-use crate::ops::{live, no_such_object};
-use crate::wire::{LdapResult, Responder, tag};
+use crate::ops::entries::{live, no_such_object};
+use crate::protocol::{LdapResult, Responder, tag};
+use crate::session::Shared;
 
 pub fn delete(shared: &Shared, dn: &[u8], resp: &mut Responder<'_>) {
     let result = match ils::target(dn) {
@@ -33,7 +33,7 @@ fn run(shared: &Shared, target: &ils::Target) -> LdapResult {
     // added on their own ([MS-TAIL] 3.5.4 removes both).
     let mut doomed = vec![entry.key.clone()];
     if entry.is(class::PERSON)
-        && let Some(cn) = entry.attrs.first(&crate::schema::attr::CN)
+        && let Some(cn) = entry.attrs.first(&crate::directory::schema::attr::CN)
     {
         doomed.extend(
             dir.by_cn(cn)

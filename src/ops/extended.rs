@@ -5,12 +5,12 @@ use ldap3_lber::parse::Parser;
 use ldap3_lber::structure::{PL, StructureTag};
 use ldap3_proto::LdapResultCode;
 
-use crate::ber::Encoder;
-use crate::entry::class;
-use crate::handler::{Session, Shared};
+use crate::directory::entry::class;
 use crate::ils;
-use crate::ops::{live, no_such_object};
-use crate::wire::{LdapResult, Responder};
+use crate::ops::entries::{live, no_such_object};
+use crate::protocol::ber::Encoder;
+use crate::protocol::{LdapResult, Responder};
+use crate::session::{Session, Shared};
 
 pub const REFRESH: &[u8] = b"1.3.6.1.4.1.1466.101.119.1";
 pub const WHO_AM_I: &[u8] = b"1.3.6.1.4.1.4203.1.11.3";

@@ -1,174 +1,119 @@
-//! One module per LDAP operation, called by [`crate::handler`] on the
-//! worker threads, and what they share: finding entries and their
-//! nearest existing ancestor, and checking an entry against the schema.
+//! The operations: the dispatcher, which holds the one `match` on the
+//! LDAP operation, one module per operation, and the entries the server
+//! computes rather than stores ([`computed`]).
+//!
+//! Runs on the worker threads. Operations never see a socket: they take a
+//! request, the shared state and the session, and write responses into a
+//! buffer, so each can be tested without a network. They translate the
+//! request with the dialect ([`crate::ils`]), work on the directory, and
+//! answer through the protocol's encoder; they never import the server.
 
 pub mod add;
 pub mod bind;
 pub mod compare;
+pub mod computed;
 pub mod delete;
+pub mod entries;
 pub mod extended;
 pub mod modify;
 pub mod search;
 
+use bytes::BytesMut;
 use ldap3_proto::LdapResultCode;
 
-use crate::dn::Dn;
-use crate::entry::{AttrValues, Entry};
-use crate::ils::APPLICATIONS_KEY;
-use crate::schema::{self, attr};
-use crate::store::Directory;
-use crate::throttle::Throttle;
-use crate::wire::LdapResult;
+use crate::protocol::{LdapResult, Op, Request, Responder, tag};
+use crate::session::{Flush, Session, Shared};
 
-/// Whether a key names a container that exists without an entry: the
-/// `appName=APP,ou=Applications,o=Intranet` level, which the Dialer adds
-/// entries under without creating it ([MS-TAIL] 4.5.2).
-pub fn implicit_container(key: &[u8]) -> bool {
-    key.starts_with(b"appname=")
-        && key.len() > APPLICATIONS_KEY.len()
-        && key.ends_with(APPLICATIONS_KEY)
-        && key[..key.len() - APPLICATIONS_KEY.len()]
-            .iter()
-            .filter(|&&b| b == b',')
-            .count()
-            == 1
+/// Whether the session goes on after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    Close,
 }
 
-/// Looks up an entry that is there for clients at `now`.
-pub fn live<'a>(dir: &'a Directory, key: &[u8], now: u64) -> Option<&'a Entry> {
-    dir.get(key).filter(|e| dir.alive(e, now))
+/// The response tag of a request, if it has one.
+fn response_tag(op: &Op) -> Option<u8> {
+    Some(match op {
+        Op::Bind { .. } => tag::BIND,
+        Op::Search(_) => tag::SEARCH_DONE,
+        Op::Modify { .. } => tag::MODIFY,
+        Op::Add { .. } => tag::ADD,
+        Op::Delete { .. } => tag::DELETE,
+        Op::ModifyDn { .. } => tag::MODIFY_DN,
+        Op::Compare { .. } => tag::COMPARE,
+        Op::Extended { .. } => tag::EXTENDED,
+        Op::Invalid { response, .. } => *response,
+        Op::Unbind | Op::Abandon(_) => return None,
+    })
 }
 
-/// The noSuchObject answer for `dn`, naming the nearest ancestor that
-/// exists (RFC 4511 section 4.1.9).
-pub fn no_such_object(dir: &Directory, dn: &Dn, now: u64) -> LdapResult {
-    let mut ancestor = dn.parent();
-    while !ancestor.is_root() {
-        let key = ancestor.key();
-        if let Some(e) = live(dir, &key, now) {
-            return LdapResult::new(LdapResultCode::NoSuchObject, "no such object")
-                .with_matched(e.dn().into_owned());
-        }
-        if implicit_container(&key) {
-            return LdapResult::new(LdapResultCode::NoSuchObject, "no such object")
-                .with_matched(ancestor.to_bytes());
-        }
-        ancestor = ancestor.parent();
-    }
-    LdapResult::new(LdapResultCode::NoSuchObject, "no such object")
-}
-
-/// The answer to a request that would leave an entry with more than
-/// `max-values` values.
-pub fn too_many_values(max_values: usize) -> LdapResult {
-    LdapResult::new(
-        LdapResultCode::AdminLimitExceeded,
-        format!("an entry holds at most {max_values} attribute values (max-values)"),
-    )
-}
-
-/// Refuses a change that would grow the entries' footprint by `more`
-/// bytes past `max-memory`: a directory that is full turns new
-/// registrations away instead of growing until the system runs out of
-/// memory.
-/// [`warn_if_full`] logs it, once the lock is let go.
-pub fn check_room(dir: &Directory, more: usize) -> Result<(), LdapResult> {
-    if dir.has_room(more) {
-        return Ok(());
-    }
-    Err(LdapResult::new(
-        LdapResultCode::AdminLimitExceeded,
-        format!(
-            "{FULL}: its entries may take {} bytes (max-memory)",
-            dir.max_footprint()
-        ),
-    ))
-}
-
-const FULL: &str = "the directory is full";
-
-/// Warns, at most every ten seconds, that a change was refused by
-/// [`check_room`]. Called without the lock: a log that blocks must not
-/// stall the directory.
-pub fn warn_if_full(result: &LdapResult) {
-    static REFUSED: Throttle = Throttle::new();
-    if result.code == LdapResultCode::AdminLimitExceeded && result.message.starts_with(FULL) {
-        REFUSED.warn(|n| {
-            format!(
-                "{} ({n} registration(s) or change(s) refused since the last warning)",
-                result.message
-            )
-        });
-    }
-}
-
-/// Checks attributes against the schema: every objectClass value is
-/// known, and every class's required attributes are present; and that the
-/// entry holds at most `max_values` values, so that no client can make
-/// one entry cost every search that meets it.
-pub fn check_schema(attrs: &[AttrValues], max_values: usize) -> Result<(), LdapResult> {
-    let values: usize = attrs.iter().map(|(_, v)| v.len()).sum();
-    if values > max_values {
-        return Err(too_many_values(max_values));
-    }
-    let violation = |m: String| Err(LdapResult::new(LdapResultCode::ObjectClassViolation, m));
-    let Some((_, classes)) = attrs.iter().find(|(a, _)| *a == attr::OBJECT_CLASS) else {
-        return violation("objectClass is required".into());
+/// Serves one request.
+pub fn handle(
+    shared: &Shared,
+    session: &mut Session,
+    req: Request,
+    out: &mut BytesMut,
+    flush: Flush<'_>,
+) -> Outcome {
+    session.ops += 1;
+    let mut resp = Responder {
+        msgid: req.msgid,
+        out,
     };
-    if !classes.iter().any(|c| schema::is_ils_class(c)) {
-        return violation("an entry must be an rtPerson, rtApplicationUser or rtConference".into());
+    log::debug!("{} msgid {} {}", session.peer, req.msgid, req.op.name());
+    if let Op::Unbind = req.op {
+        // Controls on an Unbind are ignored, critical or not (RFC 4511
+        // section 4.1.11): nothing may keep the session open.
+        return Outcome::Close;
     }
-    for name in classes {
-        let Some(class) = schema::object_class(name) else {
-            return violation(format!(
-                "unknown object class {}",
-                String::from_utf8_lossy(name)
-            ));
-        };
-        for required in class.must {
-            if !attrs.iter().any(|(a, v)| a == required && !v.is_empty()) {
-                return violation(format!(
-                    "{} requires {}",
-                    class.name,
-                    String::from_utf8_lossy(required.name())
-                ));
+    if let Some(control) = req.controls.iter().find(|c| c.critical) {
+        // No control is implemented; a critical one must not be ignored
+        // (RFC 4511 section 4.1.11). Server-side sorting is one of them
+        // ([MS-TAIL] 2.2.6).
+        if let Some(t) = response_tag(&req.op) {
+            let message = format!(
+                "critical control {} is not supported",
+                String::from_utf8_lossy(&control.oid)
+            );
+            let result = LdapResult::new(LdapResultCode::UnavailableCriticalExtension, message);
+            if t == tag::EXTENDED {
+                resp.extended(&result, None, None);
+            } else {
+                resp.result(t, &result);
             }
         }
+        return Outcome::Continue;
     }
-    Ok(())
-}
-
-/// The ipAddress encoding of [MS-TAIL] 2.2.3: the IPv4 address as a
-/// little-endian 32-bit number, in decimal (10.70.41.96 is 1613317642).
-pub fn ip_address_value(peer: std::net::SocketAddr) -> Option<Vec<u8>> {
-    let v4 = match peer.ip() {
-        std::net::IpAddr::V4(v4) => v4,
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped()?,
-    };
-    Some(u32::from_le_bytes(v4.octets()).to_string().into_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_address_is_little_endian_decimal() {
-        let peer = "10.70.41.96:1002".parse().unwrap();
-        assert_eq!(ip_address_value(peer).unwrap(), b"1613317642");
-        let mapped = "[::ffff:10.70.41.96]:1".parse().unwrap();
-        assert_eq!(ip_address_value(mapped).unwrap(), b"1613317642");
-        assert_eq!(ip_address_value("[::1]:1".parse().unwrap()), None);
+    match req.op {
+        Op::Bind {
+            version,
+            name,
+            auth,
+        } => bind::bind(shared, session, version, &name, auth, &mut resp),
+        Op::Unbind => return Outcome::Close,
+        Op::Search(s) => search::search(shared, s, &mut resp, flush),
+        Op::Add { dn, attrs } => add::add(shared, session, &dn, attrs, &mut resp),
+        Op::Modify { dn, changes } => modify::modify(shared, session, &dn, changes, &mut resp),
+        Op::Delete { dn } => delete::delete(shared, &dn, &mut resp),
+        Op::ModifyDn { .. } => resp.result(
+            tag::MODIFY_DN,
+            &LdapResult::new(
+                LdapResultCode::UnwillingToPerform,
+                "ILS entries cannot be renamed; delete and add instead",
+            ),
+        ),
+        Op::Compare { dn, attr, value } => compare::compare(shared, &dn, &attr, &value, &mut resp),
+        // Requests are served one at a time, so by the time an Abandon is
+        // read the operation it names has finished: nothing to do, and
+        // Abandon has no response.
+        Op::Abandon(_) => {}
+        Op::Extended { oid, value } => {
+            extended::extended(shared, session, &oid, value.as_deref(), &mut resp)
+        }
+        Op::Invalid { response, why } => resp.result(
+            response,
+            &LdapResult::new(LdapResultCode::ProtocolError, why),
+        ),
     }
-
-    #[test]
-    fn application_containers_exist_implicitly() {
-        assert!(implicit_container(
-            b"appname=ms-netmeeting,ou=applications,o=intranet"
-        ));
-        assert!(!implicit_container(b"ou=applications,o=intranet"));
-        assert!(!implicit_container(
-            b"cn=x,appname=y,ou=applications,o=intranet"
-        ));
-    }
+    Outcome::Continue
 }

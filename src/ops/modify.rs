@@ -7,16 +7,15 @@
 
 use ldap3_proto::LdapResultCode;
 
-use crate::entry::{AttrValues, Attributes, Entry, Key, class};
-use crate::filter::text_eq;
-use crate::handler::{Session, Shared};
+use crate::directory::entry::{AttrValues, Attributes, Entry, Key, class};
+use crate::directory::filter::text_eq;
+use crate::directory::schema::{self, Attr, attr};
+use crate::directory::store::Directory;
+use crate::ils::ip_address_value;
 use crate::ils::{self, AttrChange, Smodop, ensure_value};
-use crate::ops::{
-    check_room, check_schema, ip_address_value, live, no_such_object, too_many_values,
-};
-use crate::schema::{self, Attr, attr};
-use crate::store::Directory;
-use crate::wire::{Change, LdapResult, ModKind, Responder, tag};
+use crate::ops::entries::{check_room, check_schema, live, no_such_object, too_many_values};
+use crate::protocol::{Change, LdapResult, ModKind, Responder, tag};
+use crate::session::{Session, Shared};
 
 pub fn modify(
     shared: &Shared,
@@ -34,7 +33,7 @@ pub fn modify(
             .unwrap_or_else(LdapResult::success),
         Err(e) => e,
     };
-    crate::ops::warn_if_full(&result);
+    crate::ops::entries::warn_if_full(&result);
     resp.result(tag::MODIFY, &result);
 }
 
@@ -284,7 +283,7 @@ fn apply(attrs: &mut Vec<AttrValues>, change: &AttrChange) -> Result<(), LdapRes
 
 /// The naming value must stay (RFC 4511 section 4.6: notAllowedOnRDN).
 fn check_rdn(entry: &Entry, attrs: &[AttrValues]) -> Result<(), LdapResult> {
-    let Ok(dn) = crate::dn::Dn::parse(&entry.dn()) else {
+    let Ok(dn) = crate::directory::dn::Dn::parse(&entry.dn()) else {
         return Ok(());
     };
     let Some(rdn) = dn.rdns.first() else {
@@ -560,8 +559,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::dn::Dn;
-    use crate::store::Store;
+    use crate::directory::dn::Dn;
+    use crate::directory::store::Store;
 
     #[test]
     fn a_modify_of_entry_ttl_alone_needs_only_the_read_lock() {

@@ -17,15 +17,20 @@ use std::time::{Duration, Instant};
 
 use ldap3_proto::LdapResultCode;
 
-use crate::ber::Encoder;
-use crate::dn::Dn;
-use crate::entry::{Entry, Key, class};
-use crate::handler::{Flush, Shared};
+use crate::directory::dn::Dn;
+use crate::directory::entry::{Entry, Key, class};
+use crate::directory::schema::{Attr, attr};
+use crate::directory::store::{Directory, SlotCursor, Store};
+use crate::ils::implicit_container;
 use crate::ils::{self, APPLICATIONS_KEY, Base, PersonView, Requested, SearchPlan, Want};
-use crate::ops::{extended, implicit_container, live, no_such_object};
-use crate::schema::{Attr, attr};
-use crate::store::{Directory, SlotCursor, Store};
-use crate::wire::{LdapResult, Responder, Scope, SearchRequest, tag};
+use crate::ops::computed::{
+    ADMIN_KEY, MONITOR_DN, MONITOR_KEY, VirtualValues, container_values, monitor_values, root_dse,
+    send_virtual, takes_in_containers, virtual_entry,
+};
+use crate::ops::entries::{live, no_such_object};
+use crate::protocol::ber::Encoder;
+use crate::protocol::{LdapResult, Responder, Scope, SearchRequest, tag};
+use crate::session::{Flush, Shared};
 
 /// Output encoded before it is written: what one search holds.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -573,181 +578,11 @@ fn push_attr<'p>(
     }
 }
 
-/// The monitor entry: what the server holds now, computed when read.
-pub const MONITOR_KEY: &[u8] = b"cn=monitor,ou=admin,o=intranet";
-const MONITOR_DN: &[u8] = b"cn=Monitor,ou=Admin,o=Intranet";
-const ADMIN_KEY: &[u8] = b"ou=admin,o=intranet";
-
-/// The attributes of the monitor entry. `entries` counts every stored
-/// entry and `dynamicEntries` the dynamic ones, both including expired
-/// entries the expiry thread has not yet removed, so that a client can
-/// watch a sweep finish; `entryMemory` is what the dynamic entries take,
-/// the estimate `max-memory` limits.
-pub fn monitor_values(store: &Store) -> Vec<(&'static str, Vec<Vec<u8>>)> {
-    let text = |s: &str| s.as_bytes().to_vec();
-    let (entries, dynamic, memory) = {
-        let dir = store.read();
-        (dir.len(), dir.dynamic_count(), dir.footprint())
-    };
-    vec![
-        ("objectClass", vec![text("top"), text("monitor")]),
-        ("cn", vec![text("Monitor")]),
-        ("entries", vec![entries.to_string().into_bytes()]),
-        ("dynamicEntries", vec![dynamic.to_string().into_bytes()]),
-        ("entryMemory", vec![memory.to_string().into_bytes()]),
-        (
-            "uptime",
-            vec![(store.now() / 1000).to_string().into_bytes()],
-        ),
-    ]
-}
-
-/// The root DSE (RFC 4512 section 5.1): what this server supports.
-fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
-    virtual_entry(plan, resp, b"", &root_dse_values());
-}
-
-/// The attributes of the root DSE.
-pub fn root_dse_values() -> Vec<(&'static str, Vec<Vec<u8>>)> {
-    let text = |s: &str| s.as_bytes().to_vec();
-    vec![
-        ("objectClass", vec![text("top")]),
-        ("namingContexts", vec![text("o=Intranet")]),
-        ("supportedLDAPVersion", vec![text("2"), text("3")]),
-        ("supportedSASLMechanisms", vec![text("NTLM")]),
-        (
-            "supportedExtension",
-            vec![extended::REFRESH.to_vec(), extended::WHO_AM_I.to_vec()],
-        ),
-        (
-            "dynamicSubtrees",
-            vec![
-                text("ou=Dynamic,o=Intranet"),
-                text("ou=Applications,o=Intranet"),
-            ],
-        ),
-        ("vendorName", vec![text("ilsd")]),
-        (
-            "vendorVersion",
-            vec![text(concat!("ilsd ", env!("CARGO_PKG_VERSION")))],
-        ),
-    ]
-}
-
-/// Whether a search may take in application containers: its base is one
-/// of them, ou=Applications, or above it with a subtree scope.
-fn takes_in_containers(plan: &SearchPlan) -> bool {
-    let Base::Entry(t) = &plan.base else {
-        return false;
-    };
-    let key: &[u8] = &t.key;
-    match plan.scope {
-        Scope::Base => implicit_container(key),
-        Scope::OneLevel => key == APPLICATIONS_KEY,
-        Scope::Subtree | Scope::Children => {
-            // The root, o=Intranet or ou=Applications itself.
-            let above = key.is_empty()
-                || key == APPLICATIONS_KEY
-                || APPLICATIONS_KEY
-                    .strip_suffix(key)
-                    .is_some_and(|rest| rest.ends_with(b","));
-            above || implicit_container(key)
-        }
-    }
-}
-
-/// The attributes of an application container: an entry of class
-/// `container` named by its `appName`.
-fn container_values(dn: &[u8]) -> Vec<(&'static str, Vec<Vec<u8>>)> {
-    let name = Dn::parse(dn)
-        .ok()
-        .and_then(|d| d.rdns.into_iter().next())
-        .map(|r| r.value)
-        .unwrap_or_default();
-    vec![
-        ("objectClass", vec![b"top".to_vec(), b"container".to_vec()]),
-        ("appName", vec![name]),
-    ]
-}
-
-/// Sends an entry the server computes rather than stores, if it matches.
-fn virtual_entry(
-    plan: &SearchPlan,
-    resp: &mut Responder<'_>,
-    dn: &[u8],
-    all: &[(&str, Vec<Vec<u8>>)],
-) {
-    if plan.filter.matches(&VirtualValues(dn, all)) {
-        send_virtual(plan, resp, dn, all);
-    }
-}
-
-/// Sends an entry the server computes, with the attributes asked for.
-fn send_virtual(
-    plan: &SearchPlan,
-    resp: &mut Responder<'_>,
-    dn: &[u8],
-    all: &[(&str, Vec<Vec<u8>>)],
-) {
-    let wants_all = plan
-        .attrs
-        .iter()
-        .any(|r| matches!(r.want, Want::AllUser | Want::AllOperational));
-    let mut chosen: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
-    if wants_all {
-        chosen = all
-            .iter()
-            .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
-            .collect();
-    } else {
-        for r in &plan.attrs {
-            if let Some((_, v)) = all
-                .iter()
-                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&r.name))
-            {
-                chosen.push((r.name.clone(), v.clone()));
-            }
-        }
-    }
-    if plan.types_only {
-        chosen.iter_mut().for_each(|(_, v)| v.clear());
-    }
-    resp.entry(
-        dn,
-        chosen
-            .iter()
-            .map(|(n, v)| (n.as_slice(), v.iter().map(Vec::as_slice))),
-    );
-}
-
-/// The DN and attributes of an entry the server computes.
-pub struct VirtualValues<'a>(pub &'a [u8], pub &'a [(&'a str, Vec<Vec<u8>>)]);
-
-impl crate::filter::ValueSource for VirtualValues<'_> {
-    fn any_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        self.1
-            .iter()
-            .filter(|(n, _)| Attr::from_name(n.as_bytes()) == *a)
-            .any(|(_, vals)| vals.iter().any(|v| f(v)))
-    }
-
-    fn any_attr_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
-        self.1.iter().any(|(n, vals)| {
-            let a = Attr::from_name(n.as_bytes());
-            vals.iter().any(|v| f(&a, v))
-        })
-    }
-
-    fn any_dn_value(&self, f: &mut dyn FnMut(&Attr, &[u8]) -> bool) -> bool {
-        Dn::parse(self.0).is_ok_and(|dn| dn.rdns.iter().any(|rdn| f(&rdn.attr, &rdn.value)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::Filter;
-    use crate::handler::Session;
+    use crate::directory::filter::Filter;
+    use crate::session::Session;
     use bytes::BytesMut;
     use ldap3_proto::proto::{LdapMsg, LdapOp};
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use ilsd::config::Config;
+use ilsd::server::Config;
 use ilsd::server::Server;
 use ldap3_lber::parse::Parser;
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};

@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::filter::{fold, text_eq};
-use crate::schema::{ATTRIBUTES, Attr, attr};
+use crate::directory::filter::{fold, text_eq};
+use crate::directory::schema::{ATTRIBUTES, Attr, attr};
 
 /// The normalised DN that keys an entry in the store.
 pub type Key = Arc<[u8]>;
@@ -469,10 +469,13 @@ impl Entry {
         let mut bits = 0;
         for value in self.attrs.get(&attr::OBJECT_CLASS) {
             for (name, bit) in [
-                (crate::schema::RT_PERSON, class::PERSON),
-                (crate::schema::RT_APPLICATION_USER, class::APPLICATION),
-                (crate::schema::RT_CONFERENCE, class::CONFERENCE),
-                (crate::schema::DYNAMIC_OBJECT, class::DYNAMIC),
+                (crate::directory::schema::RT_PERSON, class::PERSON),
+                (
+                    crate::directory::schema::RT_APPLICATION_USER,
+                    class::APPLICATION,
+                ),
+                (crate::directory::schema::RT_CONFERENCE, class::CONFERENCE),
+                (crate::directory::schema::DYNAMIC_OBJECT, class::DYNAMIC),
             ] {
                 if value.eq_ignore_ascii_case(name.as_bytes()) {
                     bits |= bit;

@@ -2,7 +2,7 @@
 //! `parking_lot` reader-writer lock, with indexes on `cn` and `uid` so that
 //! a search for one name is a lookup, not a scan.
 //!
-//! Worker threads read and write it; the expiry thread ([`crate::expiry`])
+//! Worker threads read and write it; the expiry thread ([`crate::directory::expiry`])
 //! removes what has expired. Refreshing a TTL only stores an atomic in the
 //! entry, under the read lock: the thousands of keep-alives a second that an
 //! ILS server answers never wait for one another. Only a refresh that
@@ -17,10 +17,10 @@ use crossbeam_channel::Sender;
 use hashbrown::HashTable;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::dn::Dn;
-use crate::entry::{AttrRef, Attributes, Entry, Key, NEVER, class};
-use crate::filter::{fold_case, text_eq, trim_spaces};
-use crate::schema::{Attr, attr};
+use crate::directory::dn::Dn;
+use crate::directory::entry::{AttrRef, Attributes, Entry, Key, NEVER, class};
+use crate::directory::filter::{fold_case, text_eq, trim_spaces};
+use crate::directory::schema::{Attr, attr};
 
 /// A deadline for the expiry thread: the entry `key` may expire at `at`.
 #[derive(Debug)]
@@ -54,6 +54,18 @@ pub struct TtlPolicy {
     default: AtomicU32,
     min: AtomicU32,
     max: AtomicU32,
+}
+
+/// The TTL bounds of a server configured with none: half an hour by
+/// default, from ten seconds to a day.
+pub const DEFAULT_TTL: u32 = 1800;
+pub const MIN_TTL: u32 = 10;
+pub const MAX_TTL: u32 = 86400;
+
+impl Default for TtlPolicy {
+    fn default() -> TtlPolicy {
+        TtlPolicy::new(DEFAULT_TTL, MIN_TTL, MAX_TTL)
+    }
 }
 
 impl TtlPolicy {
@@ -787,7 +799,7 @@ pub fn load_static_tree(dir: &mut Directory) {
             (attr::CN, vec![text("Schema")]),
         ],
     );
-    for (cn, attrs) in crate::schema::schema_entries() {
+    for (cn, attrs) in crate::directory::schema::schema_entries() {
         add(&format!("cn={cn},cn=Schema,ou=Admin,o=Intranet"), attrs);
     }
 }
@@ -795,7 +807,7 @@ pub fn load_static_tree(dir: &mut Directory) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::ENTRY_OVERHEAD;
+    use crate::directory::entry::ENTRY_OVERHEAD;
 
     fn person(cn: &str) -> Entry {
         let dn = format!("cn={cn},ou=Dynamic,o=Intranet");
@@ -905,7 +917,7 @@ mod tests {
         let names = (0..250).map(|i| format!("n{i}").into_bytes()).collect();
         named.attrs = Attributes::from_list(vec![(attr::CN, names)]);
         let plain = person("c").footprint();
-        assert!(named.footprint() >= plain + 249 * crate::entry::NAME_OVERHEAD);
+        assert!(named.footprint() >= plain + 249 * crate::directory::entry::NAME_OVERHEAD);
 
         assert!(dir.has_room(usize::MAX), "no limit by default");
         dir.set_max_footprint(one + 100);

@@ -18,8 +18,9 @@ use ldap3_proto::LdapResultCode;
 
 use tokio_util::codec::Decoder;
 
-use crate::handler::{self, Outcome, Session, Shared};
-use crate::wire::{RequestCodec, StreamError, notice_of_disconnection};
+use crate::ops::{self, Outcome};
+use crate::protocol::{RequestCodec, StreamError, notice_of_disconnection};
+use crate::session::{Session, Shared};
 
 /// Why a session ended, for the log.
 #[derive(Debug)]
@@ -109,7 +110,7 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
                 buf.clear();
                 Ok(())
             };
-            let outcome = handler::handle(shared, session, request, &mut out, &mut flush);
+            let outcome = ops::handle(shared, session, request, &mut out, &mut flush);
             if let Some(kind) = failed {
                 return End::Io(kind);
             }

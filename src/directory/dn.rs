@@ -4,8 +4,8 @@
 //!
 //! Pure functions, called on the connection worker threads.
 
-use crate::filter::fold;
-use crate::schema::Attr;
+use crate::directory::filter::fold;
+use crate::directory::schema::Attr;
 
 /// One relative distinguished name: `type=value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,7 +259,7 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::attr;
+    use crate::directory::schema::attr;
 
     #[test]
     fn the_hex_form_is_the_value_it_encodes() {

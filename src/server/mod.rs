@@ -12,6 +12,15 @@
 //! shuts the reading side of every open connection so that requests in
 //! flight are answered and idle clients let go at once, and joins every
 //! thread.
+//!
+//! Runs on the thread that starts it and on the threads it starts; it
+//! imports the operations' dispatcher and the session they are served
+//! with, and nothing of the daemon.
+
+pub mod config;
+pub mod connection;
+
+pub use config::Config;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -26,13 +35,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ldap3_proto::LdapResultCode;
 use parking_lot::{Mutex, RwLock};
 
-use crate::config::Config;
-use crate::connection;
-use crate::expiry;
-use crate::handler::{Limits, Shared};
-use crate::store::{self, Store, TtlPolicy};
+use crate::directory::expiry;
+use crate::directory::store::{self, Store, TtlPolicy};
+use crate::protocol::notice_of_disconnection;
+use crate::session::Shared;
 use crate::throttle::Throttle;
-use crate::wire::notice_of_disconnection;
 
 /// How long a worker above the initial number waits for work before it
 /// retires.
@@ -95,7 +102,7 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             store,
-            limits: RwLock::new(Limits::from_config(config)),
+            limits: RwLock::new(config.limits()),
         });
         let expiry = expiry::spawn(shared.store.clone(), expiry_rx)?;
         let (jobs, inbox) = crossbeam_channel::unbounded();
@@ -159,7 +166,7 @@ impl Server {
             .store
             .ttl
             .set(config.default_ttl, config.min_ttl, config.max_ttl);
-        *self.shared.limits.write() = Limits::from_config(config);
+        *self.shared.limits.write() = config.limits();
         self.shared
             .store
             .write()

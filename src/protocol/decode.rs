@@ -1,180 +1,28 @@
-//! LDAP requests in, LDAP responses out.
+//! Decoding a frame into a [`Request`]: the one entry point, [`decode`],
+//! and the general decoder behind it.
 //!
 //! A search in its plain form, most of all requests, is read in one pass
-//! by [`crate::quick`]. Any other frame is parsed into a BER tree with
+//! by [`super::quick`]. Any other frame is parsed into a BER tree with
 //! `ldap3_lber`, its controls are read off, its strings are escaped
-//! ([`crate::ber::escape_request`]) and `ldap3_proto` decodes the
+//! ([`super::ber::escape_request`]) and `ldap3_proto` decodes the
 //! operation; the result is turned into a [`Request`] whose names and
-//! values are the client's bytes again.
-//! Responses are written straight into the connection's output buffer.
-//! Runs on the worker threads.
+//! values are the client's bytes again. Runs on the worker threads.
 
-use bytes::BytesMut;
 use ldap3_lber::common::TagClass;
 use ldap3_lber::parse::Parser;
 use ldap3_lber::structure::{PL, StructureTag};
-use ldap3_proto::LdapResultCode;
 use ldap3_proto::proto::{
     LdapBindCred, LdapFilter, LdapModifyType, LdapMsg, LdapOp, LdapSearchScope,
 };
 
-use crate::ber::{Encoder, escape_request, unescape_owned};
-use crate::filter::{Filter, Rule, Substrings};
+use super::ber::{escape_request, unescape_owned};
+use super::quick;
+use super::request::*;
+use super::response::tag;
+use crate::directory::filter::{Filter, Rule, Substrings};
 
 /// The deepest BER nesting accepted (filters nest; nothing else does).
 const MAX_DEPTH: usize = 64;
-
-/// The search scopes of RFC 4511 section 4.5.1.2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    Base,
-    OneLevel,
-    Subtree,
-    /// Below the base, at any depth, without the base (OpenLDAP's
-    /// `children`, from the subordinate-scope draft).
-    Children,
-}
-
-/// How a client authenticates in a Bind.
-#[derive(Debug, PartialEq, Eq)]
-pub enum BindAuth {
-    Simple(Vec<u8>),
-    Sasl {
-        mechanism: Vec<u8>,
-        credentials: Vec<u8>,
-    },
-    /// Sicily, the NTLM binds of Windows' LDAP library (\[MS-ADTS\]
-    /// 5.1.1.1.3): the step and the NTLM message it carries.
-    Sicily(SicilyStep, Vec<u8>),
-    /// An AuthenticationChoice this server does not know.
-    Other,
-}
-
-/// The three Bind requests of a Sicily authentication.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SicilyStep {
-    /// `[9]`: which packages the server offers.
-    Discovery,
-    /// `[10]`: the NTLM NEGOTIATE message.
-    Negotiate,
-    /// `[11]`: the NTLM AUTHENTICATE message.
-    Response,
-}
-
-/// A search as the client sent it.
-#[derive(Debug)]
-pub struct SearchRequest {
-    pub base: Vec<u8>,
-    pub scope: Scope,
-    pub size_limit: i32,
-    pub time_limit: i32,
-    pub types_only: bool,
-    pub filter: Filter<Vec<u8>>,
-    pub attrs: Vec<Vec<u8>>,
-}
-
-/// The kinds of change of a Modify.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModKind {
-    Add,
-    Delete,
-    Replace,
-    /// RFC 4525, which this server refuses.
-    Increment,
-}
-
-/// One change of a Modify, as the client sent it.
-#[derive(Debug)]
-pub struct Change {
-    pub kind: ModKind,
-    pub attr: Vec<u8>,
-    pub values: Vec<Vec<u8>>,
-}
-
-/// An attribute with its values, as the client sent it.
-pub type WireAttr = (Vec<u8>, Vec<Vec<u8>>);
-
-/// An LDAP operation with the client's bytes.
-#[derive(Debug)]
-pub enum Op {
-    Bind {
-        version: i64,
-        name: Vec<u8>,
-        auth: BindAuth,
-    },
-    Unbind,
-    Search(SearchRequest),
-    Add {
-        dn: Vec<u8>,
-        attrs: Vec<WireAttr>,
-    },
-    Modify {
-        dn: Vec<u8>,
-        changes: Vec<Change>,
-    },
-    Delete {
-        dn: Vec<u8>,
-    },
-    ModifyDn {
-        dn: Vec<u8>,
-    },
-    Compare {
-        dn: Vec<u8>,
-        attr: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Abandon(i32),
-    Extended {
-        oid: Vec<u8>,
-        value: Option<Vec<u8>>,
-    },
-    /// A request whose encoding is sound but one of whose values is not
-    /// allowed (a search scope of 7): answered with protocolError under
-    /// the `response` tag, and the session goes on.
-    Invalid {
-        response: u8,
-        why: &'static str,
-    },
-}
-
-impl Op {
-    /// A short name for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Bind { .. } => "bind",
-            Op::Unbind => "unbind",
-            Op::Search(_) => "search",
-            Op::Add { .. } => "add",
-            Op::Modify { .. } => "modify",
-            Op::Delete { .. } => "delete",
-            Op::ModifyDn { .. } => "modrdn",
-            Op::Compare { .. } => "compare",
-            Op::Abandon(_) => "abandon",
-            Op::Extended { .. } => "extended",
-            Op::Invalid { .. } => "invalid",
-        }
-    }
-}
-
-/// A control attached to a request: only what is needed to refuse it.
-#[derive(Debug)]
-pub struct Control {
-    pub oid: Vec<u8>,
-    pub critical: bool,
-}
-
-/// One decoded request.
-#[derive(Debug)]
-pub struct Request {
-    pub msgid: i32,
-    pub op: Op,
-    pub controls: Vec<Control>,
-}
-
-/// A frame that is not an LDAP request: the session ends with a Notice of
-/// Disconnection (RFC 4511 section 4.1.1).
-#[derive(Debug, PartialEq, Eq)]
-pub struct ProtocolError(pub &'static str);
 
 /// Application tags of the requests a client may send.
 const REQUEST_TAGS: [u64; 10] = [0, 2, 3, 6, 8, 10, 12, 14, 16, 23];
@@ -199,14 +47,14 @@ fn message_id(tag: Option<&StructureTag>) -> Result<i32, ProtocolError> {
 
 /// Decodes one complete LDAPMessage.
 pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
-    match crate::quick::search(frame) {
+    match quick::search(frame) {
         Some(request) => Ok(request),
         None => decode_general(frame),
     }
 }
 
 /// Decodes any LDAPMessage, by way of `ldap3_proto`.
-pub(crate) fn decode_general(frame: &[u8]) -> Result<Request, ProtocolError> {
+pub fn decode_general(frame: &[u8]) -> Result<Request, ProtocolError> {
     let (rest, mut tag) = Parser::new(MAX_DEPTH)
         .parse(frame)
         .map_err(|_| ProtocolError("malformed BER"))?;
@@ -544,192 +392,9 @@ fn convert_filter(f: LdapFilter) -> Filter<Vec<u8>> {
     }
 }
 
-/// Why the request stream cannot go on.
-#[derive(Debug, PartialEq, Eq)]
-pub enum StreamError {
-    /// The frame is not an LDAP request.
-    Protocol(&'static str),
-    /// The frame announces more than the maximum request size.
-    TooLarge(usize),
-}
-
-impl From<std::io::Error> for StreamError {
-    fn from(_: std::io::Error) -> StreamError {
-        StreamError::Protocol("read error")
-    }
-}
-
-/// Cuts requests off the front of a read buffer: the `tokio_util` codec
-/// interface, used here without any runtime.
-pub struct RequestCodec {
-    pub max_request_size: usize,
-    /// See [`crate::config::Config::max_request_elements`].
-    pub max_elements: usize,
-}
-
-impl tokio_util::codec::Decoder for RequestCodec {
-    type Item = Request;
-    type Error = StreamError;
-
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, StreamError> {
-        match crate::ber::frame_len(buf, self.max_request_size) {
-            crate::ber::Frame::Complete(n) => {
-                let frame = buf.split_to(n);
-                crate::ber::check_elements(&frame, self.max_elements)
-                    .map_err(StreamError::Protocol)?;
-                decode(&frame)
-                    .map(Some)
-                    .map_err(|ProtocolError(why)| StreamError::Protocol(why))
-            }
-            crate::ber::Frame::Incomplete => Ok(None),
-            crate::ber::Frame::TooLarge(n) => Err(StreamError::TooLarge(n)),
-            crate::ber::Frame::Invalid => Err(StreamError::Protocol("not an LDAP message")),
-        }
-    }
-}
-
-/// The protocolOp tags of responses.
-pub mod tag {
-    pub const BIND: u8 = 0x61;
-    pub const SEARCH_ENTRY: u8 = 0x64;
-    pub const SEARCH_DONE: u8 = 0x65;
-    pub const MODIFY: u8 = 0x67;
-    pub const ADD: u8 = 0x69;
-    pub const DELETE: u8 = 0x6b;
-    pub const MODIFY_DN: u8 = 0x6d;
-    pub const COMPARE: u8 = 0x6f;
-    pub const EXTENDED: u8 = 0x78;
-}
-
-/// An LDAP result: the outcome of an operation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LdapResult {
-    pub code: LdapResultCode,
-    pub matched_dn: Vec<u8>,
-    pub message: String,
-}
-
-impl LdapResult {
-    pub fn success() -> LdapResult {
-        LdapResult::new(LdapResultCode::Success, "")
-    }
-
-    pub fn new(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
-        LdapResult {
-            code,
-            matched_dn: Vec::new(),
-            message: message.into(),
-        }
-    }
-
-    pub fn with_matched(mut self, dn: Vec<u8>) -> LdapResult {
-        self.matched_dn = dn;
-        self
-    }
-}
-
-/// Writes responses for one message ID into an output buffer.
-pub struct Responder<'a> {
-    pub msgid: i32,
-    pub out: &'a mut BytesMut,
-}
-
-impl Responder<'_> {
-    fn begin(&mut self, op: u8) -> Encoder<'_> {
-        let mut enc = Encoder::new(self.out);
-        enc.start(0x30);
-        enc.integer(0x02, self.msgid as i64);
-        enc.start(op);
-        enc
-    }
-
-    fn write_result(enc: &mut Encoder<'_>, result: &LdapResult) {
-        enc.integer(0x0a, result.code.clone() as i64);
-        enc.octets(&result.matched_dn);
-        enc.octets(result.message.as_bytes());
-    }
-
-    /// A response that is only an LDAPResult.
-    pub fn result(&mut self, op: u8, result: &LdapResult) {
-        let mut enc = self.begin(op);
-        Self::write_result(&mut enc, result);
-        enc.end();
-        enc.end();
-    }
-
-    /// A BindResponse, with the server's SASL credentials if there are
-    /// any.
-    pub fn bind(&mut self, result: &LdapResult, server_credentials: Option<&[u8]>) {
-        let mut enc = self.begin(tag::BIND);
-        Self::write_result(&mut enc, result);
-        if let Some(credentials) = server_credentials {
-            enc.primitive(0x87, credentials);
-        }
-        enc.end();
-        enc.end();
-    }
-
-    /// An ExtendedResponse with an optional name and value.
-    pub fn extended(&mut self, result: &LdapResult, name: Option<&[u8]>, value: Option<&[u8]>) {
-        let mut enc = self.begin(tag::EXTENDED);
-        Self::write_result(&mut enc, result);
-        if let Some(name) = name {
-            enc.primitive(0x8a, name);
-        }
-        if let Some(value) = value {
-            enc.primitive(0x8b, value);
-        }
-        enc.end();
-        enc.end();
-    }
-
-    /// A SearchResultEntry. `attrs` yields each attribute's name and values.
-    pub fn entry<'v, I, V>(&mut self, dn: &[u8], attrs: I)
-    where
-        I: IntoIterator<Item = (&'v [u8], V)>,
-        V: IntoIterator<Item = &'v [u8]>,
-    {
-        self.entry_with(dn, |enc| {
-            for (name, values) in attrs {
-                enc.attribute(name, values);
-            }
-        });
-    }
-
-    /// A SearchResultEntry whose attributes `attributes` writes, each a
-    /// PartialAttribute, straight into the output.
-    pub fn entry_with(&mut self, dn: &[u8], attributes: impl FnOnce(&mut Encoder<'_>)) {
-        let mut enc = self.begin(tag::SEARCH_ENTRY);
-        enc.octets(dn);
-        enc.start(0x30);
-        attributes(&mut enc);
-        enc.end();
-        enc.end();
-        enc.end();
-    }
-}
-
-/// OID of the Notice of Disconnection (RFC 4511 section 4.4.1).
-pub const NOTICE_OF_DISCONNECTION: &[u8] = b"1.3.6.1.4.1.1466.20036";
-
-/// Writes a Notice of Disconnection: an unsolicited ExtendedResponse with
-/// message ID 0.
-pub fn notice_of_disconnection(out: &mut BytesMut, code: LdapResultCode, message: &str) {
-    Responder { msgid: 0, out }.extended(
-        &LdapResult::new(code, message),
-        Some(NOTICE_OF_DISCONNECTION),
-        None,
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decode_response(buf: &[u8]) -> LdapMsg {
-        let (_, tag) = Parser::new(64).parse(buf).expect("valid BER");
-        LdapMsg::try_from(tag).expect("valid LDAP")
-    }
 
     #[test]
     fn ldapv2_anonymous_bind_with_windows_lengths() {
@@ -859,42 +524,5 @@ mod tests {
             }
         }
         assert!(decoded >= 8, "only {decoded} requests decoded");
-    }
-
-    #[test]
-    fn written_responses_decode_with_ldap3_proto() {
-        let mut out = BytesMut::new();
-        let mut r = Responder {
-            msgid: 300,
-            out: &mut out,
-        };
-        r.entry(
-            b"cn=x,o=Intranet",
-            [
-                (&b"cn"[..], vec![&b"x"[..]]),
-                (&b"port"[..], vec![&b"1503"[..], &b"1720"[..]]),
-            ],
-        );
-        let msg = decode_response(&out);
-        assert_eq!(msg.msgid, 300);
-        match msg.op {
-            LdapOp::SearchResultEntry(e) => {
-                assert_eq!(e.dn, "cn=x,o=Intranet");
-                assert_eq!(
-                    e.attributes[1].vals,
-                    vec![b"1503".to_vec(), b"1720".to_vec()]
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        let mut out = BytesMut::new();
-        notice_of_disconnection(&mut out, LdapResultCode::ProtocolError, "bad");
-        match decode_response(&out).op {
-            LdapOp::ExtendedResponse(e) => {
-                assert_eq!(e.res.code, LdapResultCode::ProtocolError);
-                assert_eq!(e.name.as_deref(), Some("1.3.6.1.4.1.1466.20036"));
-            }
-            other => panic!("{other:?}"),
-        }
     }
 }

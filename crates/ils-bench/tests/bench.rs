@@ -1,6 +1,7 @@
 //! ils-bench runs each workload against a real ilsd without errors, in
 //! both the ILS dialect and standard mode. Nothing here measures speed.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;
@@ -136,7 +137,7 @@ fn held_connections_and_a_mass_expiry_are_reported() {
 fn the_ceiling_server_answers_every_workload_of_single_requests() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || ilsd::bench::serve_ceiling(listener));
+    std::thread::spawn(move || ils_bench::serve_ceiling(listener));
     for workload in [
         "refresh",
         "refresh-ext",

@@ -7,9 +7,12 @@
 //! start and again on reload.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::directory::dn::Dn;
+use crate::server::config::{Config, MAX_WORKERS};
+use crate::session::Account;
 
 /// One setting: its name, an argument hint, and one line of help.
 pub struct Setting {
@@ -160,66 +163,6 @@ pub const SETTINGS: &[Setting] = &[
     },
 ];
 
-/// A simple-bind account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    /// The normalised DN.
-    pub key: Vec<u8>,
-    pub password: Vec<u8>,
-}
-
-/// Everything the server can be told.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    pub listen: Vec<SocketAddr>,
-    pub default_ttl: u32,
-    pub min_ttl: u32,
-    pub max_ttl: u32,
-    pub workers: usize,
-    pub max_connections: usize,
-    pub idle_timeout: Duration,
-    pub stop_timeout: Duration,
-    pub max_request_size: usize,
-    /// Most BER elements in one request: decoding one costs some hundred
-    /// bytes whatever its size.
-    pub max_request_elements: usize,
-    pub max_values: usize,
-    pub max_memory: usize,
-    pub size_limit: usize,
-    pub time_limit: u64,
-    pub accounts: Vec<Account>,
-    pub observed_ip: bool,
-    pub log_level: log::LevelFilter,
-    pub user: Option<String>,
-    pub group: Option<String>,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            listen: vec![SocketAddr::from(([0, 0, 0, 0], 1002))],
-            default_ttl: 1800,
-            min_ttl: 10,
-            max_ttl: 86400,
-            workers: 4,
-            max_connections: 4096,
-            idle_timeout: Duration::from_secs(300),
-            stop_timeout: Duration::from_secs(10),
-            max_request_size: 256 * 1024,
-            max_request_elements: 10_000,
-            max_values: 256,
-            max_memory: 512 << 20,
-            size_limit: 0,
-            time_limit: 0,
-            accounts: Vec::new(),
-            observed_ip: false,
-            log_level: log::LevelFilter::Info,
-            user: None,
-            group: None,
-        }
-    }
-}
-
 /// A bad setting, with where it came from when it came from a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -237,10 +180,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// The most worker threads kept ready: each is a thread with its stack,
-/// started before the first client.
-pub const MAX_WORKERS: usize = 10_000;
 
 fn number<T>(value: &str, min: T) -> Result<T, String>
 where
@@ -317,7 +256,7 @@ impl Config {
                 let (dn, password) = value
                     .rsplit_once(char::is_whitespace)
                     .ok_or("an account is 'DN PASSWORD'")?;
-                let dn = crate::dn::Dn::parse(dn.trim().as_bytes())
+                let dn = Dn::parse(dn.trim().as_bytes())
                     .map_err(|_| format!("'{}' is not a DN", dn.trim()))?;
                 self.accounts.push(Account {
                     key: dn.key(),
@@ -340,25 +279,6 @@ impl Config {
             "user" => self.user = Some(value.to_string()),
             "group" => self.group = Some(value.to_string()),
             _ => return Err(format!("unknown keyword '{name}'")),
-        }
-        Ok(())
-    }
-
-    /// Checks that the settings fit together.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.min_ttl > self.max_ttl {
-            return Err(format!(
-                "min-ttl {} is above max-ttl {}",
-                self.min_ttl, self.max_ttl
-            ));
-        }
-        if self.listen.is_empty() {
-            return Err("nothing to listen on".into());
-        }
-        for (i, addr) in self.listen.iter().enumerate() {
-            if self.listen[..i].contains(addr) {
-                return Err(format!("listen {addr} is given twice"));
-            }
         }
         Ok(())
     }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::entry::{Entry, Key};
-use crate::store::{BatchScratch, Deadline, ExpiryMsg, Store, sweep_time};
+use crate::directory::entry::{Entry, Key};
+use crate::directory::store::{BatchScratch, Deadline, ExpiryMsg, Store, sweep_time};
 
 /// Deadlines examined per hold of the write lock: about a millisecond of
 /// removals on a busy machine, which keeps clients' latency across a mass
@@ -207,7 +207,7 @@ impl Timetable {
 /// freeing is left until after it; under the lock each entry is found by
 /// its hash and the identity of its key, without comparing names, and the
 /// batch is removed a step at a time for many entries at once
-/// ([`Directory::remove_batch`](crate::store::Directory::remove_batch)),
+/// ([`Directory::remove_batch`](crate::directory::store::Directory::remove_batch)),
 /// which halved the time the lock is held.
 pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
     // Most wake-ups only take in new deadlines.
@@ -303,10 +303,10 @@ fn thread_cpu() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dn::Dn;
-    use crate::entry::{Attributes, Entry};
-    use crate::schema::attr;
-    use crate::store::TtlPolicy;
+    use crate::directory::dn::Dn;
+    use crate::directory::entry::{Attributes, Entry};
+    use crate::directory::schema::attr;
+    use crate::directory::store::TtlPolicy;
 
     fn store() -> (Store, Receiver<ExpiryMsg>) {
         let (tx, rx) = crossbeam_channel::unbounded();

@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 
 use encoding_rs::WINDOWS_1252;
 
-use crate::schema::Attr;
+use crate::directory::schema::Attr;
 
 /// The parts of a substring assertion.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -140,7 +140,7 @@ impl Rule {
 /// objectClass lists it or not: `(objectClass=top)` is how many tools say
 /// "any entry".
 fn implied_top(attr: &Attr, value: &[u8]) -> bool {
-    *attr == crate::schema::attr::OBJECT_CLASS && text_eq(value, b"top")
+    *attr == crate::directory::schema::attr::OBJECT_CLASS && text_eq(value, b"top")
 }
 
 /// Equality by an attribute's own rule: binary values byte for byte,
@@ -395,7 +395,7 @@ fn compare_folded(stored: &[u8], asserted: &[u8]) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::attr;
+    use crate::directory::schema::attr;
 
     /// Approximate matching of two values as sent.
     fn approx_eq(a: &[u8], b: &[u8]) -> bool {

@@ -4,7 +4,7 @@
 //! Every connection has one request in flight at a time and records how
 //! long each answer took. Connections kept open for the whole run are
 //! driven a few to a thread ([`drive`]); those opened for every cycle are
-//! a thread each. Requests are encoded with the crate's own encoder and
+//! a thread each. Requests are encoded with ilsd's own encoder (`ilsd::protocol`) and
 //! answers read with a minimal BER walk, so that the client costs the
 //! server's machine as little as possible.
 //!
@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use crate::ber::{Encoder, Frame, frame_len, header};
-use crate::wire::{LdapResult, Responder, tag};
+use ilsd::protocol::{Encoder, Frame, LdapResult, Responder, frame_len, header, tag};
 
 /// The workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1234,6 +1233,23 @@ fn worker(plan: &Plan, index: usize, started: Instant, stop: &AtomicBool) -> Wor
 mod tests {
     use super::*;
 
+    /// The requests the workloads send are read alike by the server's
+    /// fast decoder and by its general one: the keep-alive, look-ups and
+    /// listings in both forms.
+    #[test]
+    fn sample_requests_take_the_fast_path_and_decode_alike() {
+        let mut frames = vec![sample_request(Workload::Refresh, false)];
+        for standard in [false, true] {
+            frames.push(sample_request(Workload::Find, standard));
+            frames.push(sample_request(Workload::List, standard));
+        }
+        for frame in frames {
+            let quick = ilsd::protocol::quick::search(&frame).expect("the fast path takes it");
+            let general = ilsd::protocol::decode_general(&frame).expect("it decodes");
+            assert_eq!(format!("{quick:?}"), format!("{general:?}"));
+        }
+    }
+
     #[test]
     fn percentiles_are_nearest_rank() {
         let v: Vec<u64> = (1..=100).collect();
@@ -1259,13 +1275,13 @@ mod tests {
     #[test]
     fn responses_are_read_without_a_full_decode() {
         let mut out = BytesMut::new();
-        crate::wire::Responder {
+        ilsd::protocol::Responder {
             msgid: 7,
             out: &mut out,
         }
         .result(
-            crate::wire::tag::SEARCH_DONE,
-            &crate::wire::LdapResult::new(ldap3_proto::LdapResultCode::SizeLimitExceeded, ""),
+            ilsd::protocol::tag::SEARCH_DONE,
+            &ilsd::protocol::LdapResult::new(ldap3_proto::LdapResultCode::SizeLimitExceeded, ""),
         );
         assert_eq!(response_kind(&out), Some((0x65, 4)));
         // A message ID running past the end of the frame is unreadable.
@@ -1275,7 +1291,7 @@ mod tests {
     #[test]
     fn attribute_values_are_read_from_entries() {
         let mut out = BytesMut::new();
-        crate::wire::Responder {
+        ilsd::protocol::Responder {
             msgid: 2,
             out: &mut out,
         }
@@ -1299,7 +1315,7 @@ mod tests {
         let mut out = BytesMut::new();
         let big = vec![b'x'; 3 * BUF_START];
         for msgid in [1, 2] {
-            let mut r = crate::wire::Responder {
+            let mut r = ilsd::protocol::Responder {
                 msgid,
                 out: &mut out,
             };
@@ -1308,8 +1324,8 @@ mod tests {
                 r.entry(b"cn=b", [(&b"cn"[..], vec![&b"b"[..]].into_iter())]);
             }
             r.result(
-                crate::wire::tag::SEARCH_DONE,
-                &crate::wire::LdapResult::success(),
+                ilsd::protocol::tag::SEARCH_DONE,
+                &ilsd::protocol::LdapResult::success(),
             );
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1353,7 +1369,7 @@ mod tests {
                     return;
                 };
                 let mut out = BytesMut::new();
-                let mut r = crate::wire::Responder {
+                let mut r = ilsd::protocol::Responder {
                     msgid,
                     out: &mut out,
                 };

@@ -1,6 +1,6 @@
 //! A decoder for the search requests clients send all day: keep-alives,
 //! look-ups and listings. Runs on the worker threads, inside
-//! [`crate::wire::decode`].
+//! [`super::decode`].
 //!
 //! The general decoder parses a frame into `ldap3_lber`'s tree, escapes
 //! every string so that `ldap3_proto` can hold it in a `String`, converts,
@@ -19,9 +19,9 @@
 //! same [`Request`] for every frame this one takes (tested against each
 //! other).
 
-use crate::ber::header;
-use crate::filter::{Filter, Substrings};
-use crate::wire::{Op, Request, Scope, SearchRequest};
+use super::ber::header;
+use super::request::{Op, Request, Scope, SearchRequest};
+use crate::directory::filter::{Filter, Substrings};
 
 /// Filters nested deeper are left to the general decoder, whose parser
 /// counts the depth of the whole message.
@@ -209,8 +209,9 @@ fn filter(t: Tlv<'_>, depth: usize) -> Option<Filter<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ber::Encoder;
+    use super::super::decode::{decode, decode_general};
     use super::*;
-    use crate::ber::Encoder;
     use bytes::BytesMut;
     use ldap3_proto::proto::{
         LdapDerefAliases, LdapFilter, LdapMsg, LdapOp, LdapSearchRequest, LdapSearchScope,
@@ -221,7 +222,7 @@ mod tests {
     /// Both decoders' reading of a frame, when this one takes it.
     fn both(frame: &[u8]) -> Option<(String, String)> {
         let quick = search(frame)?;
-        let general = crate::wire::decode_general(frame);
+        let general = decode_general(frame);
         Some((format!("{quick:?}"), format!("{general:?}")))
     }
 
@@ -320,7 +321,7 @@ mod tests {
     }
 
     fn corpus() -> Vec<Vec<u8>> {
-        let mut frames = vec![
+        vec![
             encoded(every_kind_of_filter(), &["cn", "sttl", "*", "1.1"], 0),
             encoded(LdapFilter::Present("objectClass".into()), &[], -1),
             encoded(
@@ -329,15 +330,7 @@ mod tests {
                 1,
             ),
             with_raw_values(),
-        ];
-        // The keep-alive, and look-ups and listings in both forms.
-        use crate::bench::{Workload, sample_request};
-        frames.push(sample_request(Workload::Refresh, false));
-        for standard in [false, true] {
-            frames.push(sample_request(Workload::Find, standard));
-            frames.push(sample_request(Workload::List, standard));
-        }
-        frames
+        ]
     }
 
     #[test]
@@ -350,7 +343,7 @@ mod tests {
         // decoder.
         let ad = std::fs::read(format!("{data}/ldap-valid/message-search-request-01.bin")).unwrap();
         assert!(search(&ad).is_none());
-        assert_eq!(crate::wire::decode(&ad).unwrap().controls.len(), 1);
+        assert_eq!(decode(&ad).unwrap().controls.len(), 1);
         // The PROTOS searches: whatever this decoder takes, it reads alike.
         let mut taken = 0;
         for case in 0..100 {
@@ -415,7 +408,7 @@ mod tests {
         frame[scope + 2] = 7;
         assert!(search(&frame).is_none());
         assert!(matches!(
-            crate::wire::decode(&frame),
+            decode(&frame),
             Ok(Request {
                 op: Op::Invalid { .. },
                 ..
@@ -440,6 +433,6 @@ mod tests {
         msg.extend_from_slice(&control);
         msg[1] += control.len() as u8;
         assert!(search(&msg).is_none());
-        assert_eq!(crate::wire::decode(&msg).unwrap().controls.len(), 1);
+        assert_eq!(decode(&msg).unwrap().controls.len(), 1);
     }
 }

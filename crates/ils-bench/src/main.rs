@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ilsd::bench::{self, Plan, Workload};
+use ils_bench::{self as bench, Plan, Workload};
 
 const USAGE: &str = "usage: ils-bench [--workload W] [--connections C] [--threads T] [--duration SECS] [--entries N] [--ttl SECS] [--hold N] [--expire N] [--standard] [--no-populate] [--json] HOST:PORT\n       ils-bench --serve-ceiling HOST:PORT";
 
@@ -152,7 +152,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    ilsd::daemon::raise_file_limit(hold + plan.connections + 16);
+    open_files_for(hold + plan.connections + 16);
     let mut held = match bench::hold(&plan, hold) {
         Ok(held) => held,
         Err(e) => {
@@ -236,5 +236,18 @@ fn main() -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Raises the soft open-file limit to the hard one when `sockets` would
+/// not fit under it: a run holding thousands of idle connections needs
+/// more than the usual 1,024.
+fn open_files_for(sockets: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < sockets as u64 + 16
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        eprintln!("ils-bench: cannot raise the open-file limit to {hard}: {e}");
     }
 }

@@ -1,0 +1,153 @@
+//! The daemon: what running as a system service takes around the
+//! server. Options and the configuration file ([`options`], [`config`]),
+//! signals (stop on SIGTERM or SIGINT, reload on SIGHUP), readiness for
+//! the service manager, socket activation and privileges ([`process`]).
+//!
+//! Runs on the main thread; the server's own threads are started by
+//! [`Server`]. This is the top layer: it may use everything below it, and
+//! nothing imports it.
+
+pub mod config;
+pub mod options;
+pub mod process;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::server::{Config, Server};
+use options::{Args, load_config};
+use process::DaemonError;
+
+/// Serves with `config` until SIGTERM or SIGINT, reloading on SIGHUP:
+/// binds (or takes the service manager's sockets), drops privileges,
+/// tells the service manager when it is ready, and stops cleanly.
+pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
+    process::init_logging(config.log_level);
+    // SIGPIPE is already ignored by the Rust runtime: a client that goes
+    // away mid-write is an error on that connection, never a signal.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| DaemonError::Internal(format!("cannot handle signals: {e}")))?;
+    let activated = process::activated_listeners()?;
+    let activated_any = !activated.is_empty();
+    process::raise_file_limit(config.max_connections);
+    let server = if activated.is_empty() {
+        let listeners = config
+            .listen
+            .iter()
+            .map(|addr| {
+                std::net::TcpListener::bind(addr).map_err(|e| {
+                    let message = format!("cannot listen on {addr}: {e}");
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        DaemonError::Permission(message)
+                    } else {
+                        DaemonError::Start(message)
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        process::drop_privileges(config.user.as_deref(), config.group.as_deref())?;
+        Server::from_listeners(&config, listeners)
+    } else {
+        log::info!(
+            "using {} socket(s) passed by the service manager",
+            activated.len()
+        );
+        if config.listen != Config::default().listen {
+            log::warn!(
+                "listen is ignored: the service manager passes the sockets (ilsd.socket decides the addresses)"
+            );
+        }
+        process::drop_privileges(config.user.as_deref(), config.group.as_deref())?;
+        Server::from_listeners(&config, activated)
+    }
+    .map_err(|e| DaemonError::Start(format!("cannot start: {e}")))?;
+    process::notify("READY=1");
+    log::info!("ilsd {} ready", env!("CARGO_PKG_VERSION"));
+    // What a reload cannot change: compared with every reload's file, not
+    // with the last one read.
+    let started = RestartOnly::of(&config);
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => reload(&server, args, &started, !activated_any),
+            _ => break,
+        }
+    }
+    process::notify("STOPPING=1");
+    log::info!("stopping");
+    // A second stop signal does not wait for answers still being written.
+    let closer = server.closer();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if signal != SIGHUP {
+                log::info!("stopping now");
+                closer.close_all();
+            }
+        }
+    });
+    server.shutdown();
+    Ok(())
+}
+
+/// The settings that take effect at start only, as the server started.
+struct RestartOnly {
+    listen: Vec<std::net::SocketAddr>,
+    workers: usize,
+    user: Option<String>,
+    group: Option<String>,
+}
+
+impl RestartOnly {
+    fn of(config: &Config) -> RestartOnly {
+        RestartOnly {
+            listen: config.listen.clone(),
+            workers: config.workers,
+            user: config.user.clone(),
+            group: config.group.clone(),
+        }
+    }
+}
+
+/// Re-reads the configuration and applies what can change while running.
+/// `own_sockets` is false when the service manager passed the sockets,
+/// and `listen` means nothing.
+fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool) {
+    process::notify("RELOADING=1");
+    let next = match load_config(args) {
+        Ok(next) => next,
+        Err(e) => {
+            log::error!("reload rejected, keeping the running configuration: {e}");
+            process::notify("READY=1");
+            return;
+        }
+    };
+    server.reload(&next);
+    process::set_log_level(next.log_level);
+    // What waits for a restart first: "reloaded" ends the reload's lines.
+    for (name, changed) in [
+        ("listen", own_sockets && next.listen != started.listen),
+        ("workers", next.workers != started.workers),
+        ("user", next.user != started.user),
+        ("group", next.group != started.group),
+    ] {
+        if changed {
+            log::warn!("{name} changed: it takes effect at the next restart");
+        }
+    }
+    log::info!(
+        "reloaded: ttl default {} min {} max {}, max-connections {}, idle-timeout {}s, max-request-size {}, max-request-elements {}, max-values {}, max-memory {}, size-limit {}, time-limit {}, {} account(s), observed-ip {}, log-level {}",
+        next.default_ttl,
+        next.min_ttl,
+        next.max_ttl,
+        next.max_connections,
+        next.idle_timeout.as_secs(),
+        next.max_request_size,
+        next.max_request_elements,
+        next.max_values,
+        next.max_memory,
+        next.size_limit,
+        next.time_limit,
+        next.accounts.len(),
+        if next.observed_ip { "yes" } else { "no" },
+        next.log_level
+    );
+    process::notify("READY=1");
+}

@@ -1,0 +1,124 @@
+//! The command line: options, `--help`, and the configuration they
+//! select (defaults, then the file, then the options). Runs on the main
+//! thread, at start and on every reload.
+
+use std::path::PathBuf;
+
+use super::config::SETTINGS;
+use super::process::DaemonError;
+use crate::server::Config;
+
+const DEFAULT_CONFIG: &str = "/etc/ilsd/ilsd.conf";
+pub const USAGE: &str =
+    "usage: ilsd [-htV] [-f file] [-l addr:port] [-u user] [-g group] [--setting value ...]";
+
+/// The parsed command line.
+pub struct Args {
+    pub config_path: PathBuf,
+    pub config_named: bool,
+    pub test_only: bool,
+    /// Settings given on the command line, in order.
+    pub settings: Vec<(String, String)>,
+}
+
+fn options() -> getopts::Options {
+    let mut opts = getopts::Options::new();
+    opts.optopt(
+        "f",
+        "config",
+        &format!("configuration file (default {DEFAULT_CONFIG})"),
+        "FILE",
+    );
+    opts.optflag("t", "test-config", "check the configuration and exit");
+    opts.optflag("V", "version", "print the version and exit");
+    opts.optflag("h", "help", "print this help and exit");
+    for s in SETTINGS {
+        let short = match s.name {
+            "listen" => "l",
+            "user" => "u",
+            "group" => "g",
+            _ => "",
+        };
+        if s.flag {
+            opts.optflag(short, s.name, s.help);
+        } else if s.repeatable {
+            opts.optmulti(short, s.name, s.help, s.hint);
+        } else {
+            opts.optopt(short, s.name, s.help, s.hint);
+        }
+    }
+    opts
+}
+
+/// The help text: every option with its one line.
+pub fn help() -> String {
+    options().usage(USAGE)
+}
+
+/// Reads the command line (without the program name). `None` when it
+/// asked for help or the version, which are printed.
+pub fn parse(argv: &[String]) -> Result<Option<Args>, DaemonError> {
+    let matches = options()
+        .parse(argv)
+        .map_err(|e| DaemonError::Usage(e.to_string()))?;
+    if let Some(extra) = matches.free.first() {
+        return Err(DaemonError::Usage(format!("unexpected argument '{extra}'")));
+    }
+    if matches.opt_present("h") {
+        print!("{}", help());
+        return Ok(None);
+    }
+    if matches.opt_present("V") {
+        println!("ilsd {}", env!("CARGO_PKG_VERSION"));
+        return Ok(None);
+    }
+    let named = matches.opt_str("f");
+    let mut settings = Vec::new();
+    for s in SETTINGS {
+        if s.flag {
+            if matches.opt_present(s.name) {
+                settings.push((s.name.to_string(), "yes".to_string()));
+            }
+            continue;
+        }
+        for value in matches.opt_strs(s.name) {
+            settings.push((s.name.to_string(), value));
+        }
+    }
+    Ok(Some(Args {
+        config_named: named.is_some(),
+        config_path: PathBuf::from(named.unwrap_or_else(|| DEFAULT_CONFIG.to_string())),
+        test_only: matches.opt_present("t"),
+        settings,
+    }))
+}
+
+/// The configuration: defaults, then the file, then the command line.
+pub fn load_config(args: &Args) -> Result<Config, DaemonError> {
+    let mut config = Config::default();
+    config
+        .load_file(&args.config_path, args.config_named)
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in &args.settings {
+        let fresh = !seen.contains(&name.as_str());
+        seen.push(name);
+        config
+            .set(name, value, fresh)
+            .map_err(|e| DaemonError::Usage(format!("--{name}: {e}")))?;
+    }
+    config.validate().map_err(|e| {
+        // Settings that contradict each other may come from the file,
+        // the command line or both: name where they were read.
+        let file = args
+            .config_path
+            .exists()
+            .then(|| args.config_path.display());
+        DaemonError::Config(match (file, args.settings.is_empty()) {
+            (Some(file), true) => format!("{file}: {e}"),
+            (Some(file), false) => format!("{e} (settings of {file} and the command line)"),
+            (None, _) => e,
+        })
+    })?;
+    Ok(config)
+}

@@ -1,0 +1,106 @@
+//! What a server is told: every setting, with its default.
+//!
+//! Filled in by the daemon from the configuration file and the command
+//! line ([`crate::daemon::config`] reads them), or by a test or an
+//! embedding program directly; read by [`super::Server`] at start and on
+//! reload, on the thread that calls them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::directory::store::{DEFAULT_TTL, MAX_TTL, MIN_TTL};
+use crate::session::{Account, Limits};
+
+/// The most worker threads kept ready: each is a thread with its stack,
+/// started before the first client.
+pub const MAX_WORKERS: usize = 10_000;
+
+/// Everything the server can be told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub default_ttl: u32,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    pub workers: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub max_request_size: usize,
+    /// Most BER elements in one request: decoding one costs some hundred
+    /// bytes whatever its size.
+    pub max_request_elements: usize,
+    pub max_values: usize,
+    pub max_memory: usize,
+    pub size_limit: usize,
+    pub time_limit: u64,
+    pub accounts: Vec<Account>,
+    pub observed_ip: bool,
+    pub log_level: log::LevelFilter,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let limits = Limits::default();
+        Config {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 1002))],
+            default_ttl: DEFAULT_TTL,
+            min_ttl: MIN_TTL,
+            max_ttl: MAX_TTL,
+            workers: 4,
+            max_connections: limits.max_connections,
+            idle_timeout: limits.idle_timeout,
+            stop_timeout: limits.stop_timeout,
+            max_request_size: limits.max_request_size,
+            max_request_elements: limits.max_request_elements,
+            max_values: limits.max_values,
+            max_memory: 512 << 20,
+            size_limit: limits.size_limit,
+            time_limit: limits.time_limit,
+            accounts: limits.accounts,
+            observed_ip: limits.observed_ip,
+            log_level: log::LevelFilter::Info,
+            user: None,
+            group: None,
+        }
+    }
+}
+
+impl Config {
+    /// The limits the operations read on every request.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            accounts: self.accounts.clone(),
+            observed_ip: self.observed_ip,
+            size_limit: self.size_limit,
+            time_limit: self.time_limit,
+            max_request_size: self.max_request_size,
+            max_request_elements: self.max_request_elements,
+            max_values: self.max_values,
+            idle_timeout: self.idle_timeout,
+            stop_timeout: self.stop_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+
+    /// Checks that the settings fit together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_ttl > self.max_ttl {
+            return Err(format!(
+                "min-ttl {} is above max-ttl {}",
+                self.min_ttl, self.max_ttl
+            ));
+        }
+        if self.listen.is_empty() {
+            return Err("nothing to listen on".into());
+        }
+        for (i, addr) in self.listen.iter().enumerate() {
+            if self.listen[..i].contains(addr) {
+                return Err(format!("listen {addr} is given twice"));
+            }
+        }
+        Ok(())
+    }
+}
