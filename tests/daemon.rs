@@ -583,7 +583,10 @@ fn a_failure_to_start_is_an_error_in_the_journal() {
 #[test]
 fn rust_log_for_one_module_leaves_the_others_at_the_configured_level() {
     let mut cmd = ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]);
-    cmd.env("RUST_LOG", "ilsd::directory::expiry=debug,ilsd::server::connection=debug");
+    cmd.env(
+        "RUST_LOG",
+        "ilsd::directory::expiry=debug,ilsd::server::connection=debug",
+    );
     let daemon = Daemon::spawn(cmd);
     let mut raw = daemon.raw();
     assert_eq!(raw.code(&bind_v2(7)), 0);
