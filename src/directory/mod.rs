@@ -11,5 +11,6 @@ pub mod dn;
 pub mod entry;
 pub mod expiry;
 pub mod filter;
+pub mod query;
 pub mod schema;
 pub mod store;

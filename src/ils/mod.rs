@@ -22,6 +22,7 @@ pub mod add;
 pub mod modify;
 pub mod names;
 pub mod search;
+pub mod shape;
 pub mod ttl;
 pub mod view;
 

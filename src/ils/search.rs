@@ -5,13 +5,16 @@
 
 use std::collections::HashMap;
 
+use super::implicit_container;
 use super::names::{Target, invalid_dn, target};
 use super::ttl::is_sttl;
 use super::ttl::number;
 use crate::directory::dn::Dn;
-use crate::directory::entry::class;
+use crate::directory::entry::{Entry, class};
 use crate::directory::filter::{Filter, Substrings};
+use crate::directory::query::{Depth, Region, Source};
 use crate::directory::schema::{self, Attr, attr};
+use crate::directory::store::Store;
 use crate::protocol::{LdapResult, Scope, SearchRequest};
 
 /// Where a search looks.
@@ -70,6 +73,71 @@ pub struct SearchPlan {
     pub size_limit: usize,
     pub time_limit: u64,
     pub types_only: bool,
+}
+
+impl SearchPlan {
+    /// The part of the tree the search takes in; none for the root DSE.
+    pub fn region(&self) -> Option<Region<'_>> {
+        match &self.base {
+            Base::RootDse => None,
+            Base::Class(bit) => Some(Region::Class(*bit)),
+            Base::Entry(t) => Some(Region::Under {
+                base: &t.key,
+                depth: match self.scope {
+                    Scope::Base => Depth::Base,
+                    Scope::OneLevel => Depth::One,
+                    Scope::Subtree => Depth::Subtree,
+                    Scope::Children => Depth::Children,
+                },
+            }),
+        }
+    }
+
+    /// Where the candidates come from: the base entry, the index of an
+    /// exact name in the filter, or every entry. An application container
+    /// is found through the entries below it, so a search from one below
+    /// its first level walks every entry.
+    pub fn source(&self) -> Source<'_> {
+        if self.scope != Scope::OneLevel
+            && matches!(&self.base, Base::Entry(t) if implicit_container(&t.key))
+        {
+            return Source::Walk;
+        }
+        match (&self.base, self.scope, &self.exact_name) {
+            (Base::Entry(t), Scope::Base, _) => Source::Entry(&t.key),
+            (_, _, Some((a, name))) if *a == attr::CN => Source::Cn(name),
+            (_, _, Some((_, name))) => Source::Uid(name),
+            _ => Source::Walk,
+        }
+    }
+
+    /// Whether the search names its entries exactly, by a name in the
+    /// filter or by its DN: then even an entry whose flags hide it from
+    /// listings is found.
+    pub fn exact(&self) -> bool {
+        self.exact_name.is_some()
+            || matches!((&self.base, self.scope), (Base::Entry(_), Scope::Base))
+    }
+
+    /// Settles what a refresh's name with `%` or `*` in it means
+    /// ([`SearchPlan::literal`]): that very name, if a person or
+    /// conference holds it; otherwise a pattern.
+    pub fn settle_literal(&mut self, store: &Store, now: u64) {
+        let Some((name, literal)) = self.literal.take() else {
+            return;
+        };
+        let dir = store.read();
+        let mut holders = match name.0 == attr::CN {
+            true => dir.by_cn(&name.1),
+            false => dir.by_uid(&name.1),
+        };
+        let holds =
+            |e: &Entry| (e.is(class::PERSON) || e.is(class::CONFERENCE)) && dir.alive(e, now);
+        if holders.any(holds) {
+            self.exact_name = Some(name);
+            self.filter = literal;
+        }
+    }
 }
 
 /// Translates a search request.

@@ -2,6 +2,13 @@
 //! the root DSE, lookups by name through the index, scans, the `sttl`
 //! refresh, and results under the names the client asked for.
 //!
+//! A search walks down the layers once: the dialect turns the request
+//! into a plan ([`ils::search`]); the directory answers the plan's
+//! [`Source`](crate::directory::query::Source) within its
+//! [`Region`]; each candidate is matched and shaped through the merged
+//! view ([`PersonView`], [`ils::shape`]) and encoded into the output; the
+//! entries the server computes ([`computed`]) come last.
+//!
 //! Entries are examined and encoded while the read lock is held, for at
 //! most [`HOLD`] and [`CHUNK_BYTES`] of output at a time, and the output
 //! is written between holds. A walk over every entry goes on from the
@@ -11,7 +18,6 @@
 //! for longer than a hold nor needs the whole answer in memory, and one
 //! that stops reading holds at most one chunk.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -19,16 +25,14 @@ use ldap3_proto::LdapResultCode;
 
 use crate::directory::dn::Dn;
 use crate::directory::entry::{Entry, Key, class};
-use crate::directory::schema::{Attr, attr};
+use crate::directory::query::Region;
 use crate::directory::store::{Directory, SlotCursor, Store};
-use crate::ils::implicit_container;
-use crate::ils::{self, APPLICATIONS_KEY, Base, PersonView, Requested, SearchPlan, Want};
+use crate::ils::{self, APPLICATIONS_KEY, Base, PersonView, SearchPlan, implicit_container};
 use crate::ops::computed::{
-    ADMIN_KEY, MONITOR_DN, MONITOR_KEY, VirtualValues, container_values, monitor_values, root_dse,
-    send_virtual, takes_in_containers, virtual_entry,
+    self, ADMIN_KEY, MONITOR_DN, MONITOR_KEY, VirtualValues, container_values, monitor_values,
+    send_virtual, takes_in_containers,
 };
 use crate::ops::entries::{live, no_such_object};
-use crate::protocol::ber::Encoder;
 use crate::protocol::{LdapResult, Responder, Scope, SearchRequest, tag};
 use crate::session::{Flush, Shared};
 
@@ -41,10 +45,51 @@ const HOLD: Duration = Duration::from_millis(2);
 
 pub fn search(shared: &Shared, req: SearchRequest, resp: &mut Responder<'_>, flush: Flush<'_>) {
     let result = match ils::search(req) {
-        Ok(plan) => run(shared, plan, resp, flush),
+        Ok(plan) => answer(shared, plan, resp, flush),
         Err(e) => e,
     };
     resp.result(tag::SEARCH_DONE, &result);
+}
+
+/// Answers a plan: the computed entries it names, else its candidates
+/// from the directory, then the computed entries its region takes in.
+fn answer(
+    shared: &Shared,
+    mut plan: SearchPlan,
+    resp: &mut Responder<'_>,
+    flush: Flush<'_>,
+) -> LdapResult {
+    let store = &shared.store;
+    match &plan.base {
+        Base::RootDse => {
+            computed::root_dse(&plan, resp);
+            return LdapResult::success();
+        }
+        Base::Entry(t) if t.key == MONITOR_KEY => {
+            if matches!(plan.scope, Scope::Base | Scope::Subtree) {
+                let values = monitor_values(store);
+                computed::virtual_entry(&plan, resp, MONITOR_DN, &values);
+            }
+            return LdapResult::success();
+        }
+        _ => {}
+    }
+    let now = store.now();
+    plan.settle_literal(store, now);
+    let Some(region) = plan.region() else {
+        return LdapResult::success();
+    };
+    let progress = Progress::new(shared, &plan);
+    let mut scan = Scan::new(&plan, region, store, now, progress);
+    let done = scan
+        .run(resp, flush)
+        .and_then(|()| scan.send_computed(resp));
+    match done {
+        Ok(()) => scan.result(),
+        // A limit was reached, or the base is not there: what was found
+        // so far is sent.
+        Err(e) => e,
+    }
 }
 
 /// How the search is going: limits and counts.
@@ -55,6 +100,21 @@ struct Progress {
 }
 
 impl Progress {
+    /// The tighter of the client's and the server's limits, 0 being none.
+    fn new(shared: &Shared, plan: &SearchPlan) -> Progress {
+        let limits = shared.limits.read();
+        let size = smallest_nonzero(plan.size_limit as u64, limits.size_limit as u64) as usize;
+        let time = smallest_nonzero(plan.time_limit, limits.time_limit);
+        Progress {
+            sent: 0,
+            size_limit: size,
+            // A limit beyond what the clock can count is no limit.
+            deadline: (time > 0)
+                .then(|| Instant::now().checked_add(Duration::from_secs(time)))
+                .flatten(),
+        }
+    }
+
     fn check_size(&self) -> Result<(), LdapResult> {
         if self.size_limit > 0 && self.sent >= self.size_limit {
             return Err(LdapResult::new(
@@ -83,226 +143,13 @@ fn smallest_nonzero(a: u64, b: u64) -> u64 {
     }
 }
 
-fn run(
-    shared: &Shared,
-    plan: SearchPlan,
-    resp: &mut Responder<'_>,
-    flush: Flush<'_>,
-) -> LdapResult {
-    let (size_limit, time_limit) = {
-        let limits = shared.limits.read();
-        let size = smallest_nonzero(plan.size_limit as u64, limits.size_limit as u64) as usize;
-        (size, smallest_nonzero(plan.time_limit, limits.time_limit))
-    };
-    let progress = Progress {
-        sent: 0,
-        size_limit,
-        // A limit beyond what the clock can count is no limit.
-        deadline: (time_limit > 0)
-            .then(|| Instant::now().checked_add(Duration::from_secs(time_limit)))
-            .flatten(),
-    };
-    if let Base::RootDse = plan.base {
-        root_dse(&plan, resp);
-        return LdapResult::success();
-    }
-    let store = &shared.store;
-    if let Base::Entry(t) = &plan.base
-        && t.key == MONITOR_KEY
-    {
-        if matches!(plan.scope, Scope::Base | Scope::Subtree) {
-            let values = monitor_values(store);
-            virtual_entry(&plan, resp, MONITOR_DN, &values);
-        }
-        return LdapResult::success();
-    }
-    let now = store.now();
-    let mut plan = plan;
-    if let Some((name, literal)) = plan.literal.take() {
-        // A name with `%` or `*` that a person or conference holds names
-        // that entry.
-        let dir = store.read();
-        let mut holders = match name.0 == attr::CN {
-            true => dir.by_cn(&name.1),
-            false => dir.by_uid(&name.1),
-        };
-        let holds =
-            |e: &Entry| (e.is(class::PERSON) || e.is(class::CONFERENCE)) && dir.alive(e, now);
-        if holders.any(holds) {
-            plan.exact_name = Some(name);
-            plan.filter = literal;
-        }
-    }
-    let sttl = plan
-        .sttl
-        .map(|minutes| store.ttl.clamp(minutes.saturating_mul(60)));
-    let io_error = |_| LdapResult::new(LdapResultCode::Other, "client went away");
-    let mut scan = Scan {
-        plan: &plan,
-        base_key: match &plan.base {
-            Base::Entry(t) => Some(t.key.as_slice()),
-            _ => None,
-        },
-        sttl,
-        // A DN names its entry as exactly as a name in the filter does.
-        exact: plan.exact_name.is_some()
-            || matches!((&plan.base, plan.scope), (Base::Entry(_), Scope::Base)),
-        now,
-        progress,
-        refreshed: 0,
-        held_since: Instant::now(),
-        sent_keys: None,
-        skip: None,
-        containers: None,
-    };
-    if takes_in_containers(&plan) {
-        scan.containers = Some(HashMap::new());
-    }
-    // Where the first hold of the lock left the candidates: the names of
-    // those not yet examined, for a lookup, or the slot a walk over every
-    // entry goes on from.
-    let mut pending: Vec<Key> = Vec::new();
-    let mut cursor: Option<SlotCursor> = None;
-    {
-        let dir = store.read();
-        scan.held_since = Instant::now();
-        // The root (an empty key): a one-level or subtree search of
-        // everything.
-        if let Base::Entry(t) = &plan.base
-            && !t.key.is_empty()
-            && live(&dir, &t.key, now).is_none()
-            && !implicit_container(&t.key)
-        {
-            return no_such_object(&dir, &t.dn, now);
-        }
-        // An application container is found through the entries below
-        // it: a search from one walks every entry.
-        let lookup = plan.scope == Scope::OneLevel
-            || !matches!(&plan.base, Base::Entry(t) if implicit_container(&t.key));
-        let mut named: Box<dyn Iterator<Item = &Entry>> =
-            match (&plan.base, plan.scope, &plan.exact_name) {
-                (Base::Entry(t), Scope::Base, _) if lookup => Box::new(dir.get(&t.key).into_iter()),
-                (_, _, Some((a, name))) if lookup && *a == attr::CN => Box::new(dir.by_cn(name)),
-                (_, _, Some((_, name))) if lookup => Box::new(dir.by_uid(name)),
-                _ => {
-                    scan.sent_keys = Some(Vec::new());
-                    match scan.walk(store, &dir, 0, resp) {
-                        Ok(at) => cursor = at,
-                        Err(e) => return e,
-                    }
-                    Box::new(std::iter::empty())
-                }
-            };
-        for entry in named.by_ref() {
-            match scan.examine(store, &dir, entry, resp) {
-                Ok(Flow::Go) => {}
-                Ok(Flow::Yield) => break,
-                // A limit was reached: what was found so far is sent.
-                Err(e) => return e,
-            }
-        }
-        // Too long or too large for one hold: the rest of the candidates
-        // are taken by name and examined a hold at a time.
-        pending.extend(
-            named
-                .filter(|e| selected(&plan, scan.base_key, e))
-                .map(|e| e.key.clone()),
-        );
-    }
-    let mut next = 0;
-    while next < pending.len() {
-        if let Err(e) = flush(resp.out) {
-            return io_error(e);
-        }
-        let dir = store.read();
-        scan.held_since = Instant::now();
-        while let Some(key) = pending.get(next) {
-            next += 1;
-            let Some(entry) = dir.get(key) else {
-                continue;
-            };
-            match scan.examine(store, &dir, entry, resp) {
-                Ok(Flow::Go) => {}
-                Ok(Flow::Yield) => break,
-                Err(e) => return e,
-            }
-        }
-    }
-    while let Some(at) = cursor {
-        if let Err(e) = flush(resp.out) {
-            return io_error(e);
-        }
-        if scan.skip.is_none() {
-            scan.skip = Some(scan.sent_keys.take().into_iter().flatten().collect());
-        }
-        let dir = store.read();
-        scan.held_since = Instant::now();
-        // Rehashed since the last hold: the entries are walked again from
-        // the first slot (those already sent are skipped).
-        let from = match dir.layout() == at.layout {
-            true => at.slot,
-            false => 0,
-        };
-        cursor = match scan.walk(store, &dir, from, resp) {
-            Ok(at) => at,
-            Err(e) => return e,
-        };
-    }
-    if let Some(mut containers) = scan.containers.take() {
-        let dir = store.read();
-        // An entry stored under a container's name is that entry, and was
-        // examined as one.
-        containers.retain(|key, _| live(&dir, key, now).is_none());
-        if let Base::Entry(t) = &plan.base
-            && implicit_container(&t.key)
-            && !containers.contains_key(&t.key)
-            && live(&dir, &t.key, now).is_none()
-        {
-            return no_such_object(&dir, &t.dn, now);
-        }
-        drop(dir);
-        for (key, dn) in &containers {
-            let values = container_values(dn);
-            if selected_key(&plan, scan.base_key, key, APPLICATIONS_KEY)
-                && plan.filter.matches(&VirtualValues(dn, &values))
-            {
-                if let Err(e) = scan.progress.check_size() {
-                    return e;
-                }
-                send_virtual(&plan, resp, dn, &values);
-                scan.progress.sent += 1;
-            }
-        }
-    }
-    // The monitor entry, to a search from above it whose scope takes it
-    // in (from itself, it was answered above).
-    if selected_key(&plan, scan.base_key, MONITOR_KEY, ADMIN_KEY) {
-        let values = monitor_values(store);
-        if plan.filter.matches(&VirtualValues(MONITOR_DN, &values)) {
-            if let Err(e) = scan.progress.check_size() {
-                return e;
-            }
-            send_virtual(&plan, resp, MONITOR_DN, &values);
-            scan.progress.sent += 1;
-        }
-    }
-    if sttl.is_some() && scan.refreshed == 0 {
-        // NetMeeting registers again only on noSuchObject; on success
-        // it looks for the new TTL in an entry and, finding none,
-        // would stay off the directory ([MS-TAIL] 4.2.2).
-        return LdapResult::new(
-            LdapResultCode::NoSuchObject,
-            "nothing to refresh: register again",
-        );
-    }
-    LdapResult::success()
-}
-
 /// One search's walk over its candidates, which can stop at the end of a
 /// hold of the read lock and go on in the next.
 struct Scan<'p> {
     plan: &'p SearchPlan,
-    base_key: Option<&'p [u8]>,
+    region: Region<'p>,
+    store: &'p Store,
+    /// The TTL an `sttl` refresh grants, within the server's bounds.
     sttl: Option<u32>,
     exact: bool,
     now: u64,
@@ -332,18 +179,146 @@ enum Flow {
     Yield,
 }
 
-impl Scan<'_> {
+/// What is left of the candidates when a hold of the lock ends.
+enum Rest {
+    Done,
+    /// The names of the candidates of a lookup not yet examined, and the
+    /// next one to examine.
+    Named(Vec<Key>, usize),
+    /// Where a walk over every entry goes on.
+    Walk(SlotCursor),
+}
+
+impl<'p> Scan<'p> {
+    fn new(
+        plan: &'p SearchPlan,
+        region: Region<'p>,
+        store: &'p Store,
+        now: u64,
+        progress: Progress,
+    ) -> Scan<'p> {
+        Scan {
+            plan,
+            region,
+            store,
+            sttl: plan
+                .sttl
+                .map(|minutes| store.ttl.clamp(minutes.saturating_mul(60))),
+            exact: plan.exact(),
+            now,
+            progress,
+            refreshed: 0,
+            held_since: Instant::now(),
+            sent_keys: None,
+            skip: None,
+            containers: takes_in_containers(plan).then(HashMap::new),
+        }
+    }
+
+    /// Examines every candidate, a hold of the lock at a time, writing
+    /// the output between holds.
+    fn run(&mut self, resp: &mut Responder<'_>, flush: Flush<'_>) -> Result<(), LdapResult> {
+        let mut rest = self.first_hold(resp)?;
+        while !matches!(rest, Rest::Done) {
+            flush(resp.out)
+                .map_err(|_| LdapResult::new(LdapResultCode::Other, "client went away"))?;
+            let store = self.store;
+            let dir = store.read();
+            self.held_since = Instant::now();
+            rest = match rest {
+                Rest::Named(keys, next) => self.named_from(&dir, keys, next, resp)?,
+                Rest::Walk(at) => self.walk_on(&dir, at, resp)?,
+                Rest::Done => Rest::Done,
+            };
+        }
+        Ok(())
+    }
+
+    /// The first hold: the base must exist (the root, an empty key, is a
+    /// search of everything), then the candidates are taken from their
+    /// source until the hold ends.
+    fn first_hold(&mut self, resp: &mut Responder<'_>) -> Result<Rest, LdapResult> {
+        let store = self.store;
+        let dir = store.read();
+        self.held_since = Instant::now();
+        if let Base::Entry(t) = &self.plan.base
+            && !t.key.is_empty()
+            && live(&dir, &t.key, self.now).is_none()
+            && !implicit_container(&t.key)
+        {
+            return Err(no_such_object(&dir, &t.dn, self.now));
+        }
+        let Some(mut candidates) = dir.candidates(self.plan.source()) else {
+            self.sent_keys = Some(Vec::new());
+            return Ok(self.walk(&dir, 0, resp)?.map_or(Rest::Done, Rest::Walk));
+        };
+        for entry in candidates.by_ref() {
+            if let Flow::Yield = self.examine(&dir, entry, resp)? {
+                break;
+            }
+        }
+        // Too long or too large for one hold: the rest of the candidates
+        // are taken by name and examined a hold at a time.
+        let region = self.region;
+        let keys: Vec<Key> = candidates
+            .filter(|e| region.takes(e))
+            .map(|e| e.key.clone())
+            .collect();
+        Ok(match keys.is_empty() {
+            true => Rest::Done,
+            false => Rest::Named(keys, 0),
+        })
+    }
+
+    /// Goes on with a lookup's candidates, by name.
+    fn named_from(
+        &mut self,
+        dir: &Directory,
+        keys: Vec<Key>,
+        mut next: usize,
+        resp: &mut Responder<'_>,
+    ) -> Result<Rest, LdapResult> {
+        while next < keys.len() {
+            next += 1;
+            let Some(entry) = dir.get(&keys[next - 1]) else {
+                continue;
+            };
+            if let Flow::Yield = self.examine(dir, entry, resp)? {
+                return Ok(Rest::Named(keys, next));
+            }
+        }
+        Ok(Rest::Done)
+    }
+
+    /// Goes on with a walk over every entry: from where it stopped, or
+    /// from the first slot if the table was rehashed since (the entries
+    /// already sent are skipped).
+    fn walk_on(
+        &mut self,
+        dir: &Directory,
+        at: SlotCursor,
+        resp: &mut Responder<'_>,
+    ) -> Result<Rest, LdapResult> {
+        if self.skip.is_none() {
+            self.skip = Some(self.sent_keys.take().into_iter().flatten().collect());
+        }
+        let from = match dir.layout() == at.layout {
+            true => at.slot,
+            false => 0,
+        };
+        Ok(self.walk(dir, from, resp)?.map_or(Rest::Done, Rest::Walk))
+    }
+
     /// Examines every entry from a slot of the table on, until they run
     /// out (`None`) or the hold ends (where to go on from).
     fn walk(
         &mut self,
-        store: &Store,
         dir: &Directory,
         from: usize,
         resp: &mut Responder<'_>,
     ) -> Result<Option<SlotCursor>, LdapResult> {
         for (next, entry) in dir.slots_from(from) {
-            if let Flow::Yield = self.examine(store, dir, entry, resp)? {
+            if let Flow::Yield = self.examine(dir, entry, resp)? {
                 return Ok(Some(next));
             }
         }
@@ -353,12 +328,11 @@ impl Scan<'_> {
     /// Examines one candidate, sending it if it matches.
     fn examine(
         &mut self,
-        store: &Store,
         dir: &Directory,
         entry: &Entry,
         resp: &mut Responder<'_>,
     ) -> Result<Flow, LdapResult> {
-        self.visit(store, dir, entry, resp)?;
+        self.visit(dir, entry, resp)?;
         if resp.out.len() >= CHUNK_BYTES {
             return Ok(Flow::Yield);
         }
@@ -375,37 +349,26 @@ impl Scan<'_> {
 
     fn visit(
         &mut self,
-        store: &Store,
         dir: &Directory,
         entry: &Entry,
         resp: &mut Responder<'_>,
     ) -> Result<(), LdapResult> {
-        let plan = self.plan;
-        if let Some(containers) = &mut self.containers
-            && implicit_container(entry.parent_key())
-            && !containers.contains_key(entry.parent_key())
-            && dir.alive(entry, self.now)
-            && let Ok(dn) = Dn::parse(&entry.dn())
-        {
-            containers.insert(entry.parent_key().to_vec(), dn.parent().to_bytes());
-        }
-        if self.skip.as_ref().is_some_and(|s| s.contains(&entry.key)) {
-            return Ok(());
-        }
-        if !selected(plan, self.base_key, entry)
+        self.note_container(dir, entry);
+        if self.skip.as_ref().is_some_and(|s| s.contains(&entry.key))
+            || !self.region.takes(entry)
             || !dir.alive(entry, self.now)
-            || (entry.is(class::CONFERENCE) && !plan.conferences)
+            || (entry.is(class::CONFERENCE) && !self.plan.conferences)
         {
             return Ok(());
         }
         let mut view = PersonView::new(dir, entry, self.now);
-        if !plan.filter.matches(&view) {
+        if !self.plan.filter.matches(&view) {
             return Ok(());
         }
         if let Some(ttl) = self.sttl {
             // What was granted: `now` is older than the clock the
             // deadline was set by, and would round a second up.
-            if let Some(granted) = refresh(store, dir, &view, ttl) {
+            if let Some(granted) = refresh(self.store, dir, &view, ttl) {
                 view.ttl = Some(granted);
             }
             self.refreshed += 1;
@@ -417,7 +380,7 @@ impl Scan<'_> {
             return Ok(());
         }
         self.progress.check_size()?;
-        send_entry(resp, plan, &view);
+        ils::shape::send_entry(resp, self.plan, &view);
         self.progress.sent += 1;
         if let Some(sent) = &mut self.skip {
             sent.insert(entry.key.clone());
@@ -426,33 +389,87 @@ impl Scan<'_> {
         }
         Ok(())
     }
-}
 
-/// Whether an entry is inside the search's base and scope.
-fn selected(plan: &SearchPlan, base_key: Option<&[u8]>, entry: &Entry) -> bool {
-    match &plan.base {
-        Base::Class(bit) => entry.is(*bit),
-        _ => selected_key(plan, base_key, &entry.key, entry.parent_key()),
+    /// Notes the application container above an entry, if the search
+    /// takes containers in.
+    fn note_container(&mut self, dir: &Directory, entry: &Entry) {
+        if let Some(containers) = &mut self.containers
+            && implicit_container(entry.parent_key())
+            && !containers.contains_key(entry.parent_key())
+            && dir.alive(entry, self.now)
+            && let Ok(dn) = Dn::parse(&entry.dn())
+        {
+            containers.insert(entry.parent_key().to_vec(), dn.parent().to_bytes());
+        }
     }
-}
 
-/// Whether the entry of a key is inside the search's base and scope, for
-/// a base that is an entry.
-fn selected_key(plan: &SearchPlan, base_key: Option<&[u8]>, key: &[u8], parent_key: &[u8]) -> bool {
-    match (&plan.base, base_key) {
-        (Base::Class(_), _) => false,
-        (_, Some(base)) => match plan.scope {
-            Scope::Base => key == base,
-            Scope::OneLevel => parent_key == base,
-            Scope::Subtree | Scope::Children => {
-                let below = (base.is_empty() && !key.is_empty())
-                    || (key.len() > base.len()
-                        && key.ends_with(base)
-                        && key[key.len() - base.len() - 1] == b',');
-                below || (key == base && plan.scope == Scope::Subtree)
+    /// The computed entries the search takes in, after the stored ones:
+    /// the application containers met, and the monitor entry to a search
+    /// from above it (from itself, it was answered before).
+    fn send_computed(&mut self, resp: &mut Responder<'_>) -> Result<(), LdapResult> {
+        if let Some(containers) = self.containers.take() {
+            self.send_containers(containers, resp)?;
+        }
+        if self.region.takes_key(MONITOR_KEY, ADMIN_KEY) {
+            let values = monitor_values(self.store);
+            self.send_computed_entry(resp, MONITOR_DN, &values)?;
+        }
+        Ok(())
+    }
+
+    fn send_containers(
+        &mut self,
+        mut containers: HashMap<Vec<u8>, Vec<u8>>,
+        resp: &mut Responder<'_>,
+    ) -> Result<(), LdapResult> {
+        let now = self.now;
+        {
+            let dir = self.store.read();
+            // An entry stored under a container's name is that entry, and
+            // was examined as one.
+            containers.retain(|key, _| live(&dir, key, now).is_none());
+            if let Base::Entry(t) = &self.plan.base
+                && implicit_container(&t.key)
+                && !containers.contains_key(&t.key)
+                && live(&dir, &t.key, now).is_none()
+            {
+                return Err(no_such_object(&dir, &t.dn, now));
             }
-        },
-        _ => false,
+        }
+        for (key, dn) in &containers {
+            if self.region.takes_key(key, APPLICATIONS_KEY) {
+                self.send_computed_entry(resp, dn, &container_values(dn))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_computed_entry(
+        &mut self,
+        resp: &mut Responder<'_>,
+        dn: &[u8],
+        values: &[(&str, Vec<Vec<u8>>)],
+    ) -> Result<(), LdapResult> {
+        if self.plan.filter.matches(&VirtualValues(dn, values)) {
+            self.progress.check_size()?;
+            send_virtual(self.plan, resp, dn, values);
+            self.progress.sent += 1;
+        }
+        Ok(())
+    }
+
+    /// The result of a search that ran to its end.
+    fn result(&self) -> LdapResult {
+        if self.sttl.is_some() && self.refreshed == 0 {
+            // NetMeeting registers again only on noSuchObject; on success
+            // it looks for the new TTL in an entry and, finding none,
+            // would stay off the directory ([MS-TAIL] 4.2.2).
+            return LdapResult::new(
+                LdapResultCode::NoSuchObject,
+                "nothing to refresh: register again",
+            );
+        }
+        LdapResult::success()
     }
 }
 
@@ -468,114 +485,6 @@ fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) -> O
     view.entry
         .is(class::DYNAMIC)
         .then(|| store.refresh(dir, view.entry, ttl))
-}
-
-/// Writes one SearchResultEntry with the attributes the client asked for,
-/// in its order and under its names.
-fn send_entry(resp: &mut Responder<'_>, plan: &SearchPlan, view: &PersonView<'_>) {
-    // Written straight into the output: collecting the attributes first
-    // cost three allocations for each one sent.
-    let mut shown = Vec::new();
-    resp.entry_with(&view.entry.dn(), |enc| match &plan.picks {
-        None => {
-            for requested in &plan.attrs {
-                select(enc, &mut shown, plan, view, requested);
-            }
-        }
-        Some(picks) => {
-            // A long list: the names the entry's attributes answer, with
-            // those no stored attribute does, in the order asked for.
-            let mut at = picks.always.clone();
-            at.extend(
-                view.attributes()
-                    .into_iter()
-                    .filter_map(|a| picks.by_attr.get(&a.to_owned())),
-            );
-            at.sort_unstable();
-            at.dedup();
-            for i in at {
-                select(enc, &mut shown, plan, view, &plan.attrs[i]);
-            }
-        }
-    });
-}
-
-/// The names of the attributes an entry's answer has so far: each is sent
-/// once, under the first name that asked for it.
-type Shown<'p> = Vec<Cow<'p, [u8]>>;
-
-/// Adds to an entry's answer what one name asked for shows of it.
-fn select<'p>(
-    enc: &mut Encoder<'_>,
-    shown: &mut Shown<'p>,
-    plan: &SearchPlan,
-    view: &PersonView<'_>,
-    Requested { name, want }: &'p Requested,
-) {
-    match want {
-        Want::Attr(a) => push_attr(enc, shown, plan, view, Cow::Borrowed(name), a),
-        Want::Sttl => {
-            if let Some(ttl) = view.ttl
-                && !shown.iter().any(|n| n.eq_ignore_ascii_case(name))
-            {
-                let minutes = ttl.div_ceil(60).to_string();
-                let values: &[&[u8]] = match plan.types_only {
-                    true => &[],
-                    false => &[minutes.as_bytes()],
-                };
-                enc.attribute(name, values.iter().copied());
-                shown.push(Cow::Borrowed(name));
-            }
-        }
-        Want::AllUser => {
-            for a in view.attributes() {
-                let a = a.to_owned();
-                let name = Cow::Owned(a.message_name().to_vec());
-                push_attr(enc, shown, plan, view, name, &a);
-            }
-        }
-        Want::AllOperational => push_attr(
-            enc,
-            shown,
-            plan,
-            view,
-            Cow::Borrowed(attr::ENTRY_TTL.name()),
-            &attr::ENTRY_TTL,
-        ),
-    }
-}
-
-/// Adds an attribute of the view to a result under `name`, once, if it
-/// has values.
-fn push_attr<'p>(
-    enc: &mut Encoder<'_>,
-    shown: &mut Shown<'p>,
-    plan: &SearchPlan,
-    view: &PersonView<'_>,
-    name: Cow<'p, [u8]>,
-    a: &Attr,
-) {
-    if shown.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
-        return;
-    }
-    let mark = enc.mark();
-    enc.start(0x30);
-    enc.octets(&name);
-    enc.start(0x31);
-    let mut any = false;
-    view.for_each_value(a, &mut |v| {
-        any = true;
-        if !plan.types_only {
-            enc.octets(v);
-        }
-    });
-    enc.end();
-    enc.end();
-    if any {
-        shown.push(name);
-    } else {
-        enc.undo(mark);
-    }
 }
 
 #[cfg(test)]
@@ -695,7 +604,7 @@ mod tests {
                 msgid: 1,
                 out: &mut out,
             };
-            send_entry(&mut resp, plan, &view);
+            ils::shape::send_entry(&mut resp, plan, &view);
             out
         };
         let indexed = send(&plan);
