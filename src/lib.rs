@@ -24,6 +24,7 @@
 //! thread ([`directory::expiry`]). They share the
 //! [`directory::store::Store`].
 
+pub mod auth;
 pub mod daemon;
 pub mod directory;
 pub mod ils;
@@ -31,4 +32,5 @@ pub mod ops;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod throttle;

@@ -4,7 +4,7 @@
 //!
 //! Made by the server, read by the operations on the worker threads. It
 //! sits between the two so that neither imports the other's internals:
-//! it imports only the directory.
+//! it imports only authentication and the directory.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,14 +12,23 @@ use std::time::Duration;
 use bytes::BytesMut;
 use parking_lot::RwLock;
 
+use crate::auth::moderation::Moderation;
+use crate::directory::owner::Owner;
 use crate::directory::store::Store;
 
-/// A simple-bind account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    /// The normalised DN.
-    pub key: Vec<u8>,
-    pub password: Vec<u8>,
+pub use crate::auth::Account;
+
+/// Who may change a registration (`ownership`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// Its owner and administrators: the identity of the session that
+    /// registered it, or else the address it came from.
+    #[default]
+    Address,
+    /// The same, and registering needs a logon.
+    Identity,
+    /// Anyone, as before owners were recorded.
+    None,
 }
 
 /// Settings the handlers and connections read on every request; a reload
@@ -27,6 +36,10 @@ pub struct Account {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub accounts: Vec<Account>,
+    /// The authorization IDs of the administrators ([`crate::auth::admin_identity`]).
+    pub admins: Vec<String>,
+    pub ownership: Ownership,
+    pub moderation: Moderation,
     pub observed_ip: bool,
     pub size_limit: usize,
     pub time_limit: u64,
@@ -43,6 +56,9 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             accounts: Vec::new(),
+            admins: Vec::new(),
+            ownership: Ownership::Address,
+            moderation: Moderation::default(),
             observed_ip: false,
             size_limit: 0,
             time_limit: 0,
@@ -82,8 +98,12 @@ impl Shared {
 #[derive(Debug)]
 pub struct Session {
     pub peer: SocketAddr,
-    /// The DN of a successful authenticated bind.
+    /// The DN of a successful authenticated bind, as the client wrote it.
     pub bound: Option<Vec<u8>>,
+    /// The verified identity of that bind, as an authorization ID.
+    pub identity: Option<String>,
+    /// Whether that identity is an administrator's.
+    pub admin: bool,
     /// Requests served, for the log.
     pub ops: u64,
     /// A Sicily NTLM negotiation awaits the client's response.
@@ -95,9 +115,30 @@ impl Session {
         Session {
             peer,
             bound: None,
+            identity: None,
+            admin: false,
             ops: 0,
             ntlm_challenged: false,
         }
+    }
+}
+
+impl Session {
+    /// Who owns what this session registers: its verified identity, or
+    /// else its address (not the port: NetMeeting opens a connection for
+    /// every operation).
+    pub fn owner(&self) -> Owner {
+        match &self.identity {
+            Some(id) => Owner::Identity(id.as_str().into()),
+            None => Owner::address(self.peer.ip()),
+        }
+    }
+
+    /// Forgets the authentication: every bind starts with this.
+    pub fn log_out(&mut self) {
+        self.bound = None;
+        self.identity = None;
+        self.admin = false;
     }
 }
 

@@ -10,9 +10,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::auth::moderation::{Cidr, NamePattern};
+use crate::auth::{Password, admin_identity};
 use crate::directory::dn::Dn;
 use crate::server::config::{Config, MAX_WORKERS};
-use crate::session::Account;
+use crate::session::{Account, Ownership};
 
 /// One setting: its name, an argument hint, and one line of help.
 pub struct Setting {
@@ -134,6 +136,55 @@ pub const SETTINGS: &[Setting] = &[
         flag: false,
     },
     Setting {
+        name: "admin",
+        hint: "DN",
+        help: "an administrator: may change or delete any entry and read ilsOwner (repeatable)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "ownership",
+        hint: "MODE",
+        help: "who may change an entry: address, identity or none (default address)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "deny-name",
+        hint: "PATTERN",
+        help: "refuse names matching this * glob in cn, givenName, surName, comment, location (repeatable)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "deny-address",
+        hint: "CIDR",
+        help: "refuse writes from this address block (repeatable)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "deny-address-search",
+        hint: "",
+        help: "refuse searches from denied addresses too (in the file: yes or no; default no)",
+        repeatable: false,
+        flag: true,
+    },
+    Setting {
+        name: "state-file",
+        hint: "PATH",
+        help: "keep the dynamic entries in this LDIF file across restarts (default none)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "state-interval",
+        hint: "SECONDS",
+        help: "write the state file this often (default 60)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "observed-ip",
         hint: "",
         help: "store the connection's IPv4 address as ipAddress (in the file: yes or no; default no)",
@@ -216,6 +267,14 @@ fn bytes(value: &str, min: usize) -> Result<usize, String> {
     Ok(n)
 }
 
+fn yes_or_no(value: &str) -> Result<bool, String> {
+    match value {
+        "yes" | "true" | "on" | "1" | "" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("'{value}' is not yes or no")),
+    }
+}
+
 impl Config {
     /// Applies one setting. `fresh` clears a repeatable setting's earlier
     /// values first (the command line replaces what the file listed).
@@ -260,16 +319,40 @@ impl Config {
                     .map_err(|_| format!("'{}' is not a DN", dn.trim()))?;
                 self.accounts.push(Account {
                     key: dn.key(),
-                    password: password.as_bytes().to_vec(),
+                    password: Password::parse(password)?,
                 });
             }
-            "observed-ip" => {
-                self.observed_ip = match value {
-                    "yes" | "true" | "on" | "1" | "" => true,
-                    "no" | "false" | "off" | "0" => false,
-                    _ => return Err(format!("'{value}' is not yes or no")),
+            "admin" => {
+                if fresh {
+                    self.admins.clear();
+                }
+                self.admins.push(admin_identity(value)?);
+            }
+            "ownership" => {
+                self.ownership = match value {
+                    "address" => Ownership::Address,
+                    "identity" => Ownership::Identity,
+                    "none" => Ownership::None,
+                    _ => return Err(format!("'{value}' is not address, identity or none")),
                 }
             }
+            "deny-name" => {
+                if fresh {
+                    self.moderation.names.clear();
+                }
+                self.moderation.names.push(NamePattern::parse(value)?);
+            }
+            "deny-address" => {
+                if fresh {
+                    self.moderation.addresses.clear();
+                }
+                self.moderation.addresses.push(Cidr::parse(value)?);
+            }
+            "deny-address-search" => self.moderation.address_search = yes_or_no(value)?,
+            "state-file" if value.is_empty() => return Err("state-file needs a path".into()),
+            "state-file" => self.state_file = Some(PathBuf::from(value)),
+            "state-interval" => self.state_interval = Duration::from_secs(number(value, 1)?),
+            "observed-ip" => self.observed_ip = yes_or_no(value)?,
             "log-level" => {
                 self.log_level = value
                     .parse()
@@ -329,7 +412,7 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.max_ttl, 60);
         assert_eq!(c.accounts[0].key, b"cn=admin,o=intranet");
-        assert_eq!(c.accounts[0].password, b"secret");
+        assert!(c.accounts[0].password.verify(b"secret"));
         assert!(c.observed_ip);
         for s in SETTINGS {
             let mut probe = Config::default();

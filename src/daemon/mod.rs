@@ -22,6 +22,7 @@ use process::DaemonError;
 /// tells the service manager when it is ready, and stops cleanly.
 pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
     process::init_logging(config.log_level);
+    warn_plain_passwords(&config);
     // SIGPIPE is already ignored by the Rust runtime: a client that goes
     // away mid-write is an error on that connection, never a signal.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
@@ -87,12 +88,29 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Warns about account passwords given in the clear: a configuration
+/// file gets copied, backed up and shown.
+fn warn_plain_passwords(config: &Config) {
+    let plain = config
+        .accounts
+        .iter()
+        .filter(|a| a.password.is_plain())
+        .count();
+    if plain > 0 {
+        log::warn!(
+            "{plain} account password(s) in the clear: give them hashed, as slappasswd writes them ({{SSHA512}} or {{ARGON2}})"
+        );
+    }
+}
+
 /// The settings that take effect at start only, as the server started.
 struct RestartOnly {
     listen: Vec<std::net::SocketAddr>,
     workers: usize,
     user: Option<String>,
     group: Option<String>,
+    state_file: Option<std::path::PathBuf>,
+    state_interval: std::time::Duration,
 }
 
 impl RestartOnly {
@@ -102,6 +120,8 @@ impl RestartOnly {
             workers: config.workers,
             user: config.user.clone(),
             group: config.group.clone(),
+            state_file: config.state_file.clone(),
+            state_interval: config.state_interval,
         }
     }
 }
@@ -120,6 +140,7 @@ fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool
         }
     };
     server.reload(&next);
+    warn_plain_passwords(&next);
     process::set_log_level(next.log_level);
     // What waits for a restart first: "reloaded" ends the reload's lines.
     for (name, changed) in [
@@ -127,6 +148,11 @@ fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool
         ("workers", next.workers != started.workers),
         ("user", next.user != started.user),
         ("group", next.group != started.group),
+        ("state-file", next.state_file != started.state_file),
+        (
+            "state-interval",
+            next.state_interval != started.state_interval,
+        ),
     ] {
         if changed {
             log::warn!("{name} changed: it takes effect at the next restart");

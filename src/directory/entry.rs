@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::directory::filter::{fold, text_eq};
+use crate::directory::owner::OwnerId;
 use crate::directory::schema::{ATTRIBUTES, Attr, attr};
 
 /// The normalised DN that keys an entry in the store.
@@ -325,9 +326,12 @@ pub struct Entry {
     pub expires: AtomicU64,
     /// The earliest deadline the expiry heap holds for this entry.
     pub scheduled: AtomicU64,
-    /// The owner, first when [`Entry::owner`] has one, then the
+    /// The person, first when [`Entry::person`] has one, then the
     /// dependents.
     links: Box<[Key]>,
+    /// Who registered the entry and may change it: a reference into the
+    /// directory's [`Owners`](crate::directory::owner::Owners).
+    pub owner: OwnerId,
     /// Where the parent's key starts inside `key`.
     pub parent_at: u16,
     /// [`class`] bits, kept in step with objectClass.
@@ -385,6 +389,7 @@ impl Entry {
             expires: AtomicU64::new(NEVER),
             scheduled: AtomicU64::new(NEVER),
             links: Box::default(),
+            owner: OwnerId::NONE,
             owned: false,
         };
         entry.classes = entry.compute_classes();
@@ -433,7 +438,7 @@ impl Entry {
     }
 
     /// The person an application entry lives and dies with.
-    pub fn owner(&self) -> Option<&Key> {
+    pub fn person(&self) -> Option<&Key> {
         self.links.first().filter(|_| self.owned)
     }
 
@@ -442,7 +447,7 @@ impl Entry {
         &self.links[self.owned as usize..]
     }
 
-    pub fn set_owner(&mut self, owner: Key) {
+    pub fn set_person(&mut self, owner: Key) {
         let dependents = self.dependents().iter();
         self.links = std::iter::once(&owner).chain(dependents).cloned().collect();
         self.owned = true;
@@ -616,16 +621,16 @@ mod tests {
             Key::from(&b"x"[..]),
             Key::from(&b"y"[..]),
         );
-        assert_eq!(entry.owner(), None);
+        assert_eq!(entry.person(), None);
         entry.link_dependent(&x, true);
-        entry.set_owner(p.clone());
+        entry.set_person(p.clone());
         entry.link_dependent(&y, true);
         entry.link_dependent(&x, true);
-        assert_eq!(entry.owner(), Some(&p));
+        assert_eq!(entry.person(), Some(&p));
         assert_eq!(entry.dependents(), [y.clone(), x.clone()]);
         entry.link_dependent(&p, false);
         entry.link_dependent(&x, false);
-        assert_eq!(entry.owner(), Some(&p), "the owner is no dependent");
+        assert_eq!(entry.person(), Some(&p), "the person is no dependent");
         assert_eq!(entry.dependents(), [y]);
     }
 

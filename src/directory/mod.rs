@@ -11,6 +11,7 @@ pub mod dn;
 pub mod entry;
 pub mod expiry;
 pub mod filter;
+pub mod owner;
 pub mod query;
 pub mod schema;
 pub mod store;

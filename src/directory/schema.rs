@@ -93,6 +93,7 @@ attributes! {
     MAY_CONTAIN = "mayContain";
     SUB_CLASS_OF = "subClassOf";
     ENTRY_TTL = "entryTTL" | "1.3.6.1.4.1.1466.101.119.3";
+    ILS_OWNER = "ilsOwner";
 }
 
 /// An attribute type: one the schema knows, or any other name a client
@@ -152,7 +153,7 @@ impl Attr {
     /// Operational attributes are computed, never stored, and returned only
     /// when asked for by name or by `+`.
     pub fn is_operational(&self) -> bool {
-        *self == attr::ENTRY_TTL
+        *self == attr::ENTRY_TTL || *self == attr::ILS_OWNER
     }
 
     /// Values compared byte for byte rather than as case-insensitive strings.

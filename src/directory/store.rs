@@ -20,6 +20,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::directory::dn::Dn;
 use crate::directory::entry::{AttrRef, Attributes, Entry, Key, NEVER, class};
 use crate::directory::filter::{fold_case, text_eq, trim_spaces};
+use crate::directory::owner::{Owner, OwnerId, Owners};
 use crate::directory::schema::{Attr, attr};
 
 /// A deadline for the expiry thread: the entry `key` may expire at `at`.
@@ -119,6 +120,8 @@ pub struct Directory {
     by_cn: NameIndex,
     by_uid: NameIndex,
     dynamic_count: usize,
+    /// The owners of the entries, each once.
+    owners: Owners,
     /// The sum of the dynamic entries' [`Entry::footprint`].
     footprint: usize,
     /// What adds and modifies may bring `footprint` to (`max-memory`), 0
@@ -142,6 +145,7 @@ pub struct SlotCursor {
 struct Tally {
     dynamic: bool,
     footprint: usize,
+    owner: OwnerId,
 }
 
 impl Tally {
@@ -149,6 +153,7 @@ impl Tally {
         Tally {
             dynamic: entry.is(class::DYNAMIC),
             footprint: entry.footprint(),
+            owner: entry.owner,
         }
     }
 }
@@ -288,6 +293,16 @@ impl Directory {
         })
     }
 
+    /// Who registered an entry, if anyone.
+    pub fn owner_of(&self, entry: &Entry) -> Option<&Owner> {
+        self.owners.get(entry.owner)
+    }
+
+    /// How many distinct owners the entries have.
+    pub fn owner_count(&self) -> usize {
+        self.owners.len()
+    }
+
     /// Changes whenever entries may have moved to other slots.
     pub fn layout(&self) -> u64 {
         self.layout
@@ -319,7 +334,7 @@ impl Directory {
     /// When an entry expires: its own deadline, or its person's for an
     /// application entry that lives with a person.
     pub fn expires_of(&self, entry: &Entry) -> u64 {
-        match entry.owner() {
+        match entry.person() {
             Some(owner) if entry.expires() == NEVER => self.get(owner).map_or(0, Entry::expires),
             _ => entry.expires(),
         }
@@ -331,7 +346,7 @@ impl Directory {
     ///
     /// [`expires_of`]: Directory::expires_of
     fn ttl_holder<'a>(&'a self, entry: &'a Entry) -> &'a Entry {
-        match entry.owner() {
+        match entry.person() {
             Some(owner) if entry.expires() == NEVER => self.get(owner).unwrap_or(entry),
             _ => entry,
         }
@@ -341,7 +356,7 @@ impl Directory {
     /// when the person it may live with is at hand: saves looking the
     /// person up again for every application shown with it.
     pub fn alive_beside(&self, app: &Entry, person: &Entry, now: u64) -> bool {
-        match app.owner() {
+        match app.person() {
             Some(owner) if app.expires() == NEVER && Arc::ptr_eq(owner, &person.key) => {
                 person.expires() > now
             }
@@ -395,12 +410,25 @@ impl Directory {
     /// Adds an entry. An expired entry of the same name is replaced: its
     /// name is free to register again even before the sweep.
     pub fn insert(&mut self, entry: Entry, now: u64) -> Result<&Entry, AlreadyExists> {
+        self.insert_owned(entry, None, now)
+    }
+
+    /// Adds an entry that belongs to `owner` (see [`Directory::insert`]).
+    pub fn insert_owned(
+        &mut self,
+        mut entry: Entry,
+        owner: Option<&Owner>,
+        now: u64,
+    ) -> Result<&Entry, AlreadyExists> {
         if let Some(old) = self.get(&entry.key) {
             if !old.expired(now) {
                 return Err(AlreadyExists);
             }
             let key = old.key.clone();
             self.remove(&key);
+        }
+        if let Some(owner) = owner {
+            entry.owner = self.owners.id(owner);
         }
         self.index(&entry.key, &entry.attrs, true);
         self.tally(Tally::of(&entry), true);
@@ -495,7 +523,7 @@ impl Directory {
                 let Some(entry) = self.entries.find(hashes[i], same(&due[i].key)) else {
                     return false;
                 };
-                if entry.owner().is_some() || !entry.dependents().is_empty() {
+                if entry.person().is_some() || !entry.dependents().is_empty() {
                     linked.push(i);
                     return false;
                 }
@@ -538,7 +566,7 @@ impl Directory {
     fn unlink(&mut self, entry: Box<Entry>, graveyard: &mut impl FnMut(Box<Entry>)) -> usize {
         self.index(&entry.key, &entry.attrs, false);
         self.tally(Tally::of(&entry), false);
-        if let Some(owner) = entry.owner()
+        if let Some(owner) = entry.person()
             && let Some(person) = self.get_mut(owner)
         {
             person.link_dependent(&entry.key, false);
@@ -573,7 +601,16 @@ impl Directory {
 
     /// Counts an entry in (`stored`) or out of `dynamic_count` and
     /// `footprint`, if it is dynamic.
-    fn tally(&mut self, Tally { dynamic, footprint }: Tally, stored: bool) {
+    fn tally(
+        &mut self,
+        Tally {
+            dynamic,
+            footprint,
+            owner,
+        }: Tally,
+        stored: bool,
+    ) {
+        self.owners.count(owner, stored);
         if !dynamic {
             return;
         }
@@ -589,7 +626,7 @@ impl Directory {
     /// Links an application entry to the person it lives and dies with.
     pub fn attach(&mut self, person: &Key, application: &Key) {
         if let Some(app) = self.get_mut(application) {
-            app.set_owner(person.clone());
+            app.set_person(person.clone());
         }
         if let Some(p) = self.get_mut(person)
             && !p.dependents().contains(application)
@@ -704,6 +741,14 @@ impl Store {
     /// thread will look at it in time. Needs only the read lock.
     pub fn set_ttl(&self, entry: &Entry, ttl_secs: u32) {
         let at = self.now().saturating_add(ttl_secs as u64 * 1000);
+        entry.expires.store(at, Ordering::Relaxed);
+        self.schedule_at(entry, at);
+    }
+
+    /// Sets an entry's deadline `ms` milliseconds from now (an entry
+    /// brought back from the state file with the time it had left).
+    pub fn set_expiry_in(&self, entry: &Entry, ms: u64) {
+        let at = self.now().saturating_add(ms);
         entry.expires.store(at, Ordering::Relaxed);
         self.schedule_at(entry, at);
     }

@@ -405,7 +405,7 @@ pub fn picks(list: &[Requested]) -> Option<Picks> {
     };
     for (i, r) in list.iter().enumerate() {
         match &r.want {
-            Want::Attr(a) if *a != attr::ENTRY_TTL => {
+            Want::Attr(a) if !a.is_operational() => {
                 picks.by_attr.entry(a.clone()).or_insert(i);
             }
             _ => picks.always.push(i),

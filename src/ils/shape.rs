@@ -74,16 +74,17 @@ fn select<'p>(
                 push_attr(enc, shown, plan, view, name, &a);
             }
         }
-        Want::AllOperational => push_attr(
-            enc,
-            shown,
-            plan,
-            view,
-            Cow::Borrowed(attr::ENTRY_TTL.name()),
-            &attr::ENTRY_TTL,
-        ),
+        Want::AllOperational => {
+            // ilsOwner shows only where the view lets it (to administrators).
+            for a in &OPERATIONAL {
+                push_attr(enc, shown, plan, view, Cow::Borrowed(a.name()), a);
+            }
+        }
     }
 }
+
+/// The operational attributes `+` asks for.
+static OPERATIONAL: [Attr; 2] = [attr::ENTRY_TTL, attr::ILS_OWNER];
 
 /// Adds an attribute of the view to a result under `name`, once, if it
 /// has values.

@@ -22,6 +22,10 @@ pub struct PersonView<'a> {
     apps: std::cell::OnceCell<Vec<&'a Entry>>,
     /// Seconds left to live, for `entryTTL`.
     pub ttl: Option<u64>,
+    /// Whether `ilsOwner` shows: to administrators only, in answers and
+    /// in filters alike, so that no one else can learn where a user
+    /// registered from.
+    pub owner_visible: bool,
 }
 
 impl<'a> PersonView<'a> {
@@ -32,6 +36,7 @@ impl<'a> PersonView<'a> {
             now,
             apps: std::cell::OnceCell::new(),
             ttl: Store::ttl_left(dir, entry, now),
+            owner_visible: false,
         }
     }
 
@@ -62,6 +67,12 @@ impl<'a> PersonView<'a> {
         if *a == attr::ENTRY_TTL {
             if let Some(ttl) = self.ttl {
                 f(ttl.to_string().as_bytes());
+            }
+            return;
+        }
+        if *a == attr::ILS_OWNER {
+            if let Some(owner) = self.owner() {
+                f(owner.as_bytes());
             }
             return;
         }
@@ -99,6 +110,14 @@ impl<'a> PersonView<'a> {
         out
     }
 
+    /// The owner, as `ilsOwner` shows it, to those who may see it.
+    fn owner(&self) -> Option<String> {
+        self.owner_visible
+            .then(|| self.dir.owner_of(self.entry))
+            .flatten()
+            .map(|o| o.to_string())
+    }
+
     /// Whether the entry is hidden: `sFlags` 0 ([MS-TAIL] 2.2.2).
     pub fn hidden(&self) -> bool {
         let mut hidden = false;
@@ -117,6 +136,9 @@ impl ValueSource for PersonView<'_> {
     fn any_value(&self, a: &Attr, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         if *a == attr::ENTRY_TTL {
             return self.ttl.is_some_and(|ttl| f(ttl.to_string().as_bytes()));
+        }
+        if *a == attr::ILS_OWNER {
+            return self.owner().is_some_and(|o| f(o.as_bytes()));
         }
         // The values the view shows (see `for_each_value`), so that what
         // a filter matches is what the answer says.

@@ -7,14 +7,15 @@
 
 use ldap3_proto::LdapResultCode;
 
-use crate::directory::entry::{Attributes, Entry};
+use crate::directory::entry::{AttrValues, Attributes, Entry};
 use crate::directory::filter::{text_eq, trim_spaces};
+use crate::directory::owner::Owner;
 use crate::directory::schema::{self, attr};
 use crate::ils::{self, APPLICATIONS_KEY, DYNAMIC_KEY, ensure_value};
 use crate::ils::{implicit_container, ip_address_value};
-use crate::ops::entries::{check_room, check_schema, live, no_such_object};
+use crate::ops::entries::{check_names, check_room, check_schema, live, no_such_object};
 use crate::protocol::{LdapResult, Responder, WireAttr, tag};
-use crate::session::{Session, Shared};
+use crate::session::{Limits, Ownership, Session, Shared};
 
 pub fn add(
     shared: &Shared,
@@ -54,9 +55,18 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
         attr::OBJECT_CLASS,
         schema::DYNAMIC_OBJECT.as_bytes(),
     );
-    let (observed_ip, max_values) = {
+    let (observed_ip, max_values, owner) = {
         let limits = shared.limits.read();
-        (limits.observed_ip, limits.max_values)
+        let owner = match owner_of_new(&limits, session, &mut attrs) {
+            Ok(owner) => owner,
+            Err(e) => return e,
+        };
+        if !session.admin
+            && let Err(e) = check_names(&limits.moderation, &attrs)
+        {
+            return e;
+        }
+        (limits.observed_ip, limits.max_values, owner)
     };
     // In place of the address the client sends, and for a person sent
     // without one: the user's address is "a calculated value" that TAPI
@@ -113,12 +123,50 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
     if let Err(e) = check_room(&dir, entry.footprint().saturating_sub(replaced)) {
         return e;
     }
-    match dir.insert(entry, now) {
+    match dir.insert_owned(entry, owner.as_ref(), now) {
         Ok(entry) => {
             shared.store.set_ttl(entry, ttl);
             LdapResult::success()
         }
         Err(_) => LdapResult::new(LdapResultCode::EntryAlreadyExists, "entry already exists"),
+    }
+}
+
+/// Who will own a new entry: the session that adds it, unless ownership
+/// is off. Registering needs a logon under `ownership identity`. An
+/// administrator may name the owner with `ilsOwner` (restoring entries
+/// from a state file with ldapadd); no one else may set it.
+fn owner_of_new(
+    limits: &Limits,
+    session: &Session,
+    attrs: &mut Vec<AttrValues>,
+) -> Result<Option<Owner>, LdapResult> {
+    if let Some(at) = attrs.iter().position(|(a, _)| *a == attr::ILS_OWNER) {
+        let (_, values) = attrs.remove(at);
+        if !session.admin {
+            return Err(LdapResult::new(
+                LdapResultCode::InsufficentAccessRights,
+                "ilsOwner is set by the server",
+            ));
+        }
+        let owner = match values.as_slice() {
+            [one] => std::str::from_utf8(one).ok().and_then(Owner::parse),
+            _ => None,
+        };
+        return owner.map(Some).ok_or_else(|| {
+            LdapResult::new(
+                LdapResultCode::InvalidAttributeSyntax,
+                "ilsOwner is one value: ip:ADDRESS, dn:DN or u:NAME",
+            )
+        });
+    }
+    match limits.ownership {
+        Ownership::None => Ok(None),
+        Ownership::Identity if session.identity.is_none() => Err(LdapResult::new(
+            LdapResultCode::InsufficentAccessRights,
+            "registering needs a logon here (ownership identity)",
+        )),
+        Ownership::Address | Ownership::Identity => Ok(Some(session.owner())),
     }
 }
 

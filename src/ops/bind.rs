@@ -10,6 +10,7 @@
 
 use ldap3_proto::LdapResultCode;
 
+use crate::auth::dn_identity;
 use crate::directory::dn::Dn;
 use crate::protocol::{BindAuth, LdapResult, Responder, SicilyStep};
 use crate::session::{Session, Shared};
@@ -41,7 +42,7 @@ pub fn bind(
 /// as the server's credentials, and the AUTHENTICATE that follows ends
 /// anonymous, as a Sicily bind does.
 fn sasl_ntlm(session: &mut Session, credentials: &[u8]) -> (LdapResult, Option<Vec<u8>>) {
-    session.bound = None;
+    session.log_out();
     let challenged = std::mem::take(&mut session.ntlm_challenged);
     if ntlm_type(credentials) == Some(3) {
         return (ntlm_authenticated(session, challenged), None);
@@ -74,7 +75,7 @@ fn check(
     auth: BindAuth,
 ) -> LdapResult {
     // Any bind first ends the previous authentication.
-    session.bound = None;
+    session.log_out();
     let challenged = std::mem::take(&mut session.ntlm_challenged);
     if version != 2 && version != 3 {
         return LdapResult::new(LdapResultCode::ProtocolError, "LDAP version 2 or 3 only");
@@ -133,8 +134,11 @@ fn check(
     let known = limits
         .accounts
         .iter()
-        .any(|a| a.key == key && constant_time_eq(&a.password, &password));
+        .any(|a| a.key == key && a.password.verify(&password));
     if known {
+        let identity = dn_identity(&key);
+        session.admin = limits.admins.contains(&identity);
+        session.identity = Some(identity);
         session.bound = Some(name.to_vec());
         LdapResult::success()
     } else {
@@ -264,10 +268,6 @@ fn ntlm_challenge(negotiate: &[u8]) -> Vec<u8> {
 
 /// Compares without stopping at the first difference, so that response
 /// times say nothing about how much of a password was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,16 @@ use crate::ils::{self, PersonView};
 use crate::ops::computed::{self, VirtualValues};
 use crate::ops::entries::{live, no_such_object};
 use crate::protocol::{LdapResult, Responder, tag};
-use crate::session::Shared;
+use crate::session::{Session, Shared};
 
-pub fn compare(shared: &Shared, dn: &[u8], name: &[u8], value: &[u8], resp: &mut Responder<'_>) {
+pub fn compare(
+    shared: &Shared,
+    session: &Session,
+    dn: &[u8],
+    name: &[u8],
+    value: &[u8],
+    resp: &mut Responder<'_>,
+) {
     let computed = match Dn::parse(dn) {
         Ok(d) if d.is_root() => Some(computed::root_dse_values()),
         Ok(d) if d.key() == computed::MONITOR_KEY => Some(computed::monitor_values(&shared.store)),
@@ -21,20 +28,28 @@ pub fn compare(shared: &Shared, dn: &[u8], name: &[u8], value: &[u8], resp: &mut
         // The root DSE and the monitor entry, which a search reads.
         Some(values) => compare_on(&VirtualValues(dn, &values), name, value),
         None => match ils::target(dn) {
-            Ok(target) => run(shared, &target, name, value),
+            Ok(target) => run(shared, session, &target, name, value),
             Err(e) => e,
         },
     };
     resp.result(tag::COMPARE, &result);
 }
 
-fn run(shared: &Shared, target: &ils::Target, name: &[u8], value: &[u8]) -> LdapResult {
+fn run(
+    shared: &Shared,
+    session: &Session,
+    target: &ils::Target,
+    name: &[u8],
+    value: &[u8],
+) -> LdapResult {
     let now = shared.store.now();
     let dir = shared.store.read();
     let Some(entry) = live(&dir, &target.key, now) else {
         return no_such_object(&dir, &target.dn, now);
     };
-    compare_on(&PersonView::new(&dir, entry, now), name, value)
+    let mut view = PersonView::new(&dir, entry, now);
+    view.owner_visible = session.admin;
+    compare_on(&view, name, value)
 }
 
 /// Compares as an equality filter matches, on the values a search shows.

@@ -5,19 +5,20 @@ use ldap3_proto::LdapResultCode;
 
 use crate::directory::entry::class;
 use crate::ils::{self, APPLICATIONS_KEY};
-use crate::ops::entries::{live, no_such_object};
+use crate::ops::entries::{live, may_change, no_such_object, not_owner};
 use crate::protocol::{LdapResult, Responder, tag};
-use crate::session::Shared;
+use crate::session::{Session, Shared};
 
-pub fn delete(shared: &Shared, dn: &[u8], resp: &mut Responder<'_>) {
+pub fn delete(shared: &Shared, session: &Session, dn: &[u8], resp: &mut Responder<'_>) {
     let result = match ils::target(dn) {
-        Ok(target) => run(shared, &target),
+        Ok(target) => run(shared, session, &target),
         Err(e) => e,
     };
     resp.result(tag::DELETE, &result);
 }
 
-fn run(shared: &Shared, target: &ils::Target) -> LdapResult {
+fn run(shared: &Shared, session: &Session, target: &ils::Target) -> LdapResult {
+    let ownership = shared.limits.read().ownership;
     let now = shared.store.now();
     let mut dir = shared.store.write();
     let Some(entry) = live(&dir, &target.key, now) else {
@@ -28,6 +29,9 @@ fn run(shared: &Shared, target: &ils::Target) -> LdapResult {
             LdapResultCode::UnwillingToPerform,
             "the static tree cannot be changed",
         );
+    }
+    if !may_change(&dir, entry, session, ownership) {
+        return not_owner();
     }
     // Application entries of the same user, including those the Dialer
     // added on their own ([MS-TAIL] 3.5.4 removes both).

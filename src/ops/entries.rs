@@ -4,12 +4,14 @@
 
 use ldap3_proto::LdapResultCode;
 
+use crate::auth::moderation::Moderation;
 use crate::directory::dn::Dn;
 use crate::directory::entry::{AttrValues, Entry};
 use crate::directory::schema::{self, attr};
 use crate::directory::store::Directory;
 use crate::ils::implicit_container;
 use crate::protocol::LdapResult;
+use crate::session::{Ownership, Session};
 use crate::throttle::Throttle;
 
 /// Looks up an entry that is there for clients at `now`.
@@ -114,4 +116,45 @@ pub fn check_schema(attrs: &[AttrValues], max_values: usize) -> Result<(), LdapR
         }
     }
     Ok(())
+}
+
+/// Whether a session may change, refresh or remove an entry: its owner
+/// and administrators may, and anyone when ownership is off or the entry
+/// was registered while it was (it has no owner).
+pub fn may_change(dir: &Directory, entry: &Entry, session: &Session, ownership: Ownership) -> bool {
+    if session.admin || ownership == Ownership::None {
+        return true;
+    }
+    dir.owner_of(entry)
+        .is_none_or(|owner| *owner == session.owner())
+}
+
+/// The answer to a change of an entry the session does not own.
+pub fn not_owner() -> LdapResult {
+    LdapResult::new(
+        LdapResultCode::InsufficentAccessRights,
+        "the entry belongs to another client: only its owner or an administrator may change it",
+    )
+}
+
+/// Refuses values that a `deny-name` rule bars.
+pub fn check_names(moderation: &Moderation, attrs: &[AttrValues]) -> Result<(), LdapResult> {
+    for (a, values) in attrs {
+        if let Some(rule) = values.iter().find_map(|v| moderation.denied_value(a, v)) {
+            let name = String::from_utf8_lossy(a.name()).into_owned();
+            refused(|| format!("a registration was refused: its {name} matches deny-name {rule}"));
+            return Err(LdapResult::new(
+                LdapResultCode::UnwillingToPerform,
+                format!("this {name} is refused by the administrator"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Logs a request that the moderation rules refused, at most every ten
+/// seconds.
+pub fn refused(line: impl FnOnce() -> String) {
+    static REFUSED: Throttle = Throttle::new();
+    REFUSED.warn(|n| format!("{} ({n} refused since the last warning)", line()));
 }

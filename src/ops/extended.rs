@@ -7,7 +7,7 @@ use ldap3_proto::LdapResultCode;
 
 use crate::directory::entry::class;
 use crate::ils;
-use crate::ops::entries::{live, no_such_object};
+use crate::ops::entries::{live, may_change, no_such_object, not_owner};
 use crate::protocol::ber::Encoder;
 use crate::protocol::{LdapResult, Responder};
 use crate::session::{Session, Shared};
@@ -23,7 +23,7 @@ pub fn extended(
     resp: &mut Responder<'_>,
 ) {
     match oid {
-        REFRESH => match refresh(shared, value) {
+        REFRESH => match refresh(shared, session, value) {
             Ok(ttl) => {
                 // SEQUENCE { responseTtl [1] INTEGER }
                 let mut body = bytes::BytesMut::new();
@@ -83,11 +83,12 @@ fn parse_refresh(value: &[u8]) -> Option<(Vec<u8>, u64)> {
 }
 
 /// Refreshes an entry; returns the TTL granted.
-fn refresh(shared: &Shared, value: Option<&[u8]>) -> Result<u32, LdapResult> {
+fn refresh(shared: &Shared, session: &Session, value: Option<&[u8]>) -> Result<u32, LdapResult> {
     let (name, requested) = value.and_then(parse_refresh).ok_or_else(|| {
         LdapResult::new(LdapResultCode::ProtocolError, "malformed refresh request")
     })?;
     let target = ils::target(&name)?;
+    let ownership = shared.limits.read().ownership;
     let now = shared.store.now();
     let dir = shared.store.read();
     let Some(entry) = live(&dir, &target.key, now) else {
@@ -98,6 +99,9 @@ fn refresh(shared: &Shared, value: Option<&[u8]>) -> Result<u32, LdapResult> {
             LdapResultCode::ObjectClassViolation,
             "not a dynamic object",
         ));
+    }
+    if !may_change(&dir, entry, session, ownership) {
+        return Err(not_owner());
     }
     let ttl = shared.store.ttl.clamp(requested);
     let granted = shared.store.refresh(&dir, entry, ttl);

@@ -47,6 +47,50 @@ fn response_tag(op: &Op) -> Option<u8> {
     })
 }
 
+/// Why a request is answered without being performed, if it is: a
+/// critical control, which no operation here implements and none may
+/// ignore (RFC 4511 section 4.1.11; server-side sorting is one, [MS-TAIL]
+/// 2.2.6), or a write from an address that `deny-address` bars (a read
+/// too, with `deny-address-search`). Administrators are not barred.
+fn refusal(shared: &Shared, session: &Session, req: &Request) -> Option<LdapResult> {
+    if let Some(control) = req.controls.iter().find(|c| c.critical) {
+        let message = format!(
+            "critical control {} is not supported",
+            String::from_utf8_lossy(&control.oid)
+        );
+        return Some(LdapResult::new(
+            LdapResultCode::UnavailableCriticalExtension,
+            message,
+        ));
+    }
+    let writes = match &req.op {
+        Op::Add { .. } | Op::Modify { .. } | Op::Delete { .. } | Op::ModifyDn { .. } => true,
+        Op::Extended { oid, .. } => oid == extended::REFRESH,
+        Op::Search(_) | Op::Compare { .. } => false,
+        _ => return None,
+    };
+    if session.admin {
+        return None;
+    }
+    let limits = shared.limits.read();
+    let moderation = &limits.moderation;
+    let rule = moderation.denied_address(session.peer.ip())?;
+    if !writes && !moderation.address_search {
+        return None;
+    }
+    entries::refused(|| {
+        format!(
+            "{}: {} refused: the address is denied (deny-address {rule})",
+            session.peer,
+            req.op.name()
+        )
+    });
+    Some(LdapResult::new(
+        LdapResultCode::UnwillingToPerform,
+        "requests from this address are refused by the administrator",
+    ))
+}
+
 /// Serves one request.
 pub fn handle(
     shared: &Shared,
@@ -66,16 +110,8 @@ pub fn handle(
         // section 4.1.11): nothing may keep the session open.
         return Outcome::Close;
     }
-    if let Some(control) = req.controls.iter().find(|c| c.critical) {
-        // No control is implemented; a critical one must not be ignored
-        // (RFC 4511 section 4.1.11). Server-side sorting is one of them
-        // ([MS-TAIL] 2.2.6).
+    if let Some(result) = refusal(shared, session, &req) {
         if let Some(t) = response_tag(&req.op) {
-            let message = format!(
-                "critical control {} is not supported",
-                String::from_utf8_lossy(&control.oid)
-            );
-            let result = LdapResult::new(LdapResultCode::UnavailableCriticalExtension, message);
             if t == tag::EXTENDED {
                 resp.extended(&result, None, None);
             } else {
@@ -91,10 +127,10 @@ pub fn handle(
             auth,
         } => bind::bind(shared, session, version, &name, auth, &mut resp),
         Op::Unbind => return Outcome::Close,
-        Op::Search(s) => search::search(shared, s, &mut resp, flush),
+        Op::Search(s) => search::search(shared, session, s, &mut resp, flush),
         Op::Add { dn, attrs } => add::add(shared, session, &dn, attrs, &mut resp),
         Op::Modify { dn, changes } => modify::modify(shared, session, &dn, changes, &mut resp),
-        Op::Delete { dn } => delete::delete(shared, &dn, &mut resp),
+        Op::Delete { dn } => delete::delete(shared, session, &dn, &mut resp),
         Op::ModifyDn { .. } => resp.result(
             tag::MODIFY_DN,
             &LdapResult::new(
@@ -102,7 +138,9 @@ pub fn handle(
                 "ILS entries cannot be renamed; delete and add instead",
             ),
         ),
-        Op::Compare { dn, attr, value } => compare::compare(shared, &dn, &attr, &value, &mut resp),
+        Op::Compare { dn, attr, value } => {
+            compare::compare(shared, session, &dn, &attr, &value, &mut resp)
+        }
         // Requests are served one at a time, so by the time an Abandon is
         // read the operation it names has finished: nothing to do, and
         // Abandon has no response.

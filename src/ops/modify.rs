@@ -13,9 +13,12 @@ use crate::directory::schema::{self, Attr, attr};
 use crate::directory::store::Directory;
 use crate::ils::ip_address_value;
 use crate::ils::{self, AttrChange, Smodop, ensure_value};
-use crate::ops::entries::{check_room, check_schema, live, no_such_object, too_many_values};
+use crate::ops::entries::{
+    check_names, check_room, check_schema, live, may_change, no_such_object, not_owner,
+    too_many_values,
+};
 use crate::protocol::{Change, LdapResult, ModKind, Responder, tag};
-use crate::session::{Session, Shared};
+use crate::session::{Limits, Session, Shared};
 
 pub fn modify(
     shared: &Shared,
@@ -38,9 +41,10 @@ pub fn modify(
 }
 
 fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<(), LdapResult> {
-    let (observed_ip, max_values) = {
+    let (observed_ip, max_values, ownership) = {
         let limits = shared.limits.read();
-        (limits.observed_ip, limits.max_values)
+        check_change(&limits, session, &plan)?;
+        (limits.observed_ip, limits.max_values, limits.ownership)
     };
     if observed_ip
         && plan.changes.iter().any(|c| c.attr == attr::IP_ADDRESS)
@@ -68,6 +72,9 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         // so that thousands of them a second never wait for one another.
         let dir = shared.store.read();
         let entry = dynamic_target(&dir, &plan.target, now)?;
+        if !may_change(&dir, entry, session, ownership) {
+            return Err(not_owner());
+        }
         shared
             .store
             .refresh(&dir, entry, shared.store.ttl.clamp(ttl));
@@ -77,7 +84,11 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
         plan.changes = add_replaces(plan.changes);
     }
     let mut dir = shared.store.write();
-    let key = dynamic_target(&dir, &plan.target, now)?.key.clone();
+    let entry = dynamic_target(&dir, &plan.target, now)?;
+    if !may_change(&dir, entry, session, ownership) {
+        return Err(not_owner());
+    }
+    let key = entry.key.clone();
     match plan.smodop {
         None => change_entry(&mut dir, &key, &plan.changes, max_values)?,
         Some(Smodop::ModifyUser) => {
@@ -123,6 +134,32 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
             .refresh(&dir, entry, shared.store.ttl.clamp(ttl));
     }
     Ok(())
+}
+
+/// What a Modify may not do whoever owns the entry: set ilsOwner, which
+/// the server sets, or store a value that a `deny-name` rule bars
+/// (administrators excepted).
+fn check_change(
+    limits: &Limits,
+    session: &Session,
+    plan: &ils::ModifyPlan,
+) -> Result<(), LdapResult> {
+    if plan.changes.iter().any(|c| c.attr == attr::ILS_OWNER) {
+        return Err(LdapResult::new(
+            LdapResultCode::UnwillingToPerform,
+            "ilsOwner is set by the server when the entry is added",
+        ));
+    }
+    if session.admin {
+        return Ok(());
+    }
+    let added: Vec<AttrValues> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind != ModKind::Delete)
+        .map(|c| (c.attr.clone(), c.values.clone()))
+        .collect();
+    check_names(&limits.moderation, &added)
 }
 
 fn increment_refused() -> LdapResult {
@@ -344,6 +381,8 @@ fn add_application(
         ));
     }
     let cn = p.attrs.first(&attr::CN).unwrap_or_default().to_vec();
+    // The application belongs to whoever owns the person.
+    let owner = dir.owner_of(p).cloned();
     let (own, changes): (Vec<AttrChange>, Vec<AttrChange>) = changes
         .iter()
         .filter(|c| c.attr != attr::OBJECT_CLASS)
@@ -394,7 +433,7 @@ fn add_application(
     // fail after the person is stored.
     store_person(dir);
     let key = dir
-        .insert(entry, now)
+        .insert_owned(entry, owner.as_ref(), now)
         .map_err(|_| {
             LdapResult::new(
                 LdapResultCode::EntryAlreadyExists,

@@ -32,9 +32,9 @@ use crate::ops::computed::{
     self, ADMIN_KEY, MONITOR_DN, MONITOR_KEY, VirtualValues, container_values, monitor_values,
     send_virtual, takes_in_containers,
 };
-use crate::ops::entries::{live, no_such_object};
+use crate::ops::entries::{live, may_change, no_such_object};
 use crate::protocol::{LdapResult, Responder, Scope, SearchRequest, tag};
-use crate::session::{Flush, Shared};
+use crate::session::{Flush, Ownership, Session, Shared};
 
 /// Output encoded before it is written: what one search holds.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -43,9 +43,15 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// them, so that no search, however costly its filter, stalls the server.
 const HOLD: Duration = Duration::from_millis(2);
 
-pub fn search(shared: &Shared, req: SearchRequest, resp: &mut Responder<'_>, flush: Flush<'_>) {
+pub fn search(
+    shared: &Shared,
+    session: &Session,
+    req: SearchRequest,
+    resp: &mut Responder<'_>,
+    flush: Flush<'_>,
+) {
     let result = match ils::search(req) {
-        Ok(plan) => answer(shared, plan, resp, flush),
+        Ok(plan) => answer(shared, session, plan, resp, flush),
         Err(e) => e,
     };
     resp.result(tag::SEARCH_DONE, &result);
@@ -55,6 +61,7 @@ pub fn search(shared: &Shared, req: SearchRequest, resp: &mut Responder<'_>, flu
 /// from the directory, then the computed entries its region takes in.
 fn answer(
     shared: &Shared,
+    session: &Session,
     mut plan: SearchPlan,
     resp: &mut Responder<'_>,
     flush: Flush<'_>,
@@ -80,7 +87,8 @@ fn answer(
         return LdapResult::success();
     };
     let progress = Progress::new(shared, &plan);
-    let mut scan = Scan::new(&plan, region, store, now, progress);
+    let rights = Rights::of(shared, session);
+    let mut scan = Scan::new(&plan, region, store, now, progress, rights);
     let done = scan
         .run(resp, flush)
         .and_then(|()| scan.send_computed(resp));
@@ -143,10 +151,41 @@ fn smallest_nonzero(a: u64, b: u64) -> u64 {
     }
 }
 
+/// What the session may do to the entries it finds.
+struct Rights<'s> {
+    session: &'s Session,
+    ownership: Ownership,
+    /// Its address is denied (deny-address): it refreshes nothing.
+    denied: bool,
+}
+
+impl<'s> Rights<'s> {
+    fn of(shared: &Shared, session: &'s Session) -> Rights<'s> {
+        let limits = shared.limits.read();
+        Rights {
+            session,
+            ownership: limits.ownership,
+            denied: !session.admin
+                && limits
+                    .moderation
+                    .denied_address(session.peer.ip())
+                    .is_some(),
+        }
+    }
+
+    /// Whether an `sttl` search refreshes an entry it found: only its
+    /// owner's (or an administrator's) does; anyone else's returns what
+    /// it finds and refreshes nothing.
+    fn may_refresh(&self, dir: &Directory, entry: &Entry) -> bool {
+        !self.denied && may_change(dir, entry, self.session, self.ownership)
+    }
+}
+
 /// One search's walk over its candidates, which can stop at the end of a
 /// hold of the read lock and go on in the next.
 struct Scan<'p> {
     plan: &'p SearchPlan,
+    rights: Rights<'p>,
     region: Region<'p>,
     store: &'p Store,
     /// The TTL an `sttl` refresh grants, within the server's bounds.
@@ -154,6 +193,8 @@ struct Scan<'p> {
     exact: bool,
     now: u64,
     progress: Progress,
+    /// Entries an `sttl` search found, and those it refreshed.
+    found: usize,
     refreshed: usize,
     held_since: Instant,
     /// The names of the entries a walk over every entry sent in its first
@@ -196,9 +237,11 @@ impl<'p> Scan<'p> {
         store: &'p Store,
         now: u64,
         progress: Progress,
+        rights: Rights<'p>,
     ) -> Scan<'p> {
         Scan {
             plan,
+            rights,
             region,
             store,
             sttl: plan
@@ -207,6 +250,7 @@ impl<'p> Scan<'p> {
             exact: plan.exact(),
             now,
             progress,
+            found: 0,
             refreshed: 0,
             held_since: Instant::now(),
             sent_keys: None,
@@ -362,16 +406,20 @@ impl<'p> Scan<'p> {
             return Ok(());
         }
         let mut view = PersonView::new(dir, entry, self.now);
+        view.owner_visible = self.rights.session.admin;
         if !self.plan.filter.matches(&view) {
             return Ok(());
         }
         if let Some(ttl) = self.sttl {
-            // What was granted: `now` is older than the clock the
-            // deadline was set by, and would round a second up.
-            if let Some(granted) = refresh(self.store, dir, &view, ttl) {
-                view.ttl = Some(granted);
+            self.found += 1;
+            if self.rights.may_refresh(dir, entry) {
+                // What was granted: `now` is older than the clock the
+                // deadline was set by, and would round a second up.
+                if let Some(granted) = refresh(self.store, dir, &view, ttl) {
+                    view.ttl = Some(granted);
+                }
+                self.refreshed += 1;
             }
-            self.refreshed += 1;
         }
         // A search that names its entries exactly (every refresh) never
         // asks: the person's sFlags is usually on its application, which
@@ -460,7 +508,7 @@ impl<'p> Scan<'p> {
 
     /// The result of a search that ran to its end.
     fn result(&self) -> LdapResult {
-        if self.sttl.is_some() && self.refreshed == 0 {
+        if self.sttl.is_some() && self.refreshed == 0 && self.found == 0 {
             // NetMeeting registers again only on noSuchObject; on success
             // it looks for the new TTL in an entry and, finding none,
             // would stay off the directory ([MS-TAIL] 4.2.2).
@@ -478,7 +526,7 @@ impl<'p> Scan<'p> {
 /// if it is dynamic.
 fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) -> Option<u64> {
     for app in view.apps() {
-        if app.owner().is_none() && app.is(class::DYNAMIC) {
+        if app.person().is_none() && app.is(class::DYNAMIC) {
             store.set_ttl(app, ttl);
         }
     }
@@ -557,7 +605,8 @@ mod tests {
             msgid: 2,
             out: &mut out,
         };
-        search(shared, req, &mut resp, &mut flush);
+        let session = Session::new("127.0.0.1:1".parse().unwrap());
+        search(shared, &session, req, &mut resp, &mut flush);
         written.extend_from_slice(&out);
         let mut seen: HashMap<String, usize> = HashMap::new();
         for dn in entry_dns(&written) {
@@ -660,7 +709,8 @@ mod tests {
                         msgid: 3,
                         out: &mut out,
                     };
-                    crate::ops::delete::delete(&shared, dn.as_bytes(), &mut resp);
+                    let session = Session::new("127.0.0.1:1".parse().unwrap());
+                    crate::ops::delete::delete(&shared, &session, dn.as_bytes(), &mut resp);
                 };
                 let sent = entry_dns(written);
                 for i in 0..5000 {

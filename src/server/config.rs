@@ -6,10 +6,12 @@
 //! reload, on the thread that calls them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::moderation::Moderation;
 use crate::directory::store::{DEFAULT_TTL, MAX_TTL, MIN_TTL};
-use crate::session::{Account, Limits};
+use crate::session::{Account, Limits, Ownership};
 
 /// The most worker threads kept ready: each is a thread with its stack,
 /// started before the first client.
@@ -35,7 +37,16 @@ pub struct Config {
     pub size_limit: usize,
     pub time_limit: u64,
     pub accounts: Vec<Account>,
+    /// Authorization IDs of the administrators (`admin`).
+    pub admins: Vec<String>,
+    pub ownership: Ownership,
+    pub moderation: Moderation,
     pub observed_ip: bool,
+    /// Where the dynamic entries are kept across a restart (`state-file`);
+    /// none keeps them in memory only.
+    pub state_file: Option<PathBuf>,
+    /// How often the state file is written.
+    pub state_interval: Duration,
     pub log_level: log::LevelFilter,
     pub user: Option<String>,
     pub group: Option<String>,
@@ -60,7 +71,12 @@ impl Default for Config {
             size_limit: limits.size_limit,
             time_limit: limits.time_limit,
             accounts: limits.accounts,
+            admins: limits.admins,
+            ownership: limits.ownership,
+            moderation: limits.moderation,
             observed_ip: limits.observed_ip,
+            state_file: None,
+            state_interval: Duration::from_secs(60),
             log_level: log::LevelFilter::Info,
             user: None,
             group: None,
@@ -73,6 +89,9 @@ impl Config {
     pub fn limits(&self) -> Limits {
         Limits {
             accounts: self.accounts.clone(),
+            admins: self.admins.clone(),
+            ownership: self.ownership,
+            moderation: self.moderation.clone(),
             observed_ip: self.observed_ip,
             size_limit: self.size_limit,
             time_limit: self.time_limit,

@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod keeper;
 
 pub use config::Config;
 
@@ -35,11 +36,39 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ldap3_proto::LdapResultCode;
 use parking_lot::{Mutex, RwLock};
 
+use crate::auth::moderation::Moderation;
+use crate::directory::entry::{Key, class};
 use crate::directory::expiry;
+use crate::directory::owner::Owner;
 use crate::directory::store::{self, Store, TtlPolicy};
 use crate::protocol::notice_of_disconnection;
 use crate::session::Shared;
 use crate::throttle::Throttle;
+
+/// Removes the dynamic entries that moderation rules bar: a name that a
+/// `deny-name` pattern matches, or an owner's address inside a
+/// `deny-address` block. Returns how many entries went, with the
+/// application entries that lived with them.
+pub fn purge(store: &Store, moderation: &Moderation) -> usize {
+    if moderation.names.is_empty() && moderation.addresses.is_empty() {
+        return 0;
+    }
+    let mut dir = store.write();
+    let barred: Vec<Key> = dir
+        .slots_from(0)
+        .map(|(_, entry)| entry)
+        .filter(|entry| entry.is(class::DYNAMIC))
+        .filter(|entry| {
+            let from_denied = match dir.owner_of(entry) {
+                Some(Owner::Address(ip)) => moderation.denied_address(*ip).is_some(),
+                _ => false,
+            };
+            from_denied || moderation.denied_entry(entry).is_some()
+        })
+        .map(|entry| entry.key.clone())
+        .collect();
+    barred.iter().map(|key| dir.remove(key)).sum()
+}
 
 /// How long a worker above the initial number waits for work before it
 /// retires.
@@ -74,6 +103,7 @@ pub struct Server {
     stopping: Arc<AtomicBool>,
     acceptors: Vec<JoinHandle<()>>,
     expiry: Option<JoinHandle<()>>,
+    keeper: Option<keeper::Keeper>,
 }
 
 impl Server {
@@ -104,7 +134,22 @@ impl Server {
             store,
             limits: RwLock::new(config.limits()),
         });
+        // The entries of the last run are back before anyone can ask.
+        if let Some(path) = &config.state_file {
+            keeper::restore(&shared.store, path)?;
+        }
         let expiry = expiry::spawn(shared.store.clone(), expiry_rx)?;
+        let keeper = match &config.state_file {
+            Some(path) => {
+                let store = shared.store.clone();
+                Some(keeper::Keeper::spawn(
+                    store,
+                    path.clone(),
+                    config.state_interval,
+                )?)
+            }
+            None => None,
+        };
         let (jobs, inbox) = crossbeam_channel::unbounded();
         let pool = Arc::new(Pool {
             jobs: Mutex::new(Some(jobs)),
@@ -141,6 +186,7 @@ impl Server {
             stopping,
             acceptors,
             expiry: Some(expiry),
+            keeper,
         })
     }
 
@@ -167,6 +213,12 @@ impl Server {
             .ttl
             .set(config.default_ttl, config.min_ttl, config.max_ttl);
         *self.shared.limits.write() = config.limits();
+        let removed = purge(&self.shared.store, &config.moderation);
+        if removed > 0 {
+            log::warn!(
+                "{removed} entries removed: the new deny-name or deny-address rules bar them"
+            );
+        }
         self.shared
             .store
             .write()
@@ -218,6 +270,10 @@ impl Server {
         let handles: Vec<_> = self.pool.handles.lock().drain(..).collect();
         for handle in handles {
             let _ = handle.join();
+        }
+        // Every connection is closed: the last snapshot misses nothing.
+        if let Some(keeper) = self.keeper.take() {
+            keeper.stop();
         }
         self.shared.store.stop_expiry();
         if let Some(handle) = self.expiry.take() {

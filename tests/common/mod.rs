@@ -298,6 +298,36 @@ impl Raw {
         }
     }
 
+    /// Connects from another loopback address (all of 127.0.0.0/8 is
+    /// this machine), to play a second client.
+    pub fn connect_from(addr: SocketAddr, from: std::net::Ipv4Addr) -> Raw {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket,
+        };
+        use std::os::fd::AsRawFd;
+        let SocketAddr::V4(to) = addr else {
+            panic!("an IPv4 server address");
+        };
+        let sock = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("a socket");
+        let [a, b, c, d] = from.octets();
+        bind(sock.as_raw_fd(), &SockaddrIn::new(a, b, c, d, 0)).expect("binds the source address");
+        connect(sock.as_raw_fd(), &SockaddrIn::from(to)).expect("connects");
+        let stream = TcpStream::from(sock);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
     }

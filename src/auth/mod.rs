@@ -1,0 +1,62 @@
+//! Authentication: the accounts a client can bind as, how their
+//! passwords are stored and checked ([`password`]), and who may do what
+//! once bound (administrators).
+//!
+//! A sharp part, kept small and apart. Read by the bind operation on the
+//! worker threads and by the daemon when it loads the configuration. It
+//! imports only the directory's DNs: never the protocol, the operations
+//! or the server.
+
+pub mod moderation;
+pub mod password;
+
+use crate::directory::dn::Dn;
+pub use password::Password;
+
+/// An account for simple binds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The normalised DN.
+    pub key: Vec<u8>,
+    pub password: Password,
+}
+
+/// The authorization ID (RFC 4513 section 5.2.1.8) of a session bound as
+/// the account of a normalised DN: what WhoAmI answers and what owns the
+/// entries the session registers.
+pub fn dn_identity(key: &[u8]) -> String {
+    format!("dn:{}", String::from_utf8_lossy(key))
+}
+
+/// Reads an administrator as the configuration names one: a DN (`cn=admin,
+/// o=Intranet`), or a user name of a Windows domain (`DOMAIN\name`, matched
+/// without regard to case). Returns its authorization ID.
+pub fn admin_identity(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.contains('\\') || !text.contains('=') {
+        if text.is_empty() {
+            return Err("an administrator needs a name".into());
+        }
+        return Ok(format!("u:{}", text.to_lowercase()));
+    }
+    let dn = Dn::parse(text.as_bytes()).map_err(|_| format!("'{text}' is not a DN"))?;
+    Ok(dn_identity(&dn.key()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn administrators_are_read_as_authorization_ids() {
+        assert_eq!(
+            admin_identity("cn=Admin, o=Intranet").unwrap(),
+            "dn:cn=admin,o=intranet"
+        );
+        assert_eq!(
+            admin_identity("EXAMPLE\\Alice").unwrap(),
+            "u:example\\alice"
+        );
+        assert!(admin_identity("").is_err());
+    }
+}
