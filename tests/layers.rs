@@ -15,13 +15,15 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of the library, with its rank: a module may
 /// import from those ranked lower, and from itself.
 const RANKS: &[(&str, u32)] = &[
-    ("main", 9),
-    ("daemon", 8),
-    ("server", 7),
-    ("ops", 6),
-    ("session", 5),
-    ("ils", 4),
-    ("protocol", 3),
+    ("main", 11),
+    ("daemon", 10),
+    ("server", 9),
+    ("ops", 8),
+    ("session", 7),
+    ("auth", 6),
+    ("ils", 5),
+    ("protocol", 4),
+    ("state", 3),
     ("directory", 2),
     ("throttle", 1),
 ];

@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(first[2].2, b" leading space");
         assert_eq!(first[3].2, b"two\nlines");
         let second = records[1].as_ref().unwrap();
-        assert_eq!(second[1], (7, b"sn".to_vec(), b"folded".to_vec()));
+        assert_eq!(second[1], (8, b"sn".to_vec(), b"folded".to_vec()));
     }
 
     #[test]
