@@ -33,7 +33,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "listen",
         hint: "ADDR:PORT",
-        help: "listen on this address (repeatable; default 0.0.0.0:1002)",
+        help: "listen on this address; '[::]:P dual' takes IPv4 too (repeatable; default 0.0.0.0:1002)",
         repeatable: true,
         flag: false,
     },
@@ -284,10 +284,22 @@ impl Config {
             "listen" => {
                 if fresh {
                     self.listen.clear();
+                    self.dual_stack.clear();
                 }
-                let addr = value.parse().map_err(|_| {
-                    format!("'{value}' is not an address:port (IPv6 as [::1]:1002)")
+                let (addr, dual) = match value.split_once(char::is_whitespace) {
+                    Some((addr, "dual")) => (addr, true),
+                    Some(_) => return Err(format!("'{value}': only 'dual' may follow the address")),
+                    None => (value, false),
+                };
+                let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+                    format!("'{addr}' is not an address:port (IPv6 as [::1]:1002)")
                 })?;
+                if dual {
+                    if addr.is_ipv4() {
+                        return Err(format!("{addr}: only an IPv6 address can be dual"));
+                    }
+                    self.dual_stack.push(addr);
+                }
                 self.listen.push(addr);
             }
             "default-ttl" => self.default_ttl = number(value, 1)?,

@@ -13,6 +13,7 @@ pub mod process;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::server::listener::bind_listener;
 use crate::server::{Config, Server};
 use options::{Args, load_config};
 use process::DaemonError;
@@ -34,8 +35,8 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
         let listeners = config
             .listen
             .iter()
-            .map(|addr| {
-                std::net::TcpListener::bind(addr).map_err(|e| {
+            .map(|&addr| {
+                bind_listener(addr, config.dual_stack.contains(&addr)).map_err(|e| {
                     let message = format!("cannot listen on {addr}: {e}");
                     if e.kind() == std::io::ErrorKind::PermissionDenied {
                         DaemonError::Permission(message)

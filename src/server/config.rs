@@ -21,6 +21,9 @@ pub const MAX_WORKERS: usize = 10_000;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
+    /// The IPv6 addresses of `listen` that take IPv4 clients too
+    /// (`listen [::]:1002 dual`); every other IPv6 listener is IPv6 only.
+    pub dual_stack: Vec<SocketAddr>,
     pub default_ttl: u32,
     pub min_ttl: u32,
     pub max_ttl: u32,
@@ -57,6 +60,7 @@ impl Default for Config {
         let limits = Limits::default();
         Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 1002))],
+            dual_stack: Vec::new(),
             default_ttl: DEFAULT_TTL,
             min_ttl: MIN_TTL,
             max_ttl: MAX_TTL,

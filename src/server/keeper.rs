@@ -29,12 +29,14 @@ pub struct Keeper {
 /// with what was sound.
 pub fn restore(store: &Store, path: &Path) -> io::Result<()> {
     state::check_writable(path)?;
+    let started = std::time::Instant::now();
     let loaded = state::load(store, path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
     log::info!(
-        "{}: {} entries loaded, {} expired while the server was down",
+        "{}: {} entries loaded in {:.3}s, {} expired while the server was down",
         path.display(),
         loaded.entries,
+        started.elapsed().as_secs_f64(),
         loaded.expired
     );
     if loaded.skipped.is_empty() {

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod connection;
 pub mod keeper;
+pub mod listener;
 
 pub use config::Config;
 
@@ -112,8 +113,8 @@ impl Server {
         let listeners = config
             .listen
             .iter()
-            .map(|addr| {
-                TcpListener::bind(addr)
+            .map(|&addr| {
+                listener::bind_listener(addr, config.dual_stack.contains(&addr))
                     .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
             })
             .collect::<io::Result<Vec<_>>>()?;

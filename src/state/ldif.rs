@@ -44,69 +44,116 @@ pub struct Damage {
     pub why: &'static str,
 }
 
-/// Splits a file into records, reading each as far as it is sound: a
-/// record with a line that is not LDIF is given back as its [`Damage`],
-/// and the records after it are read on.
-pub fn records(text: &[u8]) -> Vec<Result<Record, Damage>> {
-    let mut out = Vec::new();
-    let mut record: Record = Vec::new();
-    let mut damage: Option<Damage> = None;
-    let mut logical: Option<(usize, Vec<u8>)> = None;
-    let finish_line = |logical: &mut Option<(usize, Vec<u8>)>,
-                       record: &mut Record,
-                       damage: &mut Option<Damage>| {
-        if let Some((at, text)) = logical.take()
-            && damage.is_none()
-        {
-            match parse(&text) {
-                Some((name, value)) => record.push((at, name, value)),
-                None => {
-                    *damage = Some(Damage {
-                        line: at,
-                        why: "not a 'name: value' line",
-                    })
+/// The records of a file, read one at a time from a buffered reader, so
+/// that a file of a million entries never sits in memory whole. Each is
+/// read as far as it is sound: a record with a line that is not LDIF is
+/// given back as its [`Damage`], and the records after it are read on.
+pub struct Records<R> {
+    input: R,
+    /// The number of the last line read.
+    number: usize,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> Records<R> {
+    pub fn new(input: R) -> Records<R> {
+        Records {
+            input,
+            number: 0,
+            done: false,
+        }
+    }
+
+    /// The next physical line without its line break; `None` at the end
+    /// (or at a read error, which ends the file where it is sound).
+    fn physical(&mut self) -> Option<Vec<u8>> {
+        let mut line = Vec::new();
+        match self.input.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                self.number += 1;
+                if line.last() == Some(&b'\n') {
+                    line.pop();
                 }
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                Some(line)
             }
         }
+    }
+}
+
+impl<R: std::io::BufRead> Iterator for Records<R> {
+    type Item = Result<Record, Damage>;
+
+    fn next(&mut self) -> Option<Result<Record, Damage>> {
+        let mut record: Record = Vec::new();
+        let mut damage: Option<Damage> = None;
+        let mut logical: Option<(usize, Vec<u8>)> = None;
+        loop {
+            let line = if self.done { None } else { self.physical() };
+            let Some(line) = line else {
+                self.done = true;
+                close(&mut logical, &mut record, &mut damage);
+                return match (damage, record.is_empty()) {
+                    (Some(d), _) => Some(Err(d)),
+                    (None, false) => Some(Ok(record)),
+                    (None, true) => None,
+                };
+            };
+            if let Some(rest) = line.strip_prefix(b" ") {
+                match &mut logical {
+                    Some((_, text)) => text.extend_from_slice(rest),
+                    None if damage.is_none() => {
+                        damage = Some(Damage {
+                            line: self.number,
+                            why: "a continued line with nothing before it",
+                        })
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            close(&mut logical, &mut record, &mut damage);
+            if line.is_empty() {
+                if let Some(d) = damage.take() {
+                    return Some(Err(d));
+                }
+                if !record.is_empty() {
+                    return Some(Ok(record));
+                }
+                continue;
+            }
+            if !line.starts_with(b"#") {
+                logical = Some((self.number, line));
+            }
+        }
+    }
+}
+
+/// Ends a logical line: parsed into the record, or the record's damage.
+fn close(logical: &mut Option<(usize, Vec<u8>)>, record: &mut Record, damage: &mut Option<Damage>) {
+    let Some((at, text)) = logical.take() else {
+        return;
     };
-    for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
-        let number = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if let Some(rest) = raw.strip_prefix(b" ") {
-            match &mut logical {
-                Some((_, text)) => text.extend_from_slice(rest),
-                None if damage.is_none() => {
-                    damage = Some(Damage {
-                        line: number,
-                        why: "a continued line with nothing before it",
-                    })
-                }
-                None => {}
-            }
-            continue;
-        }
-        finish_line(&mut logical, &mut record, &mut damage);
-        if raw.is_empty() {
-            match damage.take() {
-                Some(d) => out.push(Err(d)),
-                None if !record.is_empty() => out.push(Ok(std::mem::take(&mut record))),
-                None => {}
-            }
-            record.clear();
-            continue;
-        }
-        if raw.starts_with(b"#") {
-            continue;
-        }
-        logical = Some((number, raw.to_vec()));
+    if damage.is_some() {
+        return;
     }
-    finish_line(&mut logical, &mut record, &mut damage);
-    match damage {
-        Some(d) => out.push(Err(d)),
-        None if !record.is_empty() => out.push(Ok(record)),
-        None => {}
+    match parse(&text) {
+        Some((name, value)) => record.push((at, name, value)),
+        None => {
+            *damage = Some(Damage {
+                line: at,
+                why: "not a 'name: value' line",
+            })
+        }
     }
-    out
+}
+
+/// The records of a text in memory (see [`Records`]).
+pub fn records(text: &[u8]) -> Vec<Result<Record, Damage>> {
+    Records::new(text).collect()
 }
 
 /// Reads one unfolded line.

@@ -230,24 +230,24 @@ struct Restored {
     deadline: u64,
 }
 
-/// Loads the entries of a state file into the store. A missing file is
-/// an empty directory (the first start).
+/// Loads the entries of a state file into the store, a record at a time.
+/// A missing file is an empty directory (the first start).
 pub fn load(store: &Store, path: &Path) -> io::Result<Loaded> {
-    let text = match fs::read(path) {
-        Ok(text) => text,
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e),
     };
-    Ok(load_text(store, &text))
+    Ok(load_from(store, io::BufReader::with_capacity(1 << 20, file)))
 }
 
-/// Loads the entries of a state file's text (see [`load`]).
-pub fn load_text(store: &Store, text: &[u8]) -> Loaded {
+/// Loads the entries of a state file read from `input` (see [`load`]).
+pub fn load_from(store: &Store, input: impl io::BufRead) -> Loaded {
     let mut loaded = Loaded::default();
     let wall = wall_ms();
     let mut links: Vec<(Key, Vec<u8>, u64)> = Vec::new();
     let mut dir = store.write();
-    for record in ldif::records(text) {
+    for record in ldif::Records::new(input) {
         let restored = match record
             .map_err(|d| (d.line, d.why.to_string()))
             .and_then(restore)
