@@ -7,11 +7,13 @@
 //! it imports only authentication and the directory.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::RwLock;
 
+use crate::auth::backoff::Backoff;
 use crate::auth::moderation::Moderation;
 use crate::directory::owner::Owner;
 use crate::directory::store::Store;
@@ -49,6 +51,12 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub stop_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Failed binds from one address within a minute before its binds
+    /// wait; 0 for never.
+    pub bind_failures: u32,
+    /// The longest such wait.
+    pub bind_delay_max: Duration,
 }
 
 /// The defaults of the settings, for the server's configuration too.
@@ -68,6 +76,9 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             stop_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            max_connections_per_address: 256,
+            bind_failures: 5,
+            bind_delay_max: Duration::from_secs(30),
         }
     }
 }
@@ -76,6 +87,32 @@ impl Default for Limits {
 pub struct Shared {
     pub store: std::sync::Arc<Store>,
     pub limits: RwLock<Limits>,
+    /// Failed binds by address, to slow down password guessing.
+    pub backoff: Backoff,
+    pub counters: Counters,
+}
+
+/// What the server counts for cn=Monitor.
+#[derive(Default)]
+pub struct Counters {
+    /// Connections refused because the server was at max-connections.
+    pub refused_busy: AtomicU64,
+    /// Connections refused because their address was at
+    /// max-connections-per-address.
+    pub refused_per_address: AtomicU64,
+    /// Binds made to wait after failures from their address.
+    pub binds_delayed: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(store: std::sync::Arc<Store>, limits: Limits) -> Shared {
+        Shared {
+            store,
+            limits: RwLock::new(limits),
+            backoff: Backoff::default(),
+            counters: Counters::default(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,10 +122,7 @@ impl Shared {
     pub fn for_tests() -> Shared {
         let (tx, _rx) = crossbeam_channel::unbounded();
         let ttl = crate::directory::store::TtlPolicy::default();
-        let shared = Shared {
-            store: std::sync::Arc::new(Store::new(ttl, tx)),
-            limits: RwLock::new(Limits::default()),
-        };
+        let shared = Shared::new(std::sync::Arc::new(Store::new(ttl, tx)), Limits::default());
         crate::directory::store::load_static_tree(&mut shared.store.write());
         shared
     }

@@ -7,6 +7,7 @@
 //! imports only the directory's DNs: never the protocol, the operations
 //! or the server.
 
+pub mod backoff;
 pub mod moderation;
 pub mod password;
 

@@ -73,6 +73,27 @@ pub const SETTINGS: &[Setting] = &[
         flag: false,
     },
     Setting {
+        name: "max-connections-per-address",
+        hint: "N",
+        help: "most connections from one IP address at once (default 256)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "bind-failures",
+        hint: "N",
+        help: "failed binds from one address in a minute before its binds wait, 0 for never (default 5)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "bind-delay-max",
+        hint: "SECONDS",
+        help: "longest wait of a bind after failures (default 30)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "idle-timeout",
         hint: "SECONDS",
         help: "close a connection idle this long (default 300)",
@@ -288,12 +309,14 @@ impl Config {
                 }
                 let (addr, dual) = match value.split_once(char::is_whitespace) {
                     Some((addr, "dual")) => (addr, true),
-                    Some(_) => return Err(format!("'{value}': only 'dual' may follow the address")),
+                    Some(_) => {
+                        return Err(format!("'{value}': only 'dual' may follow the address"));
+                    }
                     None => (value, false),
                 };
-                let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
-                    format!("'{addr}' is not an address:port (IPv6 as [::1]:1002)")
-                })?;
+                let addr: std::net::SocketAddr = addr
+                    .parse()
+                    .map_err(|_| format!("'{addr}' is not an address:port (IPv6 as [::1]:1002)"))?;
                 if dual {
                     if addr.is_ipv4() {
                         return Err(format!("{addr}: only an IPv6 address can be dual"));
@@ -312,6 +335,9 @@ impl Config {
                 }
             }
             "max-connections" => self.max_connections = number(value, 1)?,
+            "max-connections-per-address" => self.max_connections_per_address = number(value, 1)?,
+            "bind-failures" => self.bind_failures = number(value, 0)?,
+            "bind-delay-max" => self.bind_delay_max = Duration::from_secs(number(value, 1)?),
             "idle-timeout" => self.idle_timeout = Duration::from_secs(number(value, 1)?),
             "stop-timeout" => self.stop_timeout = Duration::from_secs(number(value, 0)?),
             "max-request-size" => self.max_request_size = bytes(value, 64)?,

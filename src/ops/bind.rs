@@ -109,6 +109,7 @@ fn check(
             );
         }
     };
+    wait_after_failures(shared, session);
     let limits = shared.limits.read();
     // An empty password is an unauthenticated bind (RFC 4513 section
     // 5.1.2): anonymous, whatever the name, as ILS clients send it. Not
@@ -136,12 +137,14 @@ fn check(
         .iter()
         .any(|a| a.key == key && a.password.verify(&password));
     if known {
+        shared.backoff.succeeded(session.peer.ip());
         let identity = dn_identity(&key);
         session.admin = limits.admins.contains(&identity);
         session.identity = Some(identity);
         session.bound = Some(name.to_vec());
         LdapResult::success()
     } else {
+        shared.backoff.failed(session.peer.ip());
         static FAILED: Throttle = Throttle::new();
         FAILED.warn(|n| {
             // The client's bytes, escaped and cut short: no line breaks
@@ -153,6 +156,24 @@ fn check(
             )
         });
         LdapResult::new(LdapResultCode::InvalidCredentials, "invalid credentials")
+    }
+}
+
+/// Makes a bind wait when its address has failed too often of late
+/// (`bind-failures`): on this connection's own thread, which serves
+/// nothing else meanwhile.
+fn wait_after_failures(shared: &Shared, session: &Session) {
+    let (threshold, max) = {
+        let limits = shared.limits.read();
+        (limits.bind_failures, limits.bind_delay_max)
+    };
+    let wait = shared.backoff.delay(session.peer.ip(), threshold, max);
+    if !wait.is_zero() {
+        shared
+            .counters
+            .binds_delayed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(wait);
     }
 }
 

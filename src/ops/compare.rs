@@ -21,7 +21,7 @@ pub fn compare(
 ) {
     let computed = match Dn::parse(dn) {
         Ok(d) if d.is_root() => Some(computed::root_dse_values()),
-        Ok(d) if d.key() == computed::MONITOR_KEY => Some(computed::monitor_values(&shared.store)),
+        Ok(d) if d.key() == computed::MONITOR_KEY => Some(computed::monitor_values(shared)),
         _ => None,
     };
     let result = match computed {

@@ -7,10 +7,12 @@
 use crate::directory::dn::Dn;
 use crate::directory::filter::ValueSource;
 use crate::directory::schema::Attr;
-use crate::directory::store::Store;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::ils::{APPLICATIONS_KEY, Base, SearchPlan, Want, implicit_container};
 use crate::ops::extended;
 use crate::protocol::{Responder, Scope};
+use crate::session::Shared;
 
 /// The monitor entry: what the server holds now, computed when read.
 pub const MONITOR_KEY: &[u8] = b"cn=monitor,ou=admin,o=intranet";
@@ -22,8 +24,11 @@ pub const ADMIN_KEY: &[u8] = b"ou=admin,o=intranet";
 /// entries the expiry thread has not yet removed, so that a client can
 /// watch a sweep finish; `entryMemory` is what the dynamic entries take,
 /// the estimate `max-memory` limits.
-pub fn monitor_values(store: &Store) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+pub fn monitor_values(shared: &Shared) -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let text = |s: &str| s.as_bytes().to_vec();
+    let store = &shared.store;
+    let count = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string().into_bytes();
+    let counters = &shared.counters;
     let (entries, dynamic, memory) = {
         let dir = store.read();
         (dir.len(), dir.dynamic_count(), dir.footprint())
@@ -38,6 +43,12 @@ pub fn monitor_values(store: &Store) -> Vec<(&'static str, Vec<Vec<u8>>)> {
             "uptime",
             vec![(store.now() / 1000).to_string().into_bytes()],
         ),
+        ("refusedBusy", vec![count(&counters.refused_busy)]),
+        (
+            "refusedPerAddress",
+            vec![count(&counters.refused_per_address)],
+        ),
+        ("bindsDelayed", vec![count(&counters.binds_delayed)]),
     ]
 }
 

@@ -74,7 +74,7 @@ fn answer(
         }
         Base::Entry(t) if t.key == MONITOR_KEY => {
             if matches!(plan.scope, Scope::Base | Scope::Subtree) {
-                let values = monitor_values(store);
+                let values = monitor_values(shared);
                 computed::virtual_entry(&plan, resp, MONITOR_DN, &values);
             }
             return LdapResult::success();
@@ -88,7 +88,7 @@ fn answer(
     };
     let progress = Progress::new(shared, &plan);
     let rights = Rights::of(shared, session);
-    let mut scan = Scan::new(&plan, region, store, now, progress, rights);
+    let mut scan = Scan::new(&plan, region, shared, now, progress, rights);
     let done = scan
         .run(resp, flush)
         .and_then(|()| scan.send_computed(resp));
@@ -187,6 +187,7 @@ struct Scan<'p> {
     plan: &'p SearchPlan,
     rights: Rights<'p>,
     region: Region<'p>,
+    shared: &'p Shared,
     store: &'p Store,
     /// The TTL an `sttl` refresh grants, within the server's bounds.
     sttl: Option<u32>,
@@ -234,15 +235,17 @@ impl<'p> Scan<'p> {
     fn new(
         plan: &'p SearchPlan,
         region: Region<'p>,
-        store: &'p Store,
+        shared: &'p Shared,
         now: u64,
         progress: Progress,
         rights: Rights<'p>,
     ) -> Scan<'p> {
+        let store = &*shared.store;
         Scan {
             plan,
             rights,
             region,
+            shared,
             store,
             sttl: plan
                 .sttl
@@ -459,7 +462,7 @@ impl<'p> Scan<'p> {
             self.send_containers(containers, resp)?;
         }
         if self.region.takes_key(MONITOR_KEY, ADMIN_KEY) {
-            let values = monitor_values(self.store);
+            let values = monitor_values(self.shared);
             self.send_computed_entry(resp, MONITOR_DN, &values)?;
         }
         Ok(())

@@ -29,6 +29,9 @@ pub struct Config {
     pub max_ttl: u32,
     pub workers: usize,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub bind_failures: u32,
+    pub bind_delay_max: Duration,
     pub idle_timeout: Duration,
     pub stop_timeout: Duration,
     pub max_request_size: usize,
@@ -66,6 +69,9 @@ impl Default for Config {
             max_ttl: MAX_TTL,
             workers: 4,
             max_connections: limits.max_connections,
+            max_connections_per_address: limits.max_connections_per_address,
+            bind_failures: limits.bind_failures,
+            bind_delay_max: limits.bind_delay_max,
             idle_timeout: limits.idle_timeout,
             stop_timeout: limits.stop_timeout,
             max_request_size: limits.max_request_size,
@@ -105,6 +111,9 @@ impl Config {
             idle_timeout: self.idle_timeout,
             stop_timeout: self.stop_timeout,
             max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            bind_failures: self.bind_failures,
+            bind_delay_max: self.bind_delay_max,
         }
     }
 

@@ -8,8 +8,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt,
-    socket, sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt, socket,
+    sockopt,
 };
 
 /// Connections waiting for accept(2) before the kernel refuses more: a

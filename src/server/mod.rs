@@ -26,7 +26,7 @@ pub use config::Config;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ldap3_proto::LdapResultCode;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::auth::moderation::Moderation;
 use crate::directory::entry::{Key, class};
@@ -89,6 +89,8 @@ struct Pool {
     min_workers: usize,
     /// Connections being served, to shut down at stop.
     open: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    /// Connections accepted and not yet closed, by address.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
     /// Set at stop before the open connections are shut down: a worker
     /// that registers its connection after that shuts it down itself.
     stopping: AtomicBool,
@@ -131,10 +133,7 @@ impl Server {
             store::load_static_tree(&mut dir);
             dir.set_max_footprint(config.max_memory);
         }
-        let shared = Arc::new(Shared {
-            store,
-            limits: RwLock::new(config.limits()),
-        });
+        let shared = Arc::new(Shared::new(store, config.limits()));
         // The entries of the last run are back before anyone can ask.
         if let Some(path) = &config.state_file {
             keeper::restore(&shared.store, path)?;
@@ -159,6 +158,7 @@ impl Server {
             idle: AtomicUsize::new(0),
             min_workers: config.workers,
             open: Mutex::new(HashMap::new()),
+            per_address: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             handles: Mutex::new(Vec::new()),
@@ -321,7 +321,7 @@ fn accept_loop(
     shared: &Arc<Shared>,
     stopping: &AtomicBool,
 ) {
-    let (failures, refusals) = (Throttle::new(), Throttle::new());
+    let (failures, refusals, crowded) = (Throttle::new(), Throttle::new(), Throttle::new());
     loop {
         let accepted = listener.accept();
         if stopping.load(Ordering::SeqCst) {
@@ -338,18 +338,37 @@ fn accept_loop(
                 continue;
             }
         };
-        let max = shared.limits.read().max_connections;
+        let (max, per_address) = {
+            let limits = shared.limits.read();
+            (limits.max_connections, limits.max_connections_per_address)
+        };
         let busy = pool
             .workers
             .load(Ordering::SeqCst)
             .saturating_sub(pool.idle.load(Ordering::SeqCst));
         if busy >= max {
+            shared.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
             refusals.warn(|n| {
                 format!(
                     "{peer} refused: {max} connections already ({n} refused since the last warning)"
                 )
             });
-            refuse(stream);
+            refuse(stream, "too many connections");
+            continue;
+        }
+        // One address (an office behind one NAT, or one abuser) cannot
+        // take every slot.
+        if !pool.admit(peer.ip(), per_address) {
+            shared
+                .counters
+                .refused_per_address
+                .fetch_add(1, Ordering::Relaxed);
+            crowded.warn(|n| {
+                format!(
+                    "{peer} refused: {per_address} connections from its address already ({n} refused since the last warning)"
+                )
+            });
+            refuse(stream, "too many connections from this address");
             continue;
         }
         // Each connection claims an idle worker here, before it is handed
@@ -360,7 +379,8 @@ fn accept_loop(
             && let Err(e) = spawn_worker(pool, shared, false)
         {
             log::error!("cannot start a worker: {e}");
-            refuse(stream);
+            pool.release(peer.ip());
+            refuse(stream, "too many connections");
             continue;
         }
         if let Some(jobs) = pool.jobs.lock().as_ref() {
@@ -370,9 +390,9 @@ fn accept_loop(
 }
 
 /// Tells a client over the connection limit that the server is busy.
-fn refuse(mut stream: TcpStream) {
+fn refuse(mut stream: TcpStream, why: &str) {
     let mut out = BytesMut::new();
-    notice_of_disconnection(&mut out, LdapResultCode::Busy, "too many connections");
+    notice_of_disconnection(&mut out, LdapResultCode::Busy, why);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = stream.write_all(&out);
     let _ = stream.shutdown(Shutdown::Both);
@@ -408,6 +428,30 @@ fn spawn_worker(pool: &Arc<Pool>, shared: &Arc<Shared>, idle: bool) -> io::Resul
 }
 
 impl Pool {
+    /// Counts a connection from `ip` in, unless its address has `max`
+    /// already.
+    fn admit(&self, ip: IpAddr, max: usize) -> bool {
+        let mut per_address = self.per_address.lock();
+        let count = per_address.entry(ip.to_canonical()).or_insert(0);
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Counts a connection from `ip` out.
+    fn release(&self, ip: IpAddr) {
+        let mut per_address = self.per_address.lock();
+        let ip = ip.to_canonical();
+        if let Some(count) = per_address.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_address.remove(&ip);
+            }
+        }
+    }
+
     /// Takes one idle worker off the count, if there is one.
     fn claim_idle(&self) -> bool {
         self.idle
@@ -441,6 +485,7 @@ fn worker(pool: &Pool, shared: &Shared) {
                     let _ = stream.shutdown(Shutdown::Both);
                 }
                 pool.open.lock().remove(&id);
+                pool.release(peer.ip());
                 pool.idle.fetch_add(1, Ordering::SeqCst);
             }
             Err(RecvTimeoutError::Timeout) => {

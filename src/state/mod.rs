@@ -238,7 +238,10 @@ pub fn load(store: &Store, path: &Path) -> io::Result<Loaded> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e),
     };
-    Ok(load_from(store, io::BufReader::with_capacity(1 << 20, file)))
+    Ok(load_from(
+        store,
+        io::BufReader::with_capacity(1 << 20, file),
+    ))
 }
 
 /// Loads the entries of a state file read from `input` (see [`load`]).
