@@ -52,7 +52,7 @@ impl fmt::Display for Owner {
 }
 
 /// An entry's reference to its owner in [`Owners`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct OwnerId(u32);
 
 impl OwnerId {
@@ -118,6 +118,24 @@ impl Owners {
             self.ids.remove(&owner);
             self.free.push(slot);
         }
+    }
+
+    /// Checks the counts against those of the entries (see
+    /// [`Directory::check`](crate::directory::store::Directory::check)).
+    pub fn check(&self, counted: &HashMap<OwnerId, u32>) -> Result<(), String> {
+        for (slot, (owner, refs)) in self.slots.iter().enumerate() {
+            let id = OwnerId(slot as u32 + 1);
+            let entries = counted.get(&id).copied().unwrap_or(0);
+            if *refs != entries || owner.is_some() != (entries > 0) {
+                return Err(format!(
+                    "owner {id:?} is counted {refs} times, held by {entries}"
+                ));
+            }
+        }
+        if counted.keys().any(|id| self.get(*id).is_none()) {
+            return Err("an entry refers to an owner that is gone".into());
+        }
+        Ok(())
     }
 
     /// How many distinct owners are held.

@@ -8,6 +8,7 @@
 //! ILS server answers never wait for one another. Only a refresh that
 //! brings a deadline forward sends the expiry thread a new deadline.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -654,6 +655,76 @@ impl Directory {
 }
 
 impl Directory {
+    /// Checks that everything kept beside the entries agrees with them:
+    /// the counts and the footprint, every name in its index and every
+    /// index row on a stored entry with that name, the links between
+    /// people and their applications, and the owners' counts. For the
+    /// fuzzers and tests: it walks everything.
+    pub fn check(&self) -> Result<(), String> {
+        let (mut dynamic, mut footprint) = (0, 0);
+        let mut owners: HashMap<OwnerId, u32> = HashMap::new();
+        for (_, e) in self.slots_from(0) {
+            let name = || String::from_utf8_lossy(&e.key).into_owned();
+            if e.is(class::DYNAMIC) {
+                dynamic += 1;
+                footprint += e.footprint();
+            }
+            if e.owner != OwnerId::NONE {
+                *owners.entry(e.owner).or_default() += 1;
+            }
+            for (a, values) in e.attrs.iter() {
+                let Some(which) = Names::of(a) else { continue };
+                for v in values {
+                    let found = match which {
+                        Names::Cn => self.by_cn(v).any(|x| Arc::ptr_eq(&x.key, &e.key)),
+                        Names::Uid => self.by_uid(v).any(|x| Arc::ptr_eq(&x.key, &e.key)),
+                    };
+                    if !found {
+                        return Err(format!("{} is not in its name index", name()));
+                    }
+                }
+            }
+            if let Some(person) = e.person()
+                && !self
+                    .get(person)
+                    .is_some_and(|p| p.dependents().contains(&e.key))
+            {
+                return Err(format!(
+                    "{} lives with a person that does not know it",
+                    name()
+                ));
+            }
+            for dependent in e.dependents() {
+                if self
+                    .get(dependent)
+                    .is_none_or(|d| d.person() != Some(&e.key))
+                {
+                    return Err(format!("{} has a dependent that is not its", name()));
+                }
+            }
+        }
+        if (dynamic, footprint) != (self.dynamic_count, self.footprint) {
+            return Err(format!(
+                "counted {dynamic} dynamic entries of {footprint} bytes, kept {} of {}",
+                self.dynamic_count, self.footprint
+            ));
+        }
+        for index in [&self.by_cn, &self.by_uid] {
+            for (hash, key) in index.table.iter() {
+                let Some(e) = self.holding(key) else {
+                    return Err("a name index row outlived its entry".into());
+                };
+                let named = e.attrs.iter().any(|(a, mut values)| {
+                    Names::of(a).is_some() && values.any(|v| index.hash(v) == *hash)
+                });
+                if !named {
+                    return Err("a name index row names an entry without that name".into());
+                }
+            }
+        }
+        self.owners.check(&owners)
+    }
+
     fn names(&self, which: Names) -> &NameIndex {
         match which {
             Names::Cn => &self.by_cn,

@@ -1,0 +1,7 @@
+//! The *quick_vs_proto* fuzz target: see `fuzz/harness.rs`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::quick_vs_proto(data));

@@ -1,0 +1,7 @@
+//! The *state* fuzz target: see `fuzz/harness.rs`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::state(data));
