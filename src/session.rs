@@ -13,8 +13,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use parking_lot::RwLock;
 
+use crate::auth::NtlmPolicy;
 use crate::auth::backoff::Backoff;
 use crate::auth::moderation::Moderation;
+use crate::auth::ntlm::Challenge;
 use crate::directory::owner::Owner;
 use crate::directory::store::Store;
 
@@ -42,6 +44,7 @@ pub struct Limits {
     pub admins: Vec<String>,
     pub ownership: Ownership,
     pub moderation: Moderation,
+    pub ntlm: NtlmPolicy,
     pub observed_ip: bool,
     pub size_limit: usize,
     pub time_limit: u64,
@@ -67,6 +70,7 @@ impl Default for Limits {
             admins: Vec::new(),
             ownership: Ownership::Address,
             moderation: Moderation::default(),
+            ntlm: NtlmPolicy::default(),
             observed_ip: false,
             size_limit: 0,
             time_limit: 0,
@@ -140,8 +144,9 @@ pub struct Session {
     pub admin: bool,
     /// Requests served, for the log.
     pub ops: u64,
-    /// A Sicily NTLM negotiation awaits the client's response.
-    pub ntlm_challenged: bool,
+    /// The NTLM challenge sent on this connection, which one AUTHENTICATE
+    /// may answer.
+    pub ntlm: Option<Challenge>,
 }
 
 impl Session {
@@ -152,7 +157,7 @@ impl Session {
             identity: None,
             admin: false,
             ops: 0,
-            ntlm_challenged: false,
+            ntlm: None,
         }
     }
 }

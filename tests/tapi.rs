@@ -527,7 +527,9 @@ fn bind_answer(raw: &mut Raw, request: &[u8]) -> (i64, Vec<u8>) {
 
 #[test]
 fn the_dialer_logs_on_with_sicily_ntlm_as_anonymous() {
-    let server = TestServer::start();
+    // Without NTLM accounts, ntlm accept-any: the logon completes and the
+    // session stays anonymous.
+    let server = TestServer::with(|c| c.ntlm_hostname = Some("ilsd".into()));
     let mut raw = server.raw();
     assert_eq!(
         bind_answer(&mut raw, &sicily_bind(1, 9, b"")),
@@ -603,9 +605,11 @@ fn an_ntlm_sasl_bind_is_challenged_and_ends_anonymous() {
     assert_eq!(code, ldap3_proto::LdapResultCode::SaslBindInProgress);
     let challenge = challenge.expect("the server's credentials");
     assert_eq!(&challenge[..12], b"NTLMSSP\0\x02\0\0\0");
-    // Bytes that are not UTF-8 reach the server as sent.
+    // Bytes that are not UTF-8 reach the server as sent: here the
+    // negotiate flags, the last field of an AUTHENTICATE's header.
     let mut authenticate = b"NTLMSSP\0".to_vec();
     authenticate.extend(3u32.to_le_bytes());
+    authenticate.extend([0u8; 48]);
     authenticate.extend([0xff, 0xfe, 0x80, 0x00]);
     assert_eq!(
         exchange(2, &authenticate).0,

@@ -9,10 +9,56 @@
 
 pub mod backoff;
 pub mod moderation;
+pub mod ntlm;
 pub mod password;
+pub mod smbpasswd;
+
+use std::sync::Arc;
 
 use crate::directory::dn::Dn;
 pub use password::Password;
+pub use smbpasswd::NtAccounts;
+
+/// What an NTLM logon proves (`ntlm`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NtlmMode {
+    /// The logon completes whatever the password, and the session stays
+    /// anonymous: the TAPI Dialer works, and proves nothing. The default
+    /// without accounts.
+    #[default]
+    AcceptAny,
+    /// The responses are checked against the accounts: a logon is a
+    /// verified identity or invalidCredentials. The default with accounts.
+    Verify,
+    /// NTLM is refused (authMethodNotSupported) and not announced.
+    Off,
+}
+
+/// How NTLM logons are answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NtlmPolicy {
+    pub mode: NtlmMode,
+    pub accounts: Arc<NtAccounts>,
+    pub names: ntlm::Names,
+    /// Whether NTLMv1 responses are taken (`ntlm-v1`).
+    pub allow_v1: bool,
+}
+
+impl Default for NtlmPolicy {
+    fn default() -> NtlmPolicy {
+        NtlmPolicy {
+            mode: NtlmMode::AcceptAny,
+            accounts: Arc::default(),
+            names: ntlm::Names::new(None, None),
+            allow_v1: false,
+        }
+    }
+}
+
+/// The authorization ID of a user verified by NTLM: `u:DOMAIN\name`.
+pub fn user_identity(domain: &str, user: &str) -> String {
+    format!("u:{}\\{}", domain.to_lowercase(), user.to_lowercase())
+}
 
 /// An account for simple binds.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::auth::moderation::{Cidr, NamePattern};
-use crate::auth::{Password, admin_identity};
+use crate::auth::{NtlmMode, Password, admin_identity};
 use crate::directory::dn::Dn;
 use crate::server::config::{Config, MAX_WORKERS};
 use crate::session::{Account, Ownership};
@@ -206,6 +206,41 @@ pub const SETTINGS: &[Setting] = &[
         flag: false,
     },
     Setting {
+        name: "ntlm",
+        hint: "MODE",
+        help: "NTLM logons: accept-any, verify or off (default verify with ntlm-accounts, else accept-any)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "ntlm-accounts",
+        hint: "FILE",
+        help: "NTLM accounts in smbpasswd format (pdbedit -e smbpasswd:FILE, or ilsd --nt-hash)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "ntlm-v1",
+        hint: "",
+        help: "also take NTLMv1 responses (in the file: yes or no; default no)",
+        repeatable: false,
+        flag: true,
+    },
+    Setting {
+        name: "ntlm-domain",
+        hint: "DOMAIN",
+        help: "the domain name NTLM challenges give (default the host's DNS domain)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "ntlm-hostname",
+        hint: "NAME",
+        help: "the computer name NTLM challenges give (default the host's name)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "observed-ip",
         hint: "",
         help: "store the connection's IPv4 address as ipAddress (in the file: yes or no; default no)",
@@ -391,6 +426,21 @@ impl Config {
             "state-file" => self.state_file = Some(PathBuf::from(value)),
             "state-interval" => self.state_interval = Duration::from_secs(number(value, 1)?),
             "observed-ip" => self.observed_ip = yes_or_no(value)?,
+            "ntlm" => {
+                self.ntlm = Some(match value {
+                    "accept-any" => NtlmMode::AcceptAny,
+                    "verify" => NtlmMode::Verify,
+                    "off" => NtlmMode::Off,
+                    _ => return Err(format!("'{value}' is not accept-any, verify or off")),
+                })
+            }
+            "ntlm-accounts" | "ntlm-domain" | "ntlm-hostname" if value.is_empty() => {
+                return Err(format!("{name} needs a value"));
+            }
+            "ntlm-accounts" => self.ntlm_accounts = Some(PathBuf::from(value)),
+            "ntlm-v1" => self.ntlm_v1 = yes_or_no(value)?,
+            "ntlm-domain" => self.ntlm_domain = Some(value.to_string()),
+            "ntlm-hostname" => self.ntlm_hostname = Some(value.to_string()),
             "log-level" => {
                 self.log_level = value
                     .parse()

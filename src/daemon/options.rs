@@ -31,6 +31,12 @@ fn options() -> getopts::Options {
     );
     opts.optflag("t", "test-config", "check the configuration and exit");
     opts.optflag("V", "version", "print the version and exit");
+    opts.optopt(
+        "",
+        "nt-hash",
+        "read a password from standard input and print NAME's line for ntlm-accounts",
+        "NAME",
+    );
     opts.optflag("h", "help", "print this help and exit");
     for s in SETTINGS {
         let short = match s.name {
@@ -70,6 +76,10 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>, DaemonError> {
     }
     if matches.opt_present("V") {
         println!("ilsd {}", env!("CARGO_PKG_VERSION"));
+        return Ok(None);
+    }
+    if let Some(name) = matches.opt_str("nt-hash") {
+        print!("{}", nt_hash_line(&name)?);
         return Ok(None);
     }
     let named = matches.opt_str("f");
@@ -121,4 +131,23 @@ pub fn load_config(args: &Args) -> Result<Config, DaemonError> {
         })
     })?;
     Ok(config)
+}
+
+/// The smbpasswd line of an account whose password is the first line of
+/// standard input (`ilsd --nt-hash NAME`): the password never appears on
+/// a command line, where other users could see it.
+fn nt_hash_line(name: &str) -> Result<String, DaemonError> {
+    if name.is_empty() || name.contains(':') {
+        return Err(DaemonError::Usage(
+            "--nt-hash needs a user name without ':'".into(),
+        ));
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| DaemonError::Usage(format!("cannot read the password: {e}")))?;
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let hash = crate::auth::ntlm::nt_hash(password);
+    Ok(format!("{}\n", crate::auth::smbpasswd::line(name, &hash)))
 }

@@ -20,7 +20,7 @@ pub fn compare(
     resp: &mut Responder<'_>,
 ) {
     let computed = match Dn::parse(dn) {
-        Ok(d) if d.is_root() => Some(computed::root_dse_values()),
+        Ok(d) if d.is_root() => Some(computed::root_dse_values(shared)),
         Ok(d) if d.key() == computed::MONITOR_KEY => Some(computed::monitor_values(shared)),
         _ => None,
     };

@@ -9,6 +9,7 @@ use crate::directory::filter::ValueSource;
 use crate::directory::schema::Attr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::auth::NtlmMode;
 use crate::ils::{APPLICATIONS_KEY, Base, SearchPlan, Want, implicit_container};
 use crate::ops::extended;
 use crate::protocol::{Responder, Scope};
@@ -53,18 +54,23 @@ pub fn monitor_values(shared: &Shared) -> Vec<(&'static str, Vec<Vec<u8>>)> {
 }
 
 /// The root DSE (RFC 4512 section 5.1): what this server supports.
-pub fn root_dse(plan: &SearchPlan, resp: &mut Responder<'_>) {
-    virtual_entry(plan, resp, b"", &root_dse_values());
+pub fn root_dse(shared: &Shared, plan: &SearchPlan, resp: &mut Responder<'_>) {
+    virtual_entry(plan, resp, b"", &root_dse_values(shared));
 }
 
 /// The attributes of the root DSE.
-pub fn root_dse_values() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+pub fn root_dse_values(shared: &Shared) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    // NTLM is the one SASL mechanism of ILS, unless it is turned off.
+    let sasl = match shared.limits.read().ntlm.mode {
+        NtlmMode::Off => Vec::new(),
+        _ => vec![b"NTLM".to_vec()],
+    };
     let text = |s: &str| s.as_bytes().to_vec();
-    vec![
+    let mut values = vec![
         ("objectClass", vec![text("top")]),
         ("namingContexts", vec![text("o=Intranet")]),
         ("supportedLDAPVersion", vec![text("2"), text("3")]),
-        ("supportedSASLMechanisms", vec![text("NTLM")]),
+        ("supportedSASLMechanisms", sasl),
         (
             "supportedExtension",
             vec![extended::REFRESH.to_vec(), extended::WHO_AM_I.to_vec()],
@@ -81,7 +87,9 @@ pub fn root_dse_values() -> Vec<(&'static str, Vec<Vec<u8>>)> {
             "vendorVersion",
             vec![text(concat!("ilsd ", env!("CARGO_PKG_VERSION")))],
         ),
-    ]
+    ];
+    values.retain(|(_, v)| !v.is_empty());
+    values
 }
 
 /// Whether a search may take in application containers: its base is one

@@ -36,9 +36,12 @@ pub fn extended(
             Err(e) => resp.extended(&e, Some(REFRESH), None),
         },
         WHO_AM_I => {
-            let authz = match &session.bound {
-                Some(dn) => [&b"dn:"[..], dn].concat(),
-                None => Vec::new(),
+            // The DN as the client bound with it; a Windows logon as its
+            // user name (RFC 4513 section 5.2.1.8).
+            let authz = match (&session.identity, &session.bound) {
+                (Some(id), _) if id.starts_with("u:") => id.as_bytes().to_vec(),
+                (_, Some(dn)) => [&b"dn:"[..], dn].concat(),
+                _ => Vec::new(),
             };
             resp.extended(&LdapResult::success(), None, Some(&authz));
         }

@@ -69,7 +69,7 @@ fn answer(
     let store = &shared.store;
     match &plan.base {
         Base::RootDse => {
-            computed::root_dse(&plan, resp);
+            computed::root_dse(shared, &plan, resp);
             return LdapResult::success();
         }
         Base::Entry(t) if t.key == MONITOR_KEY => {

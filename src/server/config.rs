@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::moderation::Moderation;
+use crate::auth::ntlm::Names;
+use crate::auth::{NtlmMode, NtlmPolicy};
 use crate::directory::store::{DEFAULT_TTL, MAX_TTL, MIN_TTL};
 use crate::session::{Account, Limits, Ownership};
 
@@ -47,6 +49,14 @@ pub struct Config {
     pub admins: Vec<String>,
     pub ownership: Ownership,
     pub moderation: Moderation,
+    /// What NTLM logons prove; by default `verify` with accounts and
+    /// `accept-any` without.
+    pub ntlm: Option<NtlmMode>,
+    /// The smbpasswd file of NTLM accounts (`ntlm-accounts`).
+    pub ntlm_accounts: Option<PathBuf>,
+    pub ntlm_v1: bool,
+    pub ntlm_domain: Option<String>,
+    pub ntlm_hostname: Option<String>,
     pub observed_ip: bool,
     /// Where the dynamic entries are kept across a restart (`state-file`);
     /// none keeps them in memory only.
@@ -84,6 +94,11 @@ impl Default for Config {
             admins: limits.admins,
             ownership: limits.ownership,
             moderation: limits.moderation,
+            ntlm: None,
+            ntlm_accounts: None,
+            ntlm_v1: false,
+            ntlm_domain: None,
+            ntlm_hostname: None,
             observed_ip: limits.observed_ip,
             state_file: None,
             state_interval: Duration::from_secs(60),
@@ -102,6 +117,12 @@ impl Config {
             admins: self.admins.clone(),
             ownership: self.ownership,
             moderation: self.moderation.clone(),
+            ntlm: NtlmPolicy {
+                mode: self.ntlm_mode(),
+                accounts: Default::default(),
+                names: Names::new(self.ntlm_domain.as_deref(), self.ntlm_hostname.as_deref()),
+                allow_v1: self.ntlm_v1,
+            },
             observed_ip: self.observed_ip,
             size_limit: self.size_limit,
             time_limit: self.time_limit,
@@ -117,6 +138,16 @@ impl Config {
         }
     }
 
+    /// What NTLM logons prove: as set, or else `verify` when there are
+    /// accounts to verify against and `accept-any` when there are none.
+    pub fn ntlm_mode(&self) -> NtlmMode {
+        match (self.ntlm, &self.ntlm_accounts) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => NtlmMode::Verify,
+            (None, None) => NtlmMode::AcceptAny,
+        }
+    }
+
     /// Checks that the settings fit together.
     pub fn validate(&self) -> Result<(), String> {
         if self.min_ttl > self.max_ttl {
@@ -124,6 +155,9 @@ impl Config {
                 "min-ttl {} is above max-ttl {}",
                 self.min_ttl, self.max_ttl
             ));
+        }
+        if self.ntlm == Some(NtlmMode::Verify) && self.ntlm_accounts.is_none() {
+            return Err("ntlm verify needs accounts to verify against (ntlm-accounts)".into());
         }
         if self.listen.is_empty() {
             return Err("nothing to listen on".into());

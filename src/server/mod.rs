@@ -38,6 +38,7 @@ use ldap3_proto::LdapResultCode;
 use parking_lot::Mutex;
 
 use crate::auth::moderation::Moderation;
+use crate::auth::{NtAccounts, smbpasswd};
 use crate::directory::entry::{Key, class};
 use crate::directory::expiry;
 use crate::directory::owner::Owner;
@@ -45,6 +46,25 @@ use crate::directory::store::{self, Store, TtlPolicy};
 use crate::protocol::notice_of_disconnection;
 use crate::session::Shared;
 use crate::throttle::Throttle;
+
+/// Reads the NTLM accounts file, if there is one; bad lines are logged
+/// with their numbers and the others kept.
+fn ntlm_accounts(config: &Config) -> io::Result<Arc<NtAccounts>> {
+    let Some(path) = &config.ntlm_accounts else {
+        return Ok(Arc::default());
+    };
+    let read = smbpasswd::load(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    for (line, why) in &read.bad {
+        log::warn!("{}:{line}: skipped: {why}", path.display());
+    }
+    log::info!(
+        "{}: {} NTLM account(s)",
+        path.display(),
+        read.accounts.len()
+    );
+    Ok(Arc::new(read.accounts))
+}
 
 /// Removes the dynamic entries that moderation rules bar: a name that a
 /// `deny-name` pattern matches, or an owner's address inside a
@@ -133,7 +153,9 @@ impl Server {
             store::load_static_tree(&mut dir);
             dir.set_max_footprint(config.max_memory);
         }
-        let shared = Arc::new(Shared::new(store, config.limits()));
+        let mut limits = config.limits();
+        limits.ntlm.accounts = ntlm_accounts(config)?;
+        let shared = Arc::new(Shared::new(store, limits));
         // The entries of the last run are back before anyone can ask.
         if let Some(path) = &config.state_file {
             keeper::restore(&shared.store, path)?;
@@ -213,7 +235,12 @@ impl Server {
             .store
             .ttl
             .set(config.default_ttl, config.min_ttl, config.max_ttl);
-        *self.shared.limits.write() = config.limits();
+        let mut limits = config.limits();
+        limits.ntlm.accounts = ntlm_accounts(config).unwrap_or_else(|e| {
+            log::error!("{e}: NTLM logons are refused until it can be read");
+            Default::default()
+        });
+        *self.shared.limits.write() = limits;
         let removed = purge(&self.shared.store, &config.moderation);
         if removed > 0 {
             log::warn!(
