@@ -8,6 +8,7 @@
 //! or the server.
 
 pub mod backoff;
+pub mod helper;
 pub mod moderation;
 pub mod ntlm;
 pub mod password;
@@ -35,10 +36,14 @@ pub enum NtlmMode {
 }
 
 /// How NTLM logons are answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct NtlmPolicy {
     pub mode: NtlmMode,
     pub accounts: Arc<NtAccounts>,
+    /// Pass-through to a domain for NTLM responses (`ntlm-helper`), and
+    /// for the passwords of simple binds as a Windows user.
+    pub helper: Option<Arc<helper::HelperPool>>,
+    pub basic_helper: Option<Arc<helper::HelperPool>>,
     pub names: ntlm::Names,
     /// Whether NTLMv1 responses are taken (`ntlm-v1`).
     pub allow_v1: bool,
@@ -49,6 +54,8 @@ impl Default for NtlmPolicy {
         NtlmPolicy {
             mode: NtlmMode::AcceptAny,
             accounts: Arc::default(),
+            helper: None,
+            basic_helper: None,
             names: ntlm::Names::new(None, None),
             allow_v1: false,
         }

@@ -220,6 +220,27 @@ pub const SETTINGS: &[Setting] = &[
         flag: false,
     },
     Setting {
+        name: "ntlm-helper",
+        hint: "COMMAND",
+        help: "check NTLM logons with a domain through this helper (ntlm_auth --helper-protocol=ntlm-server-1)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "ntlm-helpers",
+        hint: "N",
+        help: "most helper processes at once (default 4)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "ntlm-helper-timeout",
+        hint: "SECONDS",
+        help: "longest wait for a helper's answer (default 5)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "ntlm-v1",
         hint: "",
         help: "also take NTLMv1 responses (in the file: yes or no; default no)",
@@ -439,6 +460,14 @@ impl Config {
             }
             "ntlm-accounts" => self.ntlm_accounts = Some(PathBuf::from(value)),
             "ntlm-v1" => self.ntlm_v1 = yes_or_no(value)?,
+            "ntlm-helper" if value.is_empty() => return Err("ntlm-helper needs a command".into()),
+            "ntlm-helper" => {
+                self.ntlm_helper = Some(value.split_whitespace().map(str::to_string).collect())
+            }
+            "ntlm-helpers" => self.ntlm_helpers = number(value, 1)?,
+            "ntlm-helper-timeout" => {
+                self.ntlm_helper_timeout = Duration::from_secs(number(value, 1)?)
+            }
             "ntlm-domain" => self.ntlm_domain = Some(value.to_string()),
             "ntlm-hostname" => self.ntlm_hostname = Some(value.to_string()),
             "log-level" => {

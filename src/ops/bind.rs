@@ -12,6 +12,7 @@
 use ldap3_proto::LdapResultCode;
 use subtle::ConstantTimeEq;
 
+use crate::auth::helper::Verdict;
 use crate::auth::ntlm;
 use crate::auth::{NtlmMode, dn_identity, user_identity};
 use crate::directory::dn::Dn;
@@ -119,28 +120,65 @@ fn ntlm_authenticate(shared: &Shared, session: &mut Session, message: &[u8]) -> 
         }
         NtlmMode::Verify => {}
     }
-    let form = policy
-        .accounts
-        .get(&auth.user)
-        .and_then(|hash| ntlm::verify(&auth, &challenge, hash, policy.allow_v1));
-    let Some(form) = form else {
-        drop(limits);
-        return refused(
-            shared,
-            session,
-            &format!("NTLM {}\\{}", auth.domain, auth.user),
-        );
+    let name = format!("NTLM {}\\{}", auth.domain, auth.user);
+    let how = match policy.accounts.get(&auth.user) {
+        // A local account: its responses are checked here.
+        Some(hash) => match ntlm::verify(&auth, &challenge, hash, policy.allow_v1) {
+            Some(form) => format!("{form:?}"),
+            None => {
+                drop(limits);
+                return refused(shared, session, &name);
+            }
+        },
+        // Else the domain's, through the helper, without holding the
+        // settings while it answers.
+        None => {
+            let Some(helper) = policy.helper.clone() else {
+                drop(limits);
+                return refused(shared, session, &name);
+            };
+            drop(limits);
+            let verdict = helper.check_ntlm(
+                &auth.user,
+                &auth.domain,
+                &challenge.server_challenge,
+                &auth.lm_response,
+                &auth.nt_response,
+            );
+            match verdict {
+                Verdict::Yes => "the domain".to_string(),
+                Verdict::No(_) => return refused(shared, session, &name),
+                Verdict::Unavailable(why) => return helper_unavailable(session, &why),
+            }
+        }
     };
+    let limits = shared.limits.read();
     let domain = match auth.domain.is_empty() {
-        true => policy.names.domain.clone(),
+        true => limits.ntlm.names.domain.clone(),
         false => auth.domain.clone(),
     };
     let identity = user_identity(&domain, &auth.user);
-    log::info!("{}: NTLM logon as {identity} ({form:?})", session.peer);
+    log::info!("{}: NTLM logon as {identity} ({how})", session.peer);
     session.admin = limits.admins.contains(&identity);
     session.identity = Some(identity);
     shared.backoff.succeeded(session.peer.ip());
     LdapResult::success()
+}
+
+/// A logon the domain could not answer: unavailable (52), so that the
+/// client tries again rather than taking the password for wrong.
+fn helper_unavailable(session: &Session, why: &str) -> LdapResult {
+    static UNAVAILABLE: Throttle = Throttle::new();
+    UNAVAILABLE.warn(|n| {
+        format!(
+            "{}: the NTLM helper gave no answer: {why} ({n} logon(s) unanswered since the last warning)",
+            session.peer
+        )
+    });
+    LdapResult::new(
+        LdapResultCode::Unavailable,
+        "the domain cannot be asked now; try again",
+    )
 }
 
 /// A name from a client, escaped and cut short for the log.
@@ -240,8 +278,23 @@ fn check(
         let hash = std::str::from_utf8(&password).ok().map(ntlm::nt_hash);
         let known = match (limits.ntlm.accounts.get(&user), hash) {
             (Some(stored), Some(hash)) => bool::from(stored.ct_eq(&hash)),
+            // Not a local account: the domain's, through the helper.
+            (None, _) if limits.ntlm.basic_helper.is_some() => {
+                let helper = limits.ntlm.basic_helper.clone().expect("just checked");
+                drop(limits);
+                let qualified = match &domain {
+                    Some(d) => format!("{d}\\{user}"),
+                    None => user.clone(),
+                };
+                match helper.check_password(&qualified, &password) {
+                    Verdict::Yes => true,
+                    Verdict::No(_) => false,
+                    Verdict::Unavailable(why) => return helper_unavailable(session, &why),
+                }
+            }
             _ => false,
         };
+        let limits = shared.limits.read();
         if !known {
             drop(limits);
             return refused(shared, session, &String::from_utf8_lossy(name));

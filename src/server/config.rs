@@ -7,8 +7,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::helper::{HelperPool, basic_command};
 use crate::auth::moderation::Moderation;
 use crate::auth::ntlm::Names;
 use crate::auth::{NtlmMode, NtlmPolicy};
@@ -55,6 +57,12 @@ pub struct Config {
     /// The smbpasswd file of NTLM accounts (`ntlm-accounts`).
     pub ntlm_accounts: Option<PathBuf>,
     pub ntlm_v1: bool,
+    /// The pass-through helper command (`ntlm-helper`), split into words.
+    pub ntlm_helper: Option<Vec<String>>,
+    /// Most helper processes at once.
+    pub ntlm_helpers: usize,
+    /// The longest a logon waits for a helper's answer.
+    pub ntlm_helper_timeout: Duration,
     pub ntlm_domain: Option<String>,
     pub ntlm_hostname: Option<String>,
     pub observed_ip: bool,
@@ -97,6 +105,9 @@ impl Default for Config {
             ntlm: None,
             ntlm_accounts: None,
             ntlm_v1: false,
+            ntlm_helper: None,
+            ntlm_helpers: 4,
+            ntlm_helper_timeout: Duration::from_secs(5),
             ntlm_domain: None,
             ntlm_hostname: None,
             observed_ip: limits.observed_ip,
@@ -120,6 +131,20 @@ impl Config {
             ntlm: NtlmPolicy {
                 mode: self.ntlm_mode(),
                 accounts: Default::default(),
+                helper: self.ntlm_helper.as_ref().map(|command| {
+                    Arc::new(HelperPool::new(
+                        command.clone(),
+                        self.ntlm_helpers,
+                        self.ntlm_helper_timeout,
+                    ))
+                }),
+                basic_helper: self.ntlm_helper.as_ref().map(|command| {
+                    Arc::new(HelperPool::new(
+                        basic_command(command),
+                        self.ntlm_helpers,
+                        self.ntlm_helper_timeout,
+                    ))
+                }),
                 names: Names::new(self.ntlm_domain.as_deref(), self.ntlm_hostname.as_deref()),
                 allow_v1: self.ntlm_v1,
             },
@@ -141,10 +166,10 @@ impl Config {
     /// What NTLM logons prove: as set, or else `verify` when there are
     /// accounts to verify against and `accept-any` when there are none.
     pub fn ntlm_mode(&self) -> NtlmMode {
-        match (self.ntlm, &self.ntlm_accounts) {
-            (Some(mode), _) => mode,
-            (None, Some(_)) => NtlmMode::Verify,
-            (None, None) => NtlmMode::AcceptAny,
+        match self.ntlm {
+            Some(mode) => mode,
+            None if self.ntlm_accounts.is_some() || self.ntlm_helper.is_some() => NtlmMode::Verify,
+            None => NtlmMode::AcceptAny,
         }
     }
 
@@ -156,8 +181,14 @@ impl Config {
                 self.min_ttl, self.max_ttl
             ));
         }
-        if self.ntlm == Some(NtlmMode::Verify) && self.ntlm_accounts.is_none() {
-            return Err("ntlm verify needs accounts to verify against (ntlm-accounts)".into());
+        if self.ntlm == Some(NtlmMode::Verify)
+            && self.ntlm_accounts.is_none()
+            && self.ntlm_helper.is_none()
+        {
+            return Err(
+                "ntlm verify needs accounts to verify against (ntlm-accounts or ntlm-helper)"
+                    .into(),
+            );
         }
         if self.listen.is_empty() {
             return Err("nothing to listen on".into());
