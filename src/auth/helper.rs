@@ -70,6 +70,11 @@ impl Helper {
         })
     }
 
+    /// Whether the process still runs.
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends a request and reads the answer's lines up to the one that
     /// `last` recognises, within `timeout`.
     fn exchange(
@@ -158,25 +163,41 @@ impl HelperPool {
             }
             *busy += 1;
         }
-        let helper = self.idle.lock().pop();
-        let result = match helper.map_or_else(|| Helper::start(&self.command), Ok) {
-            Err(e) => Err(format!("cannot start {}: {e}", self.command[0])),
-            Ok(mut helper) => {
-                let left = deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(100));
-                let answer = helper.exchange(request, left, last);
-                // A helper that failed is dropped, which kills it; the
-                // next logon starts a fresh one.
-                if answer.is_ok() {
-                    self.idle.lock().push(helper);
-                }
-                answer
-            }
-        };
+        let result = self.ask(request, deadline, &last);
         *self.busy.lock() -= 1;
         self.freed.notify_one();
         result
+    }
+
+    /// One exchange on an idle helper, or a fresh one. A helper that died
+    /// while idle (its domain connection dropped, or an administrator
+    /// killed it) is replaced before the request is sent, so that only a
+    /// helper dying in the middle of a logon costs that logon.
+    fn ask(
+        &self,
+        request: &str,
+        deadline: Instant,
+        last: &impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, String> {
+        let mut idle = self.idle.lock().pop();
+        if idle.as_mut().is_some_and(|h| !h.alive()) {
+            idle = None;
+        }
+        let mut helper = match idle {
+            Some(helper) => helper,
+            None => Helper::start(&self.command)
+                .map_err(|e| format!("cannot start {}: {e}", self.command[0]))?,
+        };
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let answer = helper.exchange(request, left, last);
+        // A helper that failed is dropped, which kills it; the next logon
+        // starts a fresh one.
+        if answer.is_ok() {
+            self.idle.lock().push(helper);
+        }
+        answer
     }
 
     /// Checks NTLM responses (ntlm-server-1).

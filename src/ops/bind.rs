@@ -272,21 +272,17 @@ fn check(
         }
         return LdapResult::success();
     }
-    if let Some((domain, user)) = windows_name(name) {
+    if let Some(windows) = windows_name(name) {
         // A Windows account name and its password, checked against the
         // NTLM accounts by the password's NT hash.
         let hash = std::str::from_utf8(&password).ok().map(ntlm::nt_hash);
-        let known = match (limits.ntlm.accounts.get(&user), hash) {
+        let known = match (limits.ntlm.accounts.get(windows.user), hash) {
             (Some(stored), Some(hash)) => bool::from(stored.ct_eq(&hash)),
             // Not a local account: the domain's, through the helper.
             (None, _) if limits.ntlm.basic_helper.is_some() => {
                 let helper = limits.ntlm.basic_helper.clone().expect("just checked");
                 drop(limits);
-                let qualified = match &domain {
-                    Some(d) => format!("{d}\\{user}"),
-                    None => user.clone(),
-                };
-                match helper.check_password(&qualified, &password) {
+                match helper.check_password(windows.full, &password) {
                     Verdict::Yes => true,
                     Verdict::No(_) => false,
                     Verdict::Unavailable(why) => return helper_unavailable(session, &why),
@@ -297,11 +293,9 @@ fn check(
         let limits = shared.limits.read();
         if !known {
             drop(limits);
-            return refused(shared, session, &String::from_utf8_lossy(name));
+            return refused(shared, session, windows.full);
         }
-        let domain = domain.unwrap_or_else(|| limits.ntlm.names.domain.clone());
-        let identity = user_identity(&domain, &user);
-        return logged_on(shared, session, &limits, name, identity);
+        return logged_on(shared, session, &limits, name, windows.identity);
     }
     let Ok(dn) = Dn::parse(name) else {
         return LdapResult::new(LdapResultCode::InvalidDNSyntax, "invalid DN syntax");
@@ -333,20 +327,37 @@ fn logged_on(
     LdapResult::success()
 }
 
-/// A bind name that is a Windows account rather than a DN: `DOMAIN\\name`
-/// or `name@realm` (the realm's first label as the domain). Returns the
-/// domain, if given, and the user.
-fn windows_name(name: &[u8]) -> Option<(Option<String>, String)> {
-    let name = std::str::from_utf8(name).ok()?;
-    if name.contains('=') {
+/// A bind name that is a Windows account rather than a DN.
+struct WindowsName<'a> {
+    /// The user alone, as the NTLM accounts name it.
+    user: &'a str,
+    /// As the domain knows it: `DOMAIN\\name` or `name@realm`.
+    full: &'a str,
+    /// The identity it becomes: `u:domain\\name`, or `u:name@realm` (a
+    /// realm's NetBIOS domain cannot be told from its DNS name).
+    identity: String,
+}
+
+fn windows_name(name: &[u8]) -> Option<WindowsName<'_>> {
+    let full = std::str::from_utf8(name).ok()?;
+    if full.contains('=') {
         return None;
     }
-    if let Some((domain, user)) = name.split_once('\\') {
-        return Some((Some(domain.to_string()), user.to_string()));
+    if let Some((domain, user)) = full.split_once('\\') {
+        let identity = user_identity(domain, user);
+        return Some(WindowsName {
+            user,
+            full,
+            identity,
+        });
     }
-    let (user, realm) = name.split_once('@')?;
-    let domain = realm.split('.').next().unwrap_or(realm);
-    Some((Some(domain.to_uppercase()), user.to_string()))
+    let (user, _realm) = full.split_once('@')?;
+    let identity = format!("u:{}", full.to_lowercase());
+    Some(WindowsName {
+        user,
+        full,
+        identity,
+    })
 }
 
 /// Makes a bind wait when its address has failed too often of late
