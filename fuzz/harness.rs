@@ -74,11 +74,8 @@ pub fn dn_filter(data: &[u8]) {
         let key = parsed.key();
         let again = Dn::parse(&parsed.to_bytes()).expect("a DN written back parses");
         assert_eq!(again.key(), key, "normalising twice gives the same key");
-        assert_eq!(
-            Dn::parse(&key).map(|d| d.key()).ok(),
-            Some(key.clone()),
-            "a key is its own key"
-        );
+        // A key is not itself a DN (quotes in values stay as they are):
+        // nothing parses one, so nothing is asked of it here.
     }
     let mut frame = Vec::new();
     // SEQUENCE { 1, SearchRequest { "", base, never, 0, 0, FALSE, filter, {} } }
