@@ -59,29 +59,8 @@ fn helper(conf: &std::path::Path) -> Vec<String> {
     .collect()
 }
 
-/// python ldap3's NTLM bind and WhoAmI, from the virtual environment
-/// tests/ntlm.rs makes (made here too if this test runs first).
+/// python ldap3's NTLM bind and WhoAmI.
 fn ldap3_bind(port: u16, user: &str, password: &str) -> String {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        assert!(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success()
-        );
-        let pip = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "ldap3", "pycryptodome", "impacket"])
-            .status()
-            .unwrap();
-        assert!(
-            pip.success(),
-            "cannot install python ldap3 with pip (is the package index reachable?)"
-        );
-    }
     let script = r#"
 import sys
 from ldap3 import Server, Connection, NTLM
@@ -89,7 +68,7 @@ c = Connection(Server('127.0.0.1', port=int(sys.argv[1])), user=sys.argv[2], pas
 ok = c.bind()
 print(c.result['result'], (c.extend.standard.who_am_i() or '') if ok else '-')
 "#;
-    let out = Command::new(&python)
+    let out = Command::new(python_with_clients())
         .args(["-c", script, &port.to_string(), user, password])
         .output()
         .unwrap();

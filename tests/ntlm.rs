@@ -11,43 +11,13 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::*;
 use ilsd::server::Config;
 
-/// The virtual environment's python, made once per test run.
-fn python() -> &'static PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
-        let python = venv.join("bin/python");
-        let ready = || {
-            Command::new(&python)
-                .args(["-c", "import ldap3, impacket, Crypto"])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ready() {
-            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-            assert!(made.is_ok_and(|s| s.success()), "python3 -m venv failed: python3 with venv is needed");
-            let pip = Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "ldap3", "pycryptodome", "impacket"])
-                .output()
-                .unwrap();
-            assert!(
-                pip.status.success() && ready(),
-                "cannot install python ldap3, pycryptodome and impacket with pip (is the package index reachable?): {}",
-                String::from_utf8_lossy(&pip.stderr)
-            );
-        }
-        python
-    })
-}
-
 /// Runs a Python script with arguments; returns its standard output.
 fn run(script: &str, args: &[String]) -> String {
-    let out = Command::new(python())
+    let out = Command::new(python_with_clients())
         .arg("-c")
         .arg(script)
         .args(args)

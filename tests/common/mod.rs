@@ -484,3 +484,35 @@ pub fn code(c: LdapResultCode) -> i64 {
 pub fn is_notice(op: &LdapOp) -> bool {
     matches!(op, LdapOp::ExtendedResponse(e) if e.name.as_deref() == Some("1.3.6.1.4.1.1466.20036"))
 }
+
+/// The python of a virtual environment with the clients nobody here
+/// wrote (python ldap3, pycryptodome, impacket), made with pip once per
+/// test binary; a test that needs it fails, saying why, when pip cannot
+/// reach the package index.
+pub fn python_with_clients() -> &'static std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
+        let python = venv.join("bin/python");
+        let ready = || {
+            std::process::Command::new(&python)
+                .args(["-c", "import ldap3, impacket, Crypto"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ready() {
+            let made = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
+            assert!(made.is_ok_and(|s| s.success()), "python3 -m venv failed: python3 with venv is needed");
+            let pip = std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "ldap3", "pycryptodome", "impacket"])
+                .output()
+                .unwrap();
+            assert!(
+                pip.status.success() && ready(),
+                "cannot install python ldap3, pycryptodome and impacket with pip (is the package index reachable?): {}",
+                String::from_utf8_lossy(&pip.stderr)
+            );
+        }
+        python
+    })
+}
