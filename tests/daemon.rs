@@ -195,6 +195,13 @@ fn test_config_accepts_good_files_and_names_the_bad_line() {
 }
 
 #[test]
+fn the_shipped_configuration_is_accepted() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/ilsd.conf");
+    let (code, out, err) = output(&["-t", "-f", shipped]);
+    assert_eq!((code, out.trim()), (0, "configuration OK"), "{err}");
+}
+
+#[test]
 fn bad_usage_exits_64_with_one_usage_line() {
     for args in [
         &["--no-such-option"][..],
