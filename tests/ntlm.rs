@@ -256,6 +256,19 @@ fn a_simple_bind_as_a_windows_name_checks_the_same_accounts() {
         raw.code(&bind_simple(3, 3, b"EXAMPLE\\alice", b"secret1")),
         49
     );
+    // A local account is a user of this server's domain, whatever domain
+    // the client names: it cannot take on another domain's identity.
+    let mut elsewhere = server.ldap();
+    elsewhere
+        .simple_bind("CORP\\alice", "Secret1")
+        .unwrap()
+        .success()
+        .unwrap();
+    let who = elsewhere.extended(ldap3::exop::WhoAmI).unwrap().0;
+    assert_eq!(
+        who.parse::<ldap3::exop::WhoAmIResp>().authzid,
+        "u:example\\alice"
+    );
     // The identity owns what it registers.
     let mut ldap = server.ldap();
     ldap.simple_bind("EXAMPLE\\alice", "Secret1")
@@ -265,4 +278,49 @@ fn a_simple_bind_as_a_windows_name_checks_the_same_accounts() {
     let who = ldap.extended(ldap3::exop::WhoAmI).unwrap().0;
     let who = who.parse::<ldap3::exop::WhoAmIResp>();
     assert_eq!(who.authzid, "u:example\\alice");
+}
+
+/// An NTLMv1 answer (a 24-byte NT response) to the live challenge; its
+/// bytes do not matter to a helper that says yes to everything.
+fn v1_authenticate() -> Vec<u8> {
+    let mut m = b"NTLMSSP\0\x03\0\0\0".to_vec();
+    let payload_at = 64u32;
+    let field = |len: u16, at: u32| {
+        [len.to_le_bytes(), len.to_le_bytes()]
+            .concat()
+            .into_iter()
+            .chain(at.to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    m.extend(field(24, payload_at)); // LM
+    m.extend(field(24, payload_at + 24)); // NT
+    m.extend(field(0, payload_at + 48)); // domain
+    m.extend(field(10, payload_at + 48)); // user "alice" in UTF-16
+    m.extend(field(0, payload_at + 58)); // workstation
+    m.extend(field(0, payload_at + 58)); // session key
+    m.extend((0x0000_0201u32).to_le_bytes()); // UNICODE | NTLM
+    m.extend([0x11; 48]);
+    m.extend("alice".encode_utf16().flat_map(u16::to_le_bytes));
+    m
+}
+
+#[test]
+fn ntlm_v1_is_refused_before_the_domain_is_asked_unless_allowed() {
+    // A helper that says yes to everything: only ntlm-v1 stands between.
+    let yes = "while read -r l; do [ \"$l\" = . ] && { echo 'Authenticated: Yes'; echo .; }; done";
+    let helper = vec!["sh".to_string(), "-c".to_string(), yes.to_string()];
+    for (allow, expected) in [(false, 49), (true, SUCCESS)] {
+        let helper = helper.clone();
+        let server = TestServer::with(move |c| {
+            c.ntlm_helper = Some(helper);
+            c.ntlm_v1 = allow;
+        });
+        let mut raw = server.raw();
+        negotiate(&mut raw, 1);
+        assert_eq!(
+            raw.code(&sicily(2, SICILY_RESPONSE, &v1_authenticate())),
+            expected,
+            "ntlm-v1 {allow}"
+        );
+    }
 }

@@ -143,6 +143,13 @@ fn only_the_owner_changes_refreshes_or_removes_an_entry() {
     let (ttl, given) = state(&server).unwrap();
     assert_eq!(given, "Mallory");
     assert!(ttl > 2900, "refreshed to 3000 s: {ttl}");
+    // The owner's changes leave it the owner of its only entry.
+    let mut other = Raw::connect_from(server.addr, OTHER);
+    let (codes, _) = try_everything(&mut other);
+    assert_eq!(
+        codes, [INSUFFICIENT_ACCESS; 3],
+        "still the owner's after its changes"
+    );
     assert_eq!(owner.code(&delete(20, DN.as_bytes())), SUCCESS);
     assert_eq!(state(&server), None);
 }
@@ -476,4 +483,79 @@ fn an_ipv6_rule_bars_an_ipv6_client() {
     );
     assert_eq!(raw.code(&req), UNWILLING);
     server.shutdown();
+}
+
+#[test]
+fn another_clients_application_entry_stays_its_own() {
+    let server = TestServer::with(with_admin);
+    let mut owner = register_from(&server, OWNER);
+    let app = |msgid, port: &[u8]| {
+        modify(
+            msgid,
+            DN.as_bytes(),
+            &[
+                (2, b"smodop", &[b"0"]),
+                (2, b"sappid", &[b"ms-netmeeting"]),
+                (2, b"sport", &[port]),
+            ],
+        )
+    };
+    assert_eq!(owner.code(&app(3, b"1503")), SUCCESS);
+    // Someone else adds an application entry of another name with the
+    // same cn, as anyone may under ou=Applications.
+    let mut other = Raw::connect_from(server.addr, OTHER);
+    let planted = add(
+        4,
+        b"cn=alice@example.org,appName=evil,ou=Applications,o=Intranet",
+        &[
+            (b"objectClass", &[b"rtApplicationUser"]),
+            (b"cn", &[b"alice@example.org"]),
+            (b"sprotid", &[b"h323"]),
+        ],
+    );
+    assert_eq!(other.code(&planted), SUCCESS);
+    // It adds nothing to what alice is shown with.
+    let shown = owner.found(&search(
+        5,
+        DN.as_bytes(),
+        0,
+        f::present(b"cn"),
+        &[b"sprotid", b"sport"],
+    ));
+    assert_eq!(
+        shown[0].get("sprotid"),
+        None,
+        "nothing of the planted entry"
+    );
+    assert_eq!(shown[0].first("sport"), Some(&b"1503"[..]));
+    // And alice's delete takes her own application, not the other's.
+    assert_eq!(owner.code(&delete(6, DN.as_bytes())), SUCCESS);
+    let left = other.found(&search(
+        7,
+        b"ou=Applications,o=Intranet",
+        2,
+        f::eq(b"cn", b"alice@example.org"),
+        &[b"cn"],
+    ));
+    let names: Vec<_> = left
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.dn).into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["cn=alice@example.org,appName=evil,ou=Applications,o=Intranet"]
+    );
+    // smodop 0 on someone else's application entry is refused.
+    register_from(&server, OWNER);
+    let mut owner = Raw::connect_from(server.addr, OWNER);
+    let theirs = modify(
+        8,
+        DN.as_bytes(),
+        &[
+            (2, b"smodop", &[b"0"]),
+            (2, b"sappid", &[b"evil"]),
+            (2, b"sport", &[b"1"]),
+        ],
+    );
+    assert_eq!(owner.code(&theirs), INSUFFICIENT_ACCESS);
 }

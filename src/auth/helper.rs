@@ -223,7 +223,17 @@ impl HelperPool {
             request.push_str(&format!("LANMAN-Response: {}\n", hex(lm)));
         }
         request.push_str(".\n");
-        match self.with_helper(&request, |line| line == ".") {
+        // An answer ends with the "." after its Authenticated line: a
+        // stray "." that a helper may write after an answer is not the
+        // end of the next one.
+        let answered = std::cell::Cell::new(false);
+        let end = |line: &str| {
+            if line.starts_with("Authenticated:") {
+                answered.set(true);
+            }
+            answered.get() && line == "."
+        };
+        match self.with_helper(&request, end) {
             Err(e) => Verdict::Unavailable(e),
             Ok(lines) => {
                 if lines.iter().any(|l| l.trim() == "Authenticated: Yes") {
@@ -282,7 +292,8 @@ mod tests {
     use super::*;
 
     /// A helper written in sh that speaks ntlm-server-1: Yes for alice,
-    /// a hang for "slow", death for "crash".
+    /// a hang for "slow", death for "crash"; each answer followed by a
+    /// stray ".", as ntlm_auth sometimes writes.
     fn fake() -> Vec<String> {
         let script = r#"
 while read -r line; do
@@ -290,7 +301,7 @@ while read -r line; do
     "Username: alice") user=alice ;;
     "Username: slow") user=slow ;;
     "Username: crash") exit 1 ;;
-    .) if [ "$user" = alice ]; then echo "Authenticated: Yes"; elif [ "$user" = slow ]; then sleep 30; else echo "Authenticated: No"; echo "Authentication-Error: bad"; fi; echo .; user= ;;
+    .) if [ "$user" = alice ]; then echo "Authenticated: Yes"; elif [ "$user" = slow ]; then sleep 30; else echo "Authenticated: No"; echo "Authentication-Error: bad"; fi; echo .; echo .; user= ;;
   esac
 done"#;
         vec!["sh".into(), "-c".into(), script.into()]
@@ -301,6 +312,8 @@ done"#;
         let pool = HelperPool::new(fake(), 2, Duration::from_millis(500));
         let check = |user: &str| pool.check_ntlm(user, "DOM", &[1; 8], &[], &[2; 24]);
         assert_eq!(check("alice"), Verdict::Yes);
+        assert_eq!(check("bob"), Verdict::No("bad".into()));
+        assert_eq!(check("alice"), Verdict::Yes, "the stray dots end no answer");
         assert_eq!(check("bob"), Verdict::No("bad".into()));
         let started = Instant::now();
         assert!(matches!(check("slow"), Verdict::Unavailable(_)));

@@ -596,8 +596,10 @@ impl Directory {
         let (key, new) = (entry.key.clone(), entry.attrs.clone());
         self.index(&key, &old, false);
         self.index(&key, &new, true);
-        self.tally(before, false);
+        // The new count first: the owner of an entry that is its only
+        // one must not be forgotten between the two.
         self.tally(after, true);
+        self.tally(before, false);
     }
 
     /// Counts an entry in (`stored`) or out of `dynamic_count` and

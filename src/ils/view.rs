@@ -48,10 +48,15 @@ impl<'a> PersonView<'a> {
             if entry.is(class::PERSON)
                 && let Some(cn) = entry.attrs.first(&attr::CN)
             {
+                // Only applications of the person's own owner: anyone can
+                // add an entry under ou=Applications with someone's cn,
+                // and must not add to what that person is shown with.
+                let owner = dir.owner_of(entry);
                 for app in dir.by_cn(cn).other_than(&entry.key) {
                     if app.is(class::APPLICATION)
                         && app.parent_key().ends_with(APPLICATIONS_KEY)
                         && dir.alive_beside(app, entry, self.now)
+                        && dir.owner_of(app).is_none_or(|o| Some(o) == owner)
                     {
                         apps.push(app);
                     }

@@ -121,23 +121,29 @@ fn ntlm_authenticate(shared: &Shared, session: &mut Session, message: &[u8]) -> 
         NtlmMode::Verify => {}
     }
     let name = format!("NTLM {}\\{}", auth.domain, auth.user);
-    let how = match policy.accounts.get(&auth.user) {
-        // A local account: its responses are checked here.
-        Some(hash) => match ntlm::verify(&auth, &challenge, hash, policy.allow_v1) {
-            Some(form) => format!("{form:?}"),
-            None => {
-                drop(limits);
-                return refused(shared, session, &name);
+    let (how, domain) = match policy.accounts.get(&auth.user) {
+        // A local account: its responses are checked here, and it is a
+        // user of this server's domain whatever domain the client named.
+        Some(hash) => {
+            let form = ntlm::verify(&auth, &challenge, hash, policy.allow_v1);
+            let domain = policy.names.domain.clone();
+            drop(limits);
+            match form {
+                Some(form) => (format!("{form:?}"), domain),
+                None => return refused(shared, session, &name),
             }
-        },
+        }
         // Else the domain's, through the helper, without holding the
-        // settings while it answers.
+        // settings while it answers. NTLMv1 (a 24-byte response, or none)
+        // is refused here unless allowed, whatever the domain would say.
         None => {
-            let Some(helper) = policy.helper.clone() else {
-                drop(limits);
+            let v1 = auth.nt_response.len() <= 24;
+            let helper = policy.helper.clone().filter(|_| policy.allow_v1 || !v1);
+            let default_domain = policy.names.domain.clone();
+            drop(limits);
+            let Some(helper) = helper else {
                 return refused(shared, session, &name);
             };
-            drop(limits);
             let verdict = helper.check_ntlm(
                 &auth.user,
                 &auth.domain,
@@ -145,18 +151,18 @@ fn ntlm_authenticate(shared: &Shared, session: &mut Session, message: &[u8]) -> 
                 &auth.lm_response,
                 &auth.nt_response,
             );
+            let domain = match auth.domain.is_empty() {
+                true => default_domain,
+                false => auth.domain.clone(),
+            };
             match verdict {
-                Verdict::Yes => "the domain".to_string(),
+                Verdict::Yes => ("the domain".to_string(), domain),
                 Verdict::No(_) => return refused(shared, session, &name),
                 Verdict::Unavailable(why) => return helper_unavailable(session, &why),
             }
         }
     };
     let limits = shared.limits.read();
-    let domain = match auth.domain.is_empty() {
-        true => limits.ntlm.names.domain.clone(),
-        false => auth.domain.clone(),
-    };
     let identity = user_identity(&domain, &auth.user);
     log::info!("{}: NTLM logon as {identity} ({how})", session.peer);
     session.admin = limits.admins.contains(&identity);
@@ -276,39 +282,47 @@ fn check(
         // A Windows account name and its password, checked against the
         // NTLM accounts by the password's NT hash.
         let hash = std::str::from_utf8(&password).ok().map(ntlm::nt_hash);
-        let known = match (limits.ntlm.accounts.get(windows.user), hash) {
-            (Some(stored), Some(hash)) => bool::from(stored.ct_eq(&hash)),
-            // Not a local account: the domain's, through the helper.
-            (None, _) if limits.ntlm.basic_helper.is_some() => {
-                let helper = limits.ntlm.basic_helper.clone().expect("just checked");
-                drop(limits);
-                match helper.check_password(windows.full, &password) {
-                    Verdict::Yes => true,
-                    Verdict::No(_) => false,
-                    Verdict::Unavailable(why) => return helper_unavailable(session, &why),
-                }
+        let local = limits.ntlm.accounts.get(windows.user).copied();
+        let helper = limits.ntlm.basic_helper.clone();
+        // A local account is a user of this server's domain, whatever
+        // domain or realm the client named.
+        let local_identity = user_identity(&limits.ntlm.names.domain, windows.user);
+        drop(limits);
+        let identity = match (local, hash, helper) {
+            (Some(stored), Some(hash), _) if bool::from(stored.ct_eq(&hash)) => {
+                Some(local_identity)
             }
-            _ => false,
+            (Some(_), _, _) => None,
+            // Not a local account: the domain's, through the helper.
+            (None, _, Some(helper)) => match helper.check_password(windows.full, &password) {
+                Verdict::Yes => Some(windows.identity),
+                Verdict::No(_) => None,
+                Verdict::Unavailable(why) => return helper_unavailable(session, &why),
+            },
+            (None, _, None) => None,
+        };
+        let Some(identity) = identity else {
+            return refused(shared, session, windows.full);
         };
         let limits = shared.limits.read();
-        if !known {
-            drop(limits);
-            return refused(shared, session, windows.full);
-        }
-        return logged_on(shared, session, &limits, name, windows.identity);
+        return logged_on(shared, session, &limits, name, identity);
     }
     let Ok(dn) = Dn::parse(name) else {
         return LdapResult::new(LdapResultCode::InvalidDNSyntax, "invalid DN syntax");
     };
     let key = dn.key();
-    let known = limits
+    // Checked without the settings held: an argon2 hash takes a while,
+    // and a reload waiting for them would hold every other reader back.
+    let stored = limits
         .accounts
         .iter()
-        .any(|a| a.key == key && a.password.verify(&password));
-    if !known {
-        drop(limits);
+        .find(|a| a.key == key)
+        .map(|a| a.password.clone());
+    drop(limits);
+    if !stored.is_some_and(|p| p.verify(&password)) {
         return refused(shared, session, &String::from_utf8_lossy(name));
     }
+    let limits = shared.limits.read();
     logged_on(shared, session, &limits, name, dn_identity(&key))
 }
 

@@ -5,7 +5,7 @@ use ldap3_proto::LdapResultCode;
 
 use crate::directory::entry::class;
 use crate::ils::{self, APPLICATIONS_KEY};
-use crate::ops::entries::{live, may_change, no_such_object, not_owner};
+use crate::ops::entries::{live, may_change, no_such_object, not_owner, same_owner};
 use crate::protocol::{LdapResult, Responder, tag};
 use crate::session::{Session, Shared};
 
@@ -42,6 +42,7 @@ fn run(shared: &Shared, session: &Session, target: &ils::Target) -> LdapResult {
         doomed.extend(
             dir.by_cn(cn)
                 .filter(|e| e.is(class::APPLICATION) && e.parent_key().ends_with(APPLICATIONS_KEY))
+                .filter(|e| same_owner(&dir, e, entry, ownership))
                 .map(|e| e.key.clone()),
         );
     }

@@ -158,3 +158,12 @@ pub fn refused(line: impl FnOnce() -> String) {
     static REFUSED: Throttle = Throttle::new();
     REFUSED.warn(|n| format!("{} ({n} refused since the last warning)", line()));
 }
+
+/// Whether an application entry goes with a person: what is done to the
+/// person (a delete, a refresh, smodop) reaches the applications of the
+/// same owner, and no one else's that happen to share its cn.
+pub fn same_owner(dir: &Directory, app: &Entry, person: &Entry, ownership: Ownership) -> bool {
+    ownership == Ownership::None
+        || dir.owner_of(app).is_none()
+        || dir.owner_of(app) == dir.owner_of(person)
+}

@@ -14,11 +14,11 @@ use crate::directory::store::Directory;
 use crate::ils::ip_address_value;
 use crate::ils::{self, AttrChange, Smodop, ensure_value};
 use crate::ops::entries::{
-    check_names, check_room, check_schema, live, may_change, no_such_object, not_owner,
+    check_names, check_room, check_schema, live, may_change, no_such_object, not_owner, same_owner,
     too_many_values,
 };
 use crate::protocol::{Change, LdapResult, ModKind, Responder, tag};
-use crate::session::{Limits, Session, Shared};
+use crate::session::{Limits, Ownership, Session, Shared};
 
 pub fn modify(
     shared: &Shared,
@@ -95,14 +95,16 @@ fn run(shared: &Shared, session: &Session, mut plan: ils::ModifyPlan) -> Result<
             let changes = new_values_only(&dir, &key, &plan.changes);
             change_entry(&mut dir, &key, &changes, max_values)?
         }
-        Some(Smodop::AddApp) => add_application(&mut dir, &key, &plan.changes, now, max_values)?,
+        Some(Smodop::AddApp) => {
+            add_application(&mut dir, &key, &plan.changes, now, max_values, ownership)?
+        }
         Some(Smodop::DeleteApp) => {
-            for app in applications(&dir, &key, &plan.changes) {
+            for app in applications(&dir, &key, &plan.changes, ownership) {
                 dir.remove(&app);
             }
         }
         Some(Smodop::ModifyApp) => {
-            let apps = applications(&dir, &key, &plan.changes);
+            let apps = applications(&dir, &key, &plan.changes, ownership);
             if apps.is_empty() {
                 return Err(LdapResult::new(
                     LdapResultCode::NoSuchObject,
@@ -367,6 +369,7 @@ fn add_application(
     changes: &[AttrChange],
     now: u64,
     max_values: usize,
+    ownership: Ownership,
 ) -> Result<(), LdapResult> {
     let Some(p) = dir.get(person) else {
         return Err(LdapResult::new(
@@ -400,7 +403,16 @@ fn add_application(
         }
     };
     let app = ils::application_dn(&cn, &ils::application_name(&changes));
-    if live(dir, &app.key, now).is_some() {
+    if let Some(existing) = live(dir, &app.key, now) {
+        // Someone else's application entry of that name is theirs.
+        if !same_owner(
+            dir,
+            existing,
+            dir.get(person).expect("looked up above"),
+            ownership,
+        ) {
+            return Err(not_owner());
+        }
         let key: Key = app.key.into();
         let app_attrs = changed(dir, &key, &replace_all(&changes), max_values)?;
         check_room(dir, person_growth + growth(dir, &key, &app_attrs))?;
@@ -565,10 +577,16 @@ fn replace_all(changes: &[AttrChange]) -> Vec<AttrChange> {
 
 /// The application entries an smodop 1 or 3 addresses: the one named by
 /// `sappname`/`sappid` when the Modify names one, else all of the person's.
-fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Key> {
+fn applications(
+    dir: &Directory,
+    person: &Key,
+    changes: &[AttrChange],
+    ownership: Ownership,
+) -> Vec<Key> {
     let Some(p) = dir.get(person) else {
         return Vec::new();
     };
+    let mine = |e: &Entry| same_owner(dir, e, p, ownership);
     let named = [attr::APP_NAME, attr::APPLICATION_ID]
         .iter()
         .any(|a: &Attr| changes.iter().any(|c| c.attr == *a && !c.values.is_empty()));
@@ -577,6 +595,7 @@ fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Ke
         let app = ils::application_dn(cn, &ils::application_name(changes));
         return dir
             .get(&app.key)
+            .filter(|e| mine(e))
             .map(|e| vec![e.key.clone()])
             .unwrap_or_default();
     }
@@ -585,6 +604,7 @@ fn applications(dir: &Directory, person: &Key, changes: &[AttrChange]) -> Vec<Ke
         if !keys.contains(&e.key)
             && e.is(class::APPLICATION)
             && e.parent_key().ends_with(ils::APPLICATIONS_KEY)
+            && mine(e)
         {
             keys.push(e.key.clone());
         }

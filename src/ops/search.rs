@@ -32,7 +32,7 @@ use crate::ops::computed::{
     self, ADMIN_KEY, MONITOR_DN, MONITOR_KEY, VirtualValues, container_values, monitor_values,
     send_virtual, takes_in_containers,
 };
-use crate::ops::entries::{live, may_change, no_such_object};
+use crate::ops::entries::{live, may_change, no_such_object, same_owner};
 use crate::protocol::{LdapResult, Responder, Scope, SearchRequest, tag};
 use crate::session::{Flush, Ownership, Session, Shared};
 
@@ -418,7 +418,8 @@ impl<'p> Scan<'p> {
             if self.rights.may_refresh(dir, entry) {
                 // What was granted: `now` is older than the clock the
                 // deadline was set by, and would round a second up.
-                if let Some(granted) = refresh(self.store, dir, &view, ttl) {
+                let ownership = self.rights.ownership;
+                if let Some(granted) = refresh(self.store, dir, &view, ttl, ownership) {
                     view.ttl = Some(granted);
                 }
                 self.refreshed += 1;
@@ -527,9 +528,18 @@ impl<'p> Scan<'p> {
 /// The `sttl` refresh of a matched entry (see [`Store::refresh`]) and of
 /// the applications shown with it. Returns the seconds the entry has now,
 /// if it is dynamic.
-fn refresh(store: &Store, dir: &Directory, view: &PersonView<'_>, ttl: u32) -> Option<u64> {
+fn refresh(
+    store: &Store,
+    dir: &Directory,
+    view: &PersonView<'_>,
+    ttl: u32,
+    ownership: Ownership,
+) -> Option<u64> {
     for app in view.apps() {
-        if app.person().is_none() && app.is(class::DYNAMIC) {
+        if app.person().is_none()
+            && app.is(class::DYNAMIC)
+            && same_owner(dir, app, view.entry, ownership)
+        {
             store.set_ttl(app, ttl);
         }
     }
