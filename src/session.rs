@@ -7,7 +7,7 @@
 //! it imports only authentication and the directory.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -94,6 +94,9 @@ pub struct Shared {
     /// Failed binds by address, to slow down password guessing.
     pub backoff: Backoff,
     pub counters: Counters,
+    /// Whether `deny-address` lists any address, kept in step with the
+    /// limits so that requests need not read them to know.
+    pub any_denied_address: AtomicBool,
 }
 
 /// What the server counts for cn=Monitor.
@@ -109,9 +112,19 @@ pub struct Counters {
 }
 
 impl Shared {
+    /// Puts new limits in force (a reload).
+    pub fn set_limits(&self, limits: Limits) {
+        let denies = !limits.moderation.addresses.is_empty();
+        *self.limits.write() = limits;
+        self.any_denied_address
+            .store(denies, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn new(store: std::sync::Arc<Store>, limits: Limits) -> Shared {
+        let any_denied_address = AtomicBool::new(!limits.moderation.addresses.is_empty());
         Shared {
             store,
+            any_denied_address,
             limits: RwLock::new(limits),
             backoff: Backoff::default(),
             counters: Counters::default(),

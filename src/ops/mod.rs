@@ -63,6 +63,14 @@ fn refusal(shared: &Shared, session: &Session, req: &Request) -> Option<LdapResu
             message,
         ));
     }
+    // Most servers deny no address: then nothing is read of the settings
+    // here, on the path of every request.
+    if !shared
+        .any_denied_address
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return None;
+    }
     let writes = match &req.op {
         Op::Add { .. } | Op::Modify { .. } | Op::Delete { .. } | Op::ModifyDn { .. } => true,
         Op::Extended { oid, .. } => oid == extended::REFRESH,

@@ -34,7 +34,7 @@ use crate::ops::computed::{
 };
 use crate::ops::entries::{live, may_change, no_such_object, same_owner};
 use crate::protocol::{LdapResult, Responder, Scope, SearchRequest, tag};
-use crate::session::{Flush, Ownership, Session, Shared};
+use crate::session::{Flush, Limits, Ownership, Session, Shared};
 
 /// Output encoded before it is written: what one search holds.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -86,8 +86,12 @@ fn answer(
     let Some(region) = plan.region() else {
         return LdapResult::success();
     };
-    let progress = Progress::new(shared, &plan);
-    let rights = Rights::of(shared, session);
+    // One read of the settings for both: every lock taken is a cache
+    // line the workers pass between them.
+    let (progress, rights) = {
+        let limits = shared.limits.read();
+        (Progress::new(&limits, &plan), Rights::of(&limits, session))
+    };
     let mut scan = Scan::new(&plan, region, shared, now, progress, rights);
     let done = scan
         .run(resp, flush)
@@ -109,8 +113,7 @@ struct Progress {
 
 impl Progress {
     /// The tighter of the client's and the server's limits, 0 being none.
-    fn new(shared: &Shared, plan: &SearchPlan) -> Progress {
-        let limits = shared.limits.read();
+    fn new(limits: &Limits, plan: &SearchPlan) -> Progress {
         let size = smallest_nonzero(plan.size_limit as u64, limits.size_limit as u64) as usize;
         let time = smallest_nonzero(plan.time_limit, limits.time_limit);
         Progress {
@@ -160,8 +163,7 @@ struct Rights<'s> {
 }
 
 impl<'s> Rights<'s> {
-    fn of(shared: &Shared, session: &'s Session) -> Rights<'s> {
-        let limits = shared.limits.read();
+    fn of(limits: &Limits, session: &'s Session) -> Rights<'s> {
         Rights {
             session,
             ownership: limits.ownership,

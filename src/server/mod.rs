@@ -240,7 +240,7 @@ impl Server {
             log::error!("{e}: NTLM logons are refused until it can be read");
             Default::default()
         });
-        *self.shared.limits.write() = limits;
+        self.shared.set_limits(limits);
         let removed = purge(&self.shared.store, &config.moderation);
         if removed > 0 {
             log::warn!(
