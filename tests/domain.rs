@@ -68,16 +68,7 @@ c = Connection(Server('127.0.0.1', port=int(sys.argv[1])), user=sys.argv[2], pas
 ok = c.bind()
 print(c.result['result'], (c.extend.standard.who_am_i() or '') if ok else '-')
 "#;
-    let out = Command::new(python_with_clients())
-        .args(["-c", script, &port.to_string(), user, password])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    run_python(script, &[port.to_string(), user.into(), password.into()])
 }
 
 #[test]

@@ -10,25 +10,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::*;
 use ilsd::server::Config;
 
-/// Runs a Python script with arguments; returns its standard output.
 fn run(script: &str, args: &[String]) -> String {
-    let out = Command::new(python_with_clients())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    run_python(script, args)
 }
 
 /// python ldap3's NTLM bind (SASL), then WhoAmI: prints the bind's result

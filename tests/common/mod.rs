@@ -288,7 +288,12 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connects");
+        Raw::over(TcpStream::connect(addr).expect("connects"))
+    }
+
+    /// A client on a connected stream, which fails the test when the
+    /// server neither answers nor closes within ten seconds.
+    fn over(stream: TcpStream) -> Raw {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -318,14 +323,7 @@ impl Raw {
         let [a, b, c, d] = from.octets();
         bind(sock.as_raw_fd(), &SockaddrIn::new(a, b, c, d, 0)).expect("binds the source address");
         connect(sock.as_raw_fd(), &SockaddrIn::from(to)).expect("connects");
-        let stream = TcpStream::from(sock);
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Raw {
-            stream,
-            buf: Vec::new(),
-        }
+        Raw::over(TcpStream::from(sock))
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -515,4 +513,21 @@ pub fn python_with_clients() -> &'static std::path::PathBuf {
         }
         python
     })
+}
+
+/// Runs a Python script with the clients' python and arguments; returns
+/// its standard output, failing the test with its errors.
+pub fn run_python(script: &str, args: &[String]) -> String {
+    let out = std::process::Command::new(python_with_clients())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
