@@ -198,15 +198,17 @@ fn a_damaged_file_is_read_as_far_as_it_is_sound_and_kept_aside() {
     }
     server.shutdown();
     let text = std::fs::read_to_string(&path).unwrap();
-    // Garbage in the middle of b's record, and the file cut short in the
-    // middle of the last record.
-    let b = text.find("dn: cn=b,").unwrap();
-    let mut damaged = text[..b].to_string();
-    damaged.push_str("dn: cn=b,ou=Dynamic,o=Intranet\n\u{1}\u{2}garbage without a colon\n");
-    let rest = &text[b..];
-    let after_b = rest.find("\n\n").unwrap();
-    damaged.push_str(&rest[after_b..]);
-    let last = damaged.rfind("dn: ").unwrap();
+    // Garbage in the middle of the first record, and the file cut short
+    // in the middle of the last one (the records come in the table's
+    // order, whichever entries those are).
+    let starts: Vec<usize> = text.match_indices("\ndn: ").map(|(at, _)| at + 1).collect();
+    assert_eq!(starts.len(), 4);
+    let first_end = starts[0] + text[starts[0]..].find("\n\n").unwrap();
+    let mut damaged = text[..starts[0]].to_string();
+    let first_dn = text[starts[0]..].lines().next().unwrap();
+    damaged.push_str(&format!("{first_dn}\n\u{1}\u{2}garbage without a colon\n"));
+    damaged.push_str(&text[first_end..]);
+    let last = damaged.rfind("\ndn: ").unwrap() + 1;
     let cut = last + damaged[last..].find("ilsDeadline").unwrap();
     std::fs::write(&path, &damaged[..cut]).unwrap();
 
