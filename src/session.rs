@@ -186,6 +186,16 @@ impl Session {
         }
     }
 
+    /// Whether this session is `owner`, compared without building the
+    /// session's own owner: an sttl refresh asks it of every match.
+    pub fn is(&self, owner: &Owner) -> bool {
+        match (owner, &self.identity) {
+            (Owner::Identity(id), Some(mine)) => **id == **mine,
+            (Owner::Address(ip), None) => *ip == self.peer.ip().to_canonical(),
+            _ => false,
+        }
+    }
+
     /// Forgets the authentication: every bind starts with this.
     pub fn log_out(&mut self) {
         self.bound = None;
@@ -197,3 +207,23 @@ impl Session {
 /// Writes bytes produced so far to the client: given to handlers that can
 /// produce many responses, so that they need not hold them all.
 pub type Flush<'a> = &'a mut dyn FnMut(&mut BytesMut) -> std::io::Result<()>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_the_owner_it_would_record_and_no_other() {
+        let mut session = Session::new("[::ffff:127.0.0.2]:1503".parse().unwrap());
+        assert!(session.is(&session.owner()));
+        assert!(session.is(&Owner::address("127.0.0.2".parse().unwrap())));
+        assert!(!session.is(&Owner::address("127.0.0.3".parse().unwrap())));
+        session.identity = Some("u:example\\alice".into());
+        assert!(session.is(&session.owner()));
+        assert!(
+            !session.is(&Owner::address("127.0.0.2".parse().unwrap())),
+            "a logon owns by name"
+        );
+        assert!(!session.is(&Owner::Identity("u:example\\bob".into())));
+    }
+}

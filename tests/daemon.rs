@@ -195,6 +195,29 @@ fn test_config_accepts_good_files_and_names_the_bad_line() {
 }
 
 #[test]
+fn nt_hash_writes_an_accounts_line_from_standard_input() {
+    use std::io::Write;
+    let mut child = ilsd(&["--nt-hash", "alice"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // MD4 of "secret" in UTF-16LE, as Samba writes it.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "alice:0:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:878D8014606CDA29677A44EFA1353FC7:[U          ]:LCT-00000000:\n"
+    );
+    assert_eq!(
+        output(&["--nt-hash", "a:b"]).0,
+        64,
+        "a name with ':' is refused"
+    );
+}
+
+#[test]
 fn the_shipped_configuration_is_accepted() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/ilsd.conf");
     let (code, out, err) = output(&["-t", "-f", shipped]);

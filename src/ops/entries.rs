@@ -125,8 +125,7 @@ pub fn may_change(dir: &Directory, entry: &Entry, session: &Session, ownership: 
     if session.admin || ownership == Ownership::None {
         return true;
     }
-    dir.owner_of(entry)
-        .is_none_or(|owner| *owner == session.owner())
+    dir.owner_of(entry).is_none_or(|owner| session.is(owner))
 }
 
 /// The answer to a change of an entry the session does not own.

@@ -102,10 +102,12 @@ fn write_to(store: &Store, temporary: &Path) -> io::Result<(usize, usize)> {
     while let Some(from) = cursor {
         let (batch, next) = copy_batch(store, from, &mut layout, &written);
         cursor = next;
+        // The clocks once a batch: the batch was copied at one moment.
+        let (now, wall) = (store.now(), wall_ms());
         for (hash, copy) in batch {
             written.insert(hash);
             text.clear();
-            record(&mut text, &copy, store.now(), wall_ms());
+            record(&mut text, &copy, now, wall);
             out.write_all(&text)?;
             entries += 1;
             bytes += text.len();
