@@ -30,6 +30,7 @@ pub mod directory;
 pub mod ils;
 pub mod ops;
 pub mod protocol;
+pub mod publish;
 pub mod server;
 pub mod session;
 pub mod state;

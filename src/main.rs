@@ -13,6 +13,9 @@ fn run() -> Result<(), DaemonError> {
         return Ok(());
     };
     let config = options::load_config(&args)?;
+    if args.list_servers {
+        return ilsd::daemon::publication::list_servers(&config, &mut std::io::stdout().lock());
+    }
     if args.test_only {
         println!("configuration OK");
         return Ok(());

@@ -5,127 +5,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::*;
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ilsd");
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("ilsd-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running daemon whose log lines arrive on a channel.
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Every line read so far.
-    seen: std::cell::RefCell<Vec<String>>,
-    port: u16,
-}
-
-impl Daemon {
-    fn spawn(cmd: Command) -> Daemon {
-        Daemon::spawn_with_stdout(cmd, Stdio::null())
-    }
-
-    fn spawn_with_stdout(mut cmd: Command, stdout: Stdio) -> Daemon {
-        cmd.stderr(Stdio::piped())
-            .stdout(stdout)
-            .env_remove("JOURNAL_STREAM");
-        let mut child = cmd.spawn().expect("ilsd starts");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut daemon = Daemon {
-            child,
-            lines,
-            seen: Default::default(),
-            port: 0,
-        };
-        let line = daemon.wait_for("listening on");
-        daemon.port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
-        daemon.wait_for("ready");
-        daemon
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.borrow_mut().push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                    eprintln!("ilsd: {line}");
-                }
-                Err(_) => panic!("no log line with '{needle}'"),
-            }
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
-    }
-
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ilsd did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn raw(&self) -> Raw {
-        Raw::connect(([127, 0, 0, 1], self.port).into())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use nix::sys::signal::Signal;
 
 fn ilsd(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -664,4 +552,105 @@ fn a_full_directory_is_a_warning() {
     assert!(codes.contains(&11), "{codes:?}");
     let line = daemon.wait_for("the directory is full");
     assert!(line.contains("WARN"), "{line}");
+}
+
+#[test]
+fn publish_settings_that_cannot_work_are_refused() {
+    let dir = Scratch::new("publish-t");
+    for (text, says) in [
+        (
+            "publish-uri http://dc\n",
+            "is not an ldaps:// or ldap:// URI",
+        ),
+        ("publish-bind ils@example.org\n", "go together"),
+        ("publish-name ils.example.org\n", "need publish-uri"),
+        (
+            "publish-uri ldaps://dc\npublish-insecure yes\n",
+            "ldaps:// is TLS",
+        ),
+        (
+            "publish-uri ldap://dc\npublish-address 0.0.0.0:1002\n",
+            "wildcard",
+        ),
+        ("publish-uri ldap://dc\npublish-base not a dn\n", "not a DN"),
+    ] {
+        let conf = dir.file("p.conf", text);
+        let (code, _, stderr) = output(&["-t", "-f", conf.to_str().unwrap()]);
+        assert_eq!(code, 78, "{text}: {stderr}");
+        assert!(stderr.contains(says), "{text}: {stderr}");
+    }
+    let good = dir.file(
+        "good.conf",
+        "publish-uri ldap://dc.example.org\npublish-bind ils@example.org\npublish-password-file /etc/ilsd/publish.pw\npublish-address 192.0.2.1:1002\n",
+    );
+    let (code, stdout, stderr) = output(&["-t", "-f", good.to_str().unwrap()]);
+    assert_eq!((code, stdout.trim()), (0, "configuration OK"), "{stderr}");
+}
+
+/// A domain controller that takes connections and never answers.
+fn silent_dc() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[test]
+fn a_silent_domain_controller_delays_neither_start_nor_stop() {
+    let (_dc, port) = silent_dc();
+    let dir = Scratch::new("publish-silent");
+    let pw = dir.file("pw", "secret\n");
+    let uri = format!("ldap://127.0.0.1:{port}");
+    let mut daemon = Daemon::spawn(ilsd(&[
+        "-f",
+        "/dev/null",
+        "-l",
+        "127.0.0.1:0",
+        "--publish-uri",
+        &uri,
+        "--publish-insecure",
+        "--publish-bind",
+        "ils@example.org",
+        "--publish-password-file",
+        pw.to_str().unwrap(),
+        "--publish-timeout",
+        "2",
+    ]));
+    // Serving while the publication waits on the DC.
+    let mut raw = daemon.raw();
+    let (_, done) = raw.call(&search(1, b"", 0, f::present(b"objectClass"), &[]));
+    assert!(matches!(done, Response::Result { code: 0, .. }), "{done:?}");
+    daemon.wait_for("no answer within 2s");
+    let started = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait(Duration::from_secs(10)).success());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "the stop waited {:?} on the DC",
+        started.elapsed()
+    );
+    let seen = daemon.seen.borrow().join("\n");
+    assert!(
+        !seen.contains("secret"),
+        "the password reached the log: {seen}"
+    );
+}
+
+#[test]
+fn list_servers_without_a_domain_controller_is_unavailable() {
+    let (listener, port) = silent_dc();
+    drop(listener);
+    let (code, stdout, stderr) = output(&[
+        "-f",
+        "/dev/null",
+        "--list-servers",
+        &format!("ldap://127.0.0.1:{port}"),
+        "--publish-insecure",
+    ]);
+    assert_eq!(code, 69, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("ldap://127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    let (code, _, stderr) = output(&["-f", "/dev/null", "--list-servers"]);
+    assert_eq!(code, 64, "{stderr}");
 }

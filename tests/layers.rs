@@ -19,6 +19,7 @@ const RANKS: &[(&str, u32)] = &[
     ("daemon", 10),
     ("server", 9),
     ("ops", 8),
+    ("publish", 8),
     ("session", 7),
     ("auth", 6),
     ("ils", 5),

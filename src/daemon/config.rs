@@ -248,6 +248,69 @@ pub const SETTINGS: &[Setting] = &[
         flag: true,
     },
     Setting {
+        name: "publish-uri",
+        hint: "URI",
+        help: "publish this server in Active Directory through this DC: ldaps://HOST or ldap://HOST (StartTLS)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "publish-bind",
+        hint: "ACCOUNT",
+        help: "the account that publishes: a DN or user@realm",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "publish-password-file",
+        hint: "FILE",
+        help: "the file whose first line is publish-bind's password",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "publish-name",
+        hint: "NAME",
+        help: "the name published (default the host's fully qualified name)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "publish-base",
+        hint: "DN",
+        help: "the domain's naming context (default the DC's defaultNamingContext)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "publish-ca-file",
+        hint: "FILE",
+        help: "the CA certificates the DC's certificate must chain to, PEM (default the system's)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "publish-insecure",
+        hint: "",
+        help: "let an ldap:// publish-uri go without TLS (in the file: yes or no; default no)",
+        repeatable: false,
+        flag: true,
+    },
+    Setting {
+        name: "publish-address",
+        hint: "ADDR:PORT",
+        help: "an address to publish (repeatable; default those of listen, wildcards as the host's)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "publish-timeout",
+        hint: "SECONDS",
+        help: "longest wait for each step of an exchange with the DC (default 10)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "ntlm-domain",
         hint: "DOMAIN",
         help: "the domain name NTLM challenges give (default the host's DNS domain)",
@@ -468,6 +531,41 @@ impl Config {
             "ntlm-helper-timeout" => {
                 self.ntlm_helper_timeout = Duration::from_secs(number(value, 1)?)
             }
+            "publish-uri" => {
+                crate::publish::client::Uri::parse(value)?;
+                self.publish_uri = Some(value.to_string());
+            }
+            "publish-bind"
+            | "publish-password-file"
+            | "publish-name"
+            | "publish-base"
+            | "publish-ca-file"
+                if value.is_empty() =>
+            {
+                return Err(format!("{name} needs a value"));
+            }
+            "publish-bind" => self.publish_bind = Some(value.to_string()),
+            "publish-password-file" => self.publish_password_file = Some(PathBuf::from(value)),
+            "publish-name" => self.publish_name = Some(value.to_string()),
+            "publish-base" => {
+                Dn::parse(value.as_bytes()).map_err(|_| format!("'{value}' is not a DN"))?;
+                self.publish_base = Some(value.to_string());
+            }
+            "publish-ca-file" => self.publish_ca_file = Some(PathBuf::from(value)),
+            "publish-insecure" => self.publish_insecure = yes_or_no(value)?,
+            "publish-address" => {
+                if fresh {
+                    self.publish_address.clear();
+                }
+                let addr: std::net::SocketAddr = value
+                    .parse()
+                    .map_err(|_| format!("'{value}' is not an address:port"))?;
+                if addr.ip().is_unspecified() {
+                    return Err(format!("{value}: a published address cannot be a wildcard"));
+                }
+                self.publish_address.push(addr);
+            }
+            "publish-timeout" => self.publish_timeout = Duration::from_secs(number(value, 1)?),
             "ntlm-domain" => self.ntlm_domain = Some(value.to_string()),
             "ntlm-hostname" => self.ntlm_hostname = Some(value.to_string()),
             "log-level" => {

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod options;
 pub mod process;
+pub mod publication;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
@@ -30,6 +31,9 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Internal(format!("cannot handle signals: {e}")))?;
     let activated = process::activated_listeners()?;
     let activated_any = !activated.is_empty();
+    // Read before privileges are dropped: the password file is the
+    // administrator's, not the service account's.
+    let publish = publication::settings(&config)?;
     process::raise_file_limit(config.max_connections);
     let server = if activated.is_empty() {
         let listeners = config
@@ -64,6 +68,16 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
     .map_err(|e| DaemonError::Start(format!("cannot start: {e}")))?;
     process::notify("READY=1");
     log::info!("ilsd {} ready", env!("CARGO_PKG_VERSION"));
+    let publisher = match publish {
+        Some(settings) => {
+            let addresses = publication::addresses(&config, server.local_addrs());
+            Some(
+                crate::publish::Publisher::start(settings, addresses)
+                    .map_err(|e| DaemonError::Start(format!("cannot start publishing: {e}")))?,
+            )
+        }
+        None => None,
+    };
     // What a reload cannot change: compared with every reload's file, not
     // with the last one read.
     let started = RestartOnly::of(&config);
@@ -85,6 +99,11 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
             }
         }
     });
+    // The addresses go first: a client that finds this server in the
+    // domain while it stops is sent to a server about to be gone.
+    if let Some(publisher) = publisher {
+        publisher.stop(config.publish_timeout);
+    }
     server.shutdown();
     Ok(())
 }
@@ -112,6 +131,7 @@ struct RestartOnly {
     group: Option<String>,
     state_file: Option<std::path::PathBuf>,
     state_interval: std::time::Duration,
+    publish: Vec<String>,
 }
 
 impl RestartOnly {
@@ -123,6 +143,7 @@ impl RestartOnly {
             group: config.group.clone(),
             state_file: config.state_file.clone(),
             state_interval: config.state_interval,
+            publish: publication::restart_only(config),
         }
     }
 }
@@ -153,6 +174,10 @@ fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool
         (
             "state-interval",
             next.state_interval != started.state_interval,
+        ),
+        (
+            "the publish- settings",
+            publication::restart_only(&next) != started.publish,
         ),
     ] {
         if changed {

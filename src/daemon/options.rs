@@ -10,13 +10,16 @@ use crate::server::Config;
 
 const DEFAULT_CONFIG: &str = "/etc/ilsd/ilsd.conf";
 pub const USAGE: &str =
-    "usage: ilsd [-htV] [-f file] [-l addr:port] [-u user] [-g group] [--setting value ...]";
+    "usage: ilsd [-htV] [-f file] [-l addr:port] [-u user] [-g group] [--setting value ...]
+       ilsd --list-servers [URI] [-f file] [--setting value ...]";
 
 /// The parsed command line.
 pub struct Args {
     pub config_path: PathBuf,
     pub config_named: bool,
     pub test_only: bool,
+    /// `--list-servers`: list the domain's ILS servers instead of serving.
+    pub list_servers: bool,
     /// Settings given on the command line, in order.
     pub settings: Vec<(String, String)>,
 }
@@ -31,6 +34,11 @@ fn options() -> getopts::Options {
     );
     opts.optflag("t", "test-config", "check the configuration and exit");
     opts.optflag("V", "version", "print the version and exit");
+    opts.optflag(
+        "",
+        "list-servers",
+        "list the ILS servers published in Active Directory (at URI, or publish-uri) and exit",
+    );
     opts.optopt(
         "",
         "nt-hash",
@@ -67,9 +75,14 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>, DaemonError> {
     let matches = options()
         .parse(argv)
         .map_err(|e| DaemonError::Usage(e.to_string()))?;
-    if let Some(extra) = matches.free.first() {
-        return Err(DaemonError::Usage(format!("unexpected argument '{extra}'")));
-    }
+    let list_servers = matches.opt_present("list-servers");
+    let uri = match (list_servers, &matches.free[..]) {
+        (_, []) => None,
+        (true, [uri]) => Some(uri.clone()),
+        (_, [.., extra]) => {
+            return Err(DaemonError::Usage(format!("unexpected argument '{extra}'")));
+        }
+    };
     if matches.opt_present("h") {
         print!("{}", help());
         return Ok(None);
@@ -95,10 +108,14 @@ pub fn parse(argv: &[String]) -> Result<Option<Args>, DaemonError> {
             settings.push((s.name.to_string(), value));
         }
     }
+    if let Some(uri) = uri {
+        settings.push(("publish-uri".to_string(), uri));
+    }
     Ok(Some(Args {
         config_named: named.is_some(),
         config_path: PathBuf::from(named.unwrap_or_else(|| DEFAULT_CONFIG.to_string())),
         test_only: matches.opt_present("t"),
+        list_servers,
         settings,
     }))
 }

@@ -21,6 +21,8 @@ pub enum DaemonError {
     Permission(String),
     /// A failure of the server itself (EX_SOFTWARE).
     Internal(String),
+    /// A service it needs is not there (EX_UNAVAILABLE).
+    Unavailable(String),
 }
 
 impl DaemonError {
@@ -32,6 +34,7 @@ impl DaemonError {
             DaemonError::Start(_) => 71,
             DaemonError::Permission(_) => 77,
             DaemonError::Internal(_) => 70,
+            DaemonError::Unavailable(_) => 69,
         }
     }
 }
@@ -43,7 +46,8 @@ impl std::fmt::Display for DaemonError {
             | DaemonError::Config(m)
             | DaemonError::Start(m)
             | DaemonError::Permission(m)
-            | DaemonError::Internal(m) => f.write_str(m),
+            | DaemonError::Internal(m)
+            | DaemonError::Unavailable(m) => f.write_str(m),
         }
     }
 }

@@ -65,6 +65,19 @@ pub struct Config {
     pub ntlm_helper_timeout: Duration,
     pub ntlm_domain: Option<String>,
     pub ntlm_hostname: Option<String>,
+    /// The domain controller to publish in (`publish-uri`): none
+    /// publishes nothing.
+    pub publish_uri: Option<String>,
+    pub publish_bind: Option<String>,
+    pub publish_password_file: Option<PathBuf>,
+    pub publish_name: Option<String>,
+    pub publish_base: Option<String>,
+    pub publish_ca_file: Option<PathBuf>,
+    /// Whether an `ldap://` URI may go without StartTLS.
+    pub publish_insecure: bool,
+    /// The addresses to publish; none publishes those of `listen`.
+    pub publish_address: Vec<SocketAddr>,
+    pub publish_timeout: Duration,
     pub observed_ip: bool,
     /// Where the dynamic entries are kept across a restart (`state-file`);
     /// none keeps them in memory only.
@@ -110,6 +123,15 @@ impl Default for Config {
             ntlm_helper_timeout: Duration::from_secs(5),
             ntlm_domain: None,
             ntlm_hostname: None,
+            publish_uri: None,
+            publish_bind: None,
+            publish_password_file: None,
+            publish_name: None,
+            publish_base: None,
+            publish_ca_file: None,
+            publish_insecure: false,
+            publish_address: Vec::new(),
+            publish_timeout: Duration::from_secs(10),
             observed_ip: limits.observed_ip,
             state_file: None,
             state_interval: Duration::from_secs(60),
@@ -189,6 +211,25 @@ impl Config {
                 "ntlm verify needs accounts to verify against (ntlm-accounts or ntlm-helper)"
                     .into(),
             );
+        }
+        if self.publish_bind.is_some() != self.publish_password_file.is_some() {
+            return Err("publish-bind and publish-password-file go together".into());
+        }
+        let publish_set = self.publish_bind.is_some()
+            || self.publish_name.is_some()
+            || self.publish_base.is_some()
+            || self.publish_ca_file.is_some()
+            || !self.publish_address.is_empty();
+        if publish_set && self.publish_uri.is_none() {
+            return Err("the publish- settings need publish-uri, the domain controller".into());
+        }
+        if self.publish_insecure
+            && self
+                .publish_uri
+                .as_deref()
+                .is_some_and(|u| u.starts_with("ldaps://"))
+        {
+            return Err("publish-insecure is for an ldap:// publish-uri; ldaps:// is TLS".into());
         }
         if self.listen.is_empty() {
             return Err("nothing to listen on".into());
