@@ -27,7 +27,9 @@
 pub mod auth;
 pub mod daemon;
 pub mod directory;
+pub mod http;
 pub mod ils;
+pub mod metrics;
 pub mod ops;
 pub mod protocol;
 pub mod publish;

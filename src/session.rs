@@ -7,7 +7,7 @@
 //! it imports only authentication and the directory.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -19,6 +19,7 @@ use crate::auth::moderation::Moderation;
 use crate::auth::ntlm::Challenge;
 use crate::directory::owner::Owner;
 use crate::directory::store::Store;
+use crate::metrics::Metrics;
 
 pub use crate::auth::Account;
 
@@ -93,22 +94,11 @@ pub struct Shared {
     pub limits: RwLock<Limits>,
     /// Failed binds by address, to slow down password guessing.
     pub backoff: Backoff,
-    pub counters: Counters,
+    /// What the server counts, for cn=Monitor and `/metrics`.
+    pub counters: Metrics,
     /// Whether `deny-address` lists any address, kept in step with the
     /// limits so that requests need not read them to know.
     pub any_denied_address: AtomicBool,
-}
-
-/// What the server counts for cn=Monitor.
-#[derive(Default)]
-pub struct Counters {
-    /// Connections refused because the server was at max-connections.
-    pub refused_busy: AtomicU64,
-    /// Connections refused because their address was at
-    /// max-connections-per-address.
-    pub refused_per_address: AtomicU64,
-    /// Binds made to wait after failures from their address.
-    pub binds_delayed: AtomicU64,
 }
 
 impl Shared {
@@ -127,7 +117,7 @@ impl Shared {
             any_denied_address,
             limits: RwLock::new(limits),
             backoff: Backoff::default(),
-            counters: Counters::default(),
+            counters: Metrics::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ const RANKS: &[(&str, u32)] = &[
     ("server", 9),
     ("ops", 8),
     ("publish", 8),
+    ("http", 8),
     ("session", 7),
     ("auth", 6),
     ("ils", 5),
@@ -27,6 +28,7 @@ const RANKS: &[(&str, u32)] = &[
     ("state", 3),
     ("directory", 2),
     ("throttle", 1),
+    ("metrics", 1),
 ];
 
 /// The source files of `src/`, by module path (`ops/search`, `ils`).

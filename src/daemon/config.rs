@@ -248,6 +248,48 @@ pub const SETTINGS: &[Setting] = &[
         flag: true,
     },
     Setting {
+        name: "http-listen",
+        hint: "ADDR:PORT",
+        help: "serve the who-is-online page and /metrics over HTTP here (repeatable; default none)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "http-allow",
+        hint: "CIDR",
+        help: "who may see the HTTP pages; others get 403 (repeatable; default loopback)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
+        name: "http-show-addresses",
+        hint: "",
+        help: "show users' IP addresses on the page (in the file: yes or no; default no)",
+        repeatable: false,
+        flag: true,
+    },
+    Setting {
+        name: "http-threads",
+        hint: "N",
+        help: "threads serving HTTP (default 2)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "http-max-connections",
+        hint: "N",
+        help: "HTTP connections waiting for a thread; more get 503 (default 64)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
+        name: "http-timeout",
+        hint: "SECONDS",
+        help: "longest an HTTP request may take to arrive or its answer to leave (default 10)",
+        repeatable: false,
+        flag: false,
+    },
+    Setting {
         name: "publish-uri",
         hint: "URI",
         help: "publish this server in Active Directory through this DC: ldaps://HOST or ldap://HOST (StartTLS)",
@@ -531,6 +573,30 @@ impl Config {
             "ntlm-helper-timeout" => {
                 self.ntlm_helper_timeout = Duration::from_secs(number(value, 1)?)
             }
+            "http-listen" => {
+                if fresh {
+                    self.http_listen.clear();
+                }
+                let addr: std::net::SocketAddr = value.parse().map_err(|_| {
+                    format!("'{value}' is not an address:port (IPv6 as [::1]:8002)")
+                })?;
+                self.http_listen.push(addr);
+            }
+            "http-allow" => {
+                if fresh {
+                    self.http_allow.clear();
+                }
+                self.http_allow.push(Cidr::parse(value)?);
+            }
+            "http-show-addresses" => self.http_show_addresses = yes_or_no(value)?,
+            "http-threads" => {
+                self.http_threads = number(value, 1)?;
+                if self.http_threads > 64 {
+                    return Err(format!("{value} is above the maximum of 64"));
+                }
+            }
+            "http-max-connections" => self.http_max_connections = number(value, 1)?,
+            "http-timeout" => self.http_timeout = Duration::from_secs(number(value, 1)?),
             "publish-uri" => {
                 crate::publish::client::Uri::parse(value)?;
                 self.publish_uri = Some(value.to_string());

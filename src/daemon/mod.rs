@@ -50,8 +50,9 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let http = bind_http(&config)?;
         process::drop_privileges(config.user.as_deref(), config.group.as_deref())?;
-        Server::from_listeners(&config, listeners)
+        Server::with_http(&config, listeners, http)
     } else {
         log::info!(
             "using {} socket(s) passed by the service manager",
@@ -62,8 +63,9 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
                 "listen is ignored: the service manager passes the sockets (ilsd.socket decides the addresses)"
             );
         }
+        let http = bind_http(&config)?;
         process::drop_privileges(config.user.as_deref(), config.group.as_deref())?;
-        Server::from_listeners(&config, activated)
+        Server::with_http(&config, activated, http)
     }
     .map_err(|e| DaemonError::Start(format!("cannot start: {e}")))?;
     process::notify("READY=1");
@@ -108,6 +110,17 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Binds `http-listen`, before privileges are dropped.
+fn bind_http(config: &Config) -> Result<Vec<std::net::TcpListener>, DaemonError> {
+    crate::server::bind_http(config).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            DaemonError::Permission(e.to_string())
+        } else {
+            DaemonError::Start(e.to_string())
+        }
+    })
+}
+
 /// Warns about account passwords given in the clear: a configuration
 /// file gets copied, backed up and shown.
 fn warn_plain_passwords(config: &Config) {
@@ -132,6 +145,8 @@ struct RestartOnly {
     state_file: Option<std::path::PathBuf>,
     state_interval: std::time::Duration,
     publish: Vec<String>,
+    http_listen: Vec<std::net::SocketAddr>,
+    http_threads: usize,
 }
 
 impl RestartOnly {
@@ -144,6 +159,8 @@ impl RestartOnly {
             state_file: config.state_file.clone(),
             state_interval: config.state_interval,
             publish: publication::restart_only(config),
+            http_listen: config.http_listen.clone(),
+            http_threads: config.http_threads,
         }
     }
 }
@@ -175,6 +192,8 @@ fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool
             "state-interval",
             next.state_interval != started.state_interval,
         ),
+        ("http-listen", next.http_listen != started.http_listen),
+        ("http-threads", next.http_threads != started.http_threads),
         (
             "the publish- settings",
             publication::restart_only(&next) != started.publish,

@@ -337,6 +337,9 @@ pub struct Entry {
     /// [`class`] bits, kept in step with objectClass.
     pub classes: u8,
     owned: bool,
+    /// Seconds on the store clock when the entry was added (or loaded
+    /// from the state file): how long a user has been online.
+    pub created: u32,
 }
 
 // Two million of these at a million users: keep within the 104 bytes that
@@ -391,6 +394,7 @@ impl Entry {
             links: Box::default(),
             owner: OwnerId::NONE,
             owned: false,
+            created: 0,
         };
         entry.classes = entry.compute_classes();
         entry

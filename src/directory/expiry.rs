@@ -272,6 +272,7 @@ pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
             timetable.push(deadline);
         }
     }
+    store.expired.fetch_add(removed as u64, Ordering::Relaxed);
     if let Some((started, cpu)) = costs {
         let level = if removed >= 10_000 {
             log::Level::Info

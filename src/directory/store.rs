@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -106,6 +106,9 @@ impl TtlPolicy {
     }
 }
 
+/// The classes counted by [`Directory::class_counts`].
+const CLASSES: [u8; 3] = [class::PERSON, class::APPLICATION, class::CONFERENCE];
+
 /// The entries and their indexes. Reached through [`Store::read`] and
 /// [`Store::write`].
 ///
@@ -121,6 +124,9 @@ pub struct Directory {
     by_cn: NameIndex,
     by_uid: NameIndex,
     dynamic_count: usize,
+    /// Stored people, applications and conferences, in the order of
+    /// [`CLASSES`].
+    by_class: [usize; 3],
     /// The owners of the entries, each once.
     owners: Owners,
     /// The sum of the dynamic entries' [`Entry::footprint`].
@@ -144,6 +150,7 @@ pub struct SlotCursor {
 /// What an entry adds to a directory's counts, taken before it changes.
 #[derive(Clone, Copy)]
 struct Tally {
+    classes: u8,
     dynamic: bool,
     footprint: usize,
     owner: OwnerId,
@@ -152,6 +159,7 @@ struct Tally {
 impl Tally {
     fn of(entry: &Entry) -> Tally {
         Tally {
+            classes: entry.classes,
             dynamic: entry.is(class::DYNAMIC),
             footprint: entry.footprint(),
             owner: entry.owner,
@@ -384,6 +392,16 @@ impl Directory {
         self.dynamic_count
     }
 
+    /// How many people, applications and conferences are stored, expired
+    /// ones not yet swept included.
+    pub fn class_counts(&self) -> [(&'static str, usize); 3] {
+        [
+            ("person", self.by_class[0]),
+            ("application", self.by_class[1]),
+            ("conference", self.by_class[2]),
+        ]
+    }
+
     /// What the dynamic entries, the ones clients add, cost, estimated:
     /// the sum of their [`Entry::footprint`]. The static tree is left out.
     pub fn footprint(&self) -> usize {
@@ -431,6 +449,7 @@ impl Directory {
         if let Some(owner) = owner {
             entry.owner = self.owners.id(owner);
         }
+        entry.created = u32::try_from(now / 1000).unwrap_or(u32::MAX);
         self.index(&entry.key, &entry.attrs, true);
         self.tally(Tally::of(&entry), true);
         // An insert into a table without room left rehashes it (grown,
@@ -607,6 +626,7 @@ impl Directory {
     fn tally(
         &mut self,
         Tally {
+            classes,
             dynamic,
             footprint,
             owner,
@@ -614,6 +634,15 @@ impl Directory {
         stored: bool,
     ) {
         self.owners.count(owner, stored);
+        for (i, bit) in CLASSES.iter().enumerate() {
+            if classes & bit != 0 {
+                if stored {
+                    self.by_class[i] += 1;
+                } else {
+                    self.by_class[i] -= 1;
+                }
+            }
+        }
         if !dynamic {
             return;
         }
@@ -784,6 +813,10 @@ pub struct Store {
     epoch: Instant,
     expiry: Sender<ExpiryMsg>,
     pub ttl: TtlPolicy,
+    /// Refreshes of a time to live, by any of the operations that do it.
+    pub refreshed: AtomicU64,
+    /// Entries the expiry thread removed.
+    pub expired: AtomicU64,
 }
 
 impl Store {
@@ -793,6 +826,8 @@ impl Store {
             epoch: Instant::now(),
             expiry,
             ttl,
+            refreshed: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
         }
     }
 
@@ -842,6 +877,7 @@ impl Store {
     /// it ([MS-TAIL] 2.2.1.2), and a short refresh of the application
     /// must not end a person refreshed for longer.
     pub fn refresh(&self, dir: &Directory, entry: &Entry, ttl_secs: u32) -> u64 {
+        self.refreshed.fetch_add(1, Ordering::Relaxed);
         let holder = dir.ttl_holder(entry);
         if std::ptr::eq(holder, entry) {
             self.set_ttl(entry, ttl_secs);

@@ -61,9 +61,23 @@ pub fn ip_address_value(peer: std::net::SocketAddr) -> Option<Vec<u8>> {
     Some(u32::from_le_bytes(v4.octets()).to_string().into_bytes())
 }
 
+/// The IPv4 address an ipAddress value of [MS-TAIL] 2.2.3 gives.
+pub fn ip_address_of(value: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let n: u32 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+    Some(std::net::Ipv4Addr::from(n.to_le_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_address_values_read_back() {
+        let peer: std::net::SocketAddr = "10.70.41.96:1".parse().unwrap();
+        let value = ip_address_value(peer).unwrap();
+        assert_eq!(ip_address_of(&value), Some("10.70.41.96".parse().unwrap()));
+        assert_eq!(ip_address_of(b"x"), None);
+    }
 
     #[test]
     fn ip_address_is_little_endian_decimal() {

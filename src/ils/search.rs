@@ -244,6 +244,17 @@ fn strip_sttl(filter: Filter<Vec<u8>>, sttl: &mut Option<u64>) -> Option<Filter<
     }
 }
 
+/// The filter of a find by name as a person types it: the text matched
+/// against the names and the e-mail address as an ILS client's equality
+/// is, `%` (or `*`) standing for any text, case ignored.
+pub fn find_filter(text: &[u8]) -> Filter<Attr> {
+    let terms = [attr::CN, attr::GIVEN_NAME, attr::SURNAME, attr::MAIL]
+        .into_iter()
+        .map(|a| expand_wildcards(Filter::Equal(a, text.to_vec()), None))
+        .collect();
+    Filter::Or(terms).prepare()
+}
+
 fn is_wild(b: &u8) -> bool {
     *b == b'%' || *b == b'*'
 }

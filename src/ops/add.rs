@@ -13,6 +13,7 @@ use crate::directory::owner::Owner;
 use crate::directory::schema::{self, attr};
 use crate::ils::{self, APPLICATIONS_KEY, DYNAMIC_KEY, ensure_value};
 use crate::ils::{implicit_container, ip_address_value};
+use crate::metrics::Metrics;
 use crate::ops::entries::{check_names, check_room, check_schema, live, no_such_object};
 use crate::protocol::{LdapResult, Responder, WireAttr, tag};
 use crate::session::{Limits, Ownership, Session, Shared};
@@ -126,6 +127,7 @@ fn run(shared: &Shared, session: &Session, plan: ils::AddPlan) -> LdapResult {
     match dir.insert_owned(entry, owner.as_ref(), now) {
         Ok(entry) => {
             shared.store.set_ttl(entry, ttl);
+            Metrics::add(&shared.counters.registrations, 1);
             LdapResult::success()
         }
         Err(_) => LdapResult::new(LdapResultCode::EntryAlreadyExists, "entry already exists"),

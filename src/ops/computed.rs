@@ -7,6 +7,7 @@
 use crate::directory::dn::Dn;
 use crate::directory::filter::ValueSource;
 use crate::directory::schema::Attr;
+use crate::metrics::OpKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auth::NtlmMode;
@@ -34,7 +35,7 @@ pub fn monitor_values(shared: &Shared) -> Vec<(&'static str, Vec<Vec<u8>>)> {
         let dir = store.read();
         (dir.len(), dir.dynamic_count(), dir.footprint())
     };
-    vec![
+    let mut values = vec![
         ("objectClass", vec![text("top"), text("monitor")]),
         ("cn", vec![text("Monitor")]),
         ("entries", vec![entries.to_string().into_bytes()]),
@@ -49,8 +50,26 @@ pub fn monitor_values(shared: &Shared) -> Vec<(&'static str, Vec<Vec<u8>>)> {
             "refusedPerAddress",
             vec![count(&counters.refused_per_address)],
         ),
+        ("refusedDenied", vec![count(&counters.refused_denied)]),
         ("bindsDelayed", vec![count(&counters.binds_delayed)]),
-    ]
+        ("connectionsAccepted", vec![count(&counters.accepted)]),
+        ("connectionsOpen", vec![count(&counters.open)]),
+        ("bytesIn", vec![count(&counters.bytes_in)]),
+        ("bytesOut", vec![count(&counters.bytes_out)]),
+        ("registrations", vec![count(&counters.registrations)]),
+        ("refreshes", vec![count(&store.refreshed)]),
+        ("expiries", vec![count(&store.expired)]),
+        ("deletes", vec![count(&counters.deletes)]),
+    ];
+    // Each operation's count, as "search 120".
+    values.push((
+        "operations",
+        OpKind::ALL
+            .iter()
+            .map(|&k| format!("{} {}", k.name(), counters.op(k).count()).into_bytes())
+            .collect(),
+    ));
+    values
 }
 
 /// The root DSE (RFC 4512 section 5.1): what this server supports.

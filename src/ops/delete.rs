@@ -5,6 +5,7 @@ use ldap3_proto::LdapResultCode;
 
 use crate::directory::entry::class;
 use crate::ils::{self, APPLICATIONS_KEY};
+use crate::metrics::Metrics;
 use crate::ops::entries::{live, may_change, no_such_object, not_owner, same_owner};
 use crate::protocol::{LdapResult, Responder, tag};
 use crate::session::{Session, Shared};
@@ -47,6 +48,7 @@ fn run(shared: &Shared, session: &Session, target: &ils::Target) -> LdapResult {
         );
     }
     let removed: usize = doomed.iter().map(|k| dir.remove(k)).sum();
+    Metrics::add(&shared.counters.deletes, removed as u64);
     log::debug!(
         "deleted {} ({removed} entries)",
         String::from_utf8_lossy(&target.written)

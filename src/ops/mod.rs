@@ -18,9 +18,13 @@ pub mod extended;
 pub mod modify;
 pub mod search;
 
+use std::time::Instant;
+
 use bytes::BytesMut;
 use ldap3_proto::LdapResultCode;
 
+use crate::metrics::OpKind;
+use crate::protocol::response::take_result_code;
 use crate::protocol::{LdapResult, Op, Request, Responder, tag};
 use crate::session::{Flush, Session, Shared};
 
@@ -86,6 +90,7 @@ fn refusal(shared: &Shared, session: &Session, req: &Request) -> Option<LdapResu
     if !writes && !moderation.address_search {
         return None;
     }
+    crate::metrics::Metrics::add(&shared.counters.refused_denied, 1);
     entries::refused(|| {
         format!(
             "{}: {} refused: the address is denied (deny-address {rule})",
@@ -99,8 +104,53 @@ fn refusal(shared: &Shared, session: &Session, req: &Request) -> Option<LdapResu
     ))
 }
 
-/// Serves one request.
+/// What a request counts as in the metrics.
+fn kind(op: &Op) -> OpKind {
+    match op {
+        Op::Bind { .. } => OpKind::Bind,
+        Op::Unbind => OpKind::Unbind,
+        Op::Search(_) => OpKind::Search,
+        Op::Modify { .. } => OpKind::Modify,
+        Op::Add { .. } => OpKind::Add,
+        Op::Delete { .. } => OpKind::Delete,
+        Op::ModifyDn { .. } => OpKind::ModifyDn,
+        Op::Compare { .. } => OpKind::Compare,
+        Op::Abandon(_) => OpKind::Abandon,
+        Op::Extended { .. } => OpKind::Extended,
+        Op::Invalid { response, .. } => match *response {
+            tag::BIND => OpKind::Bind,
+            tag::SEARCH_DONE => OpKind::Search,
+            tag::MODIFY => OpKind::Modify,
+            tag::ADD => OpKind::Add,
+            tag::DELETE => OpKind::Delete,
+            tag::MODIFY_DN => OpKind::ModifyDn,
+            tag::COMPARE => OpKind::Compare,
+            _ => OpKind::Extended,
+        },
+    }
+}
+
+/// Serves one request, and counts it.
 pub fn handle(
+    shared: &Shared,
+    session: &mut Session,
+    req: Request,
+    out: &mut BytesMut,
+    flush: Flush<'_>,
+) -> Outcome {
+    let started = Instant::now();
+    let kind = kind(&req.op);
+    // A result left by whatever this thread answered before (a refused
+    // connection's notice) is not this request's.
+    take_result_code();
+    let outcome = serve(shared, session, req, out, flush);
+    shared
+        .counters
+        .served(kind, take_result_code(), started.elapsed());
+    outcome
+}
+
+fn serve(
     shared: &Shared,
     session: &mut Session,
     req: Request,

@@ -46,6 +46,19 @@ impl LdapResult {
     }
 }
 
+thread_local! {
+    /// The result code this thread wrote last, for the counters.
+    static LAST_CODE: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// The result code of the last result this thread wrote since the last
+/// call, if any: what a request was answered, for the counters of
+/// [`crate::metrics`]. A thread serves one request at a time, so this is
+/// the request's, read without threading it through every operation.
+pub fn take_result_code() -> Option<u32> {
+    LAST_CODE.take()
+}
+
 /// Writes responses for one message ID into an output buffer.
 pub struct Responder<'a> {
     pub msgid: i32,
@@ -62,7 +75,9 @@ impl Responder<'_> {
     }
 
     fn write_result(enc: &mut Encoder<'_>, result: &LdapResult) {
-        enc.integer(0x0a, result.code.clone() as i64);
+        let code = result.code.clone() as i64;
+        LAST_CODE.set(Some(code as u32));
+        enc.integer(0x0a, code);
         enc.octets(&result.matched_dn);
         enc.octets(result.message.as_bytes());
     }

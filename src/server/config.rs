@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::helper::{HelperPool, basic_command};
-use crate::auth::moderation::Moderation;
+use crate::auth::moderation::{Cidr, Moderation};
 use crate::auth::ntlm::Names;
 use crate::auth::{NtlmMode, NtlmPolicy};
 use crate::directory::store::{DEFAULT_TTL, MAX_TTL, MIN_TTL};
+use crate::http;
 use crate::session::{Account, Limits, Ownership};
 
 /// The most worker threads kept ready: each is a thread with its stack,
@@ -65,6 +66,15 @@ pub struct Config {
     pub ntlm_helper_timeout: Duration,
     pub ntlm_domain: Option<String>,
     pub ntlm_hostname: Option<String>,
+    /// Where the HTTP pages and metrics are served (`http-listen`); none
+    /// serves no HTTP.
+    pub http_listen: Vec<SocketAddr>,
+    /// Who may see them.
+    pub http_allow: Vec<Cidr>,
+    pub http_show_addresses: bool,
+    pub http_threads: usize,
+    pub http_max_connections: usize,
+    pub http_timeout: Duration,
     /// The domain controller to publish in (`publish-uri`): none
     /// publishes nothing.
     pub publish_uri: Option<String>,
@@ -123,6 +133,12 @@ impl Default for Config {
             ntlm_helper_timeout: Duration::from_secs(5),
             ntlm_domain: None,
             ntlm_hostname: None,
+            http_listen: Vec::new(),
+            http_allow: default_http_allow(),
+            http_show_addresses: false,
+            http_threads: 2,
+            http_max_connections: 64,
+            http_timeout: Duration::from_secs(10),
             publish_uri: None,
             publish_bind: None,
             publish_password_file: None,
@@ -142,7 +158,29 @@ impl Default for Config {
     }
 }
 
+/// Loopback only: the pages show who is online, which is the
+/// administrator's to open to more.
+pub fn default_http_allow() -> Vec<Cidr> {
+    ["127.0.0.0/8", "::1"]
+        .iter()
+        .filter_map(|c| Cidr::parse(c).ok())
+        .collect()
+}
+
 impl Config {
+    /// What the HTTP side is given.
+    pub fn http(&self) -> http::Settings {
+        http::Settings {
+            policy: http::Policy {
+                allow: self.http_allow.clone(),
+                show_addresses: self.http_show_addresses,
+            },
+            threads: self.http_threads,
+            max_connections: self.http_max_connections,
+            timeout: self.http_timeout,
+        }
+    }
+
     /// The limits the operations read on every request.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -237,6 +275,14 @@ impl Config {
         for (i, addr) in self.listen.iter().enumerate() {
             if self.listen[..i].contains(addr) {
                 return Err(format!("listen {addr} is given twice"));
+            }
+        }
+        for (i, addr) in self.http_listen.iter().enumerate() {
+            if self.http_listen[..i].contains(addr) {
+                return Err(format!("http-listen {addr} is given twice"));
+            }
+            if self.listen.contains(addr) && addr.port() != 0 {
+                return Err(format!("{addr} is both listen and http-listen"));
             }
         }
         Ok(())

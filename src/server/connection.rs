@@ -18,6 +18,7 @@ use ldap3_proto::LdapResultCode;
 
 use tokio_util::codec::Decoder;
 
+use crate::metrics::Metrics;
 use crate::ops::{self, Outcome};
 use crate::protocol::{RequestCodec, StreamError, notice_of_disconnection};
 use crate::session::{Session, Shared};
@@ -107,6 +108,7 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
                 stream
                     .write_all(buf)
                     .inspect_err(|e| failed = Some(e.kind()))?;
+                Metrics::add(&shared.counters.bytes_out, buf.len() as u64);
                 buf.clear();
                 Ok(())
             };
@@ -115,11 +117,11 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
                 return End::Io(kind);
             }
             if outcome == Outcome::Close {
-                let _ = write_out(stream, &mut out);
+                let _ = write_out(shared, stream, &mut out);
                 return End::Unbind;
             }
         }
-        if let Err(e) = write_out(stream, &mut out) {
+        if let Err(e) = write_out(shared, stream, &mut out) {
             return End::Io(e.kind());
         }
         partial_since = if input.is_empty() {
@@ -146,7 +148,10 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
         }
         match stream.read(&mut chunk) {
             Ok(0) => return End::Closed,
-            Ok(n) => input.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                Metrics::add(&shared.counters.bytes_in, n as u64);
+                input.extend_from_slice(&chunk[..n]);
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -165,9 +170,10 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
     }
 }
 
-fn write_out(mut stream: &TcpStream, out: &mut BytesMut) -> io::Result<()> {
+fn write_out(shared: &Shared, mut stream: &TcpStream, out: &mut BytesMut) -> io::Result<()> {
     if !out.is_empty() {
         stream.write_all(out)?;
+        Metrics::add(&shared.counters.bytes_out, out.len() as u64);
         out.clear();
     }
     Ok(())
@@ -182,7 +188,8 @@ fn disconnect(
     end: End,
 ) -> End {
     notice_of_disconnection(out, code, why);
-    let _ = write_out(stream, out);
+    // Not counted in bytes_out: a notice is not an answer.
+    let _ = (&*stream).write_all(out);
     let _ = stream.shutdown(std::net::Shutdown::Write);
     drain(stream);
     end

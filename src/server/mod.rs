@@ -43,6 +43,8 @@ use crate::directory::entry::{Key, class};
 use crate::directory::expiry;
 use crate::directory::owner::Owner;
 use crate::directory::store::{self, Store, TtlPolicy};
+use crate::http::HttpServer;
+use crate::metrics::Metrics;
 use crate::protocol::notice_of_disconnection;
 use crate::session::Shared;
 use crate::throttle::Throttle;
@@ -127,6 +129,20 @@ pub struct Server {
     acceptors: Vec<JoinHandle<()>>,
     expiry: Option<JoinHandle<()>>,
     keeper: Option<keeper::Keeper>,
+    http: Option<HttpServer>,
+}
+
+/// Binds `http-listen`'s addresses.
+pub fn bind_http(config: &Config) -> io::Result<Vec<TcpListener>> {
+    config
+        .http_listen
+        .iter()
+        .map(|&addr| {
+            listener::bind_listener(addr, false).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen on {addr} for HTTP: {e}"))
+            })
+        })
+        .collect()
 }
 
 impl Server {
@@ -143,8 +159,18 @@ impl Server {
         Server::from_listeners(config, listeners)
     }
 
-    /// Starts on sockets that are already bound (socket activation, tests).
+    /// Starts on sockets that are already bound (socket activation, tests),
+    /// binding `http-listen` itself.
     pub fn from_listeners(config: &Config, listeners: Vec<TcpListener>) -> io::Result<Server> {
+        Server::with_http(config, listeners, bind_http(config)?)
+    }
+
+    /// Starts on LDAP and HTTP sockets that are already bound.
+    pub fn with_http(
+        config: &Config,
+        listeners: Vec<TcpListener>,
+        http_listeners: Vec<TcpListener>,
+    ) -> io::Result<Server> {
         let (expiry_tx, expiry_rx) = crossbeam_channel::unbounded();
         let ttl = TtlPolicy::new(config.default_ttl, config.min_ttl, config.max_ttl);
         let store = Arc::new(Store::new(ttl, expiry_tx));
@@ -202,6 +228,15 @@ impl Server {
             );
             log::info!("listening on {addr}");
         }
+        let http = match http_listeners.is_empty() {
+            true => None,
+            false => Some(HttpServer::start(
+                http_listeners,
+                shared.clone(),
+                &config.http(),
+                stopping.clone(),
+            )?),
+        };
         Ok(Server {
             shared,
             pool,
@@ -210,6 +245,7 @@ impl Server {
             acceptors,
             expiry: Some(expiry),
             keeper,
+            http,
         })
     }
 
@@ -226,6 +262,11 @@ impl Server {
     /// The state the threads share, for inspection.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The HTTP listening addresses, if HTTP is served.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        self.http.as_ref().map_or(&[], |h| h.local_addrs())
     }
 
     /// Applies what can change without a restart: TTL bounds and limits.
@@ -251,6 +292,9 @@ impl Server {
             .store
             .write()
             .set_max_footprint(config.max_memory);
+        if let Some(http) = &self.http {
+            http.set_policy(config.http().policy);
+        }
     }
 
     /// How many connections are being served.
@@ -306,6 +350,10 @@ impl Server {
         self.shared.store.stop_expiry();
         if let Some(handle) = self.expiry.take() {
             let _ = handle.join();
+        }
+        // Last, so that /healthz says 503 through the whole stop.
+        if let Some(http) = self.http.take() {
+            http.stop();
         }
         log::info!("stopped");
     }
@@ -497,6 +545,8 @@ fn worker(pool: &Pool, shared: &Shared) {
         match pool.inbox.recv_timeout(RETIRE_AFTER) {
             Ok((stream, peer)) => {
                 let stream = Arc::new(stream);
+                Metrics::add(&shared.counters.accepted, 1);
+                Metrics::add(&shared.counters.open, 1);
                 let id = pool.next_id.fetch_add(1, Ordering::Relaxed);
                 pool.open.lock().insert(id, stream.clone());
                 if pool.stopping.load(Ordering::SeqCst) {
@@ -512,6 +562,7 @@ fn worker(pool: &Pool, shared: &Shared) {
                     let _ = stream.shutdown(Shutdown::Both);
                 }
                 pool.open.lock().remove(&id);
+                shared.counters.open.fetch_sub(1, Ordering::Relaxed);
                 pool.release(peer.ip());
                 pool.idle.fetch_add(1, Ordering::SeqCst);
             }

@@ -486,7 +486,7 @@ pub fn is_notice(op: &LdapOp) -> bool {
 }
 
 /// The python of a virtual environment with the clients nobody here
-/// wrote (python ldap3, pycryptodome, impacket), made with pip once per
+/// wrote (python ldap3, pycryptodome, impacket, prometheus_client), made with pip once per
 /// test binary; a test that needs it fails, saying why, when pip cannot
 /// reach the package index.
 pub fn python_with_clients() -> &'static std::path::PathBuf {
@@ -496,7 +496,7 @@ pub fn python_with_clients() -> &'static std::path::PathBuf {
         let python = venv.join("bin/python");
         let ready = || {
             std::process::Command::new(&python)
-                .args(["-c", "import ldap3, impacket, Crypto"])
+                .args(["-c", "import ldap3, impacket, Crypto, prometheus_client"])
                 .status()
                 .is_ok_and(|s| s.success())
         };
@@ -504,12 +504,12 @@ pub fn python_with_clients() -> &'static std::path::PathBuf {
             let made = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
             assert!(made.is_ok_and(|s| s.success()), "python3 -m venv failed: python3 with venv is needed");
             let pip = std::process::Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "ldap3", "pycryptodome", "impacket"])
+                .args(["install", "-q", "ldap3", "pycryptodome", "impacket", "prometheus_client"])
                 .output()
                 .unwrap();
             assert!(
                 pip.status.success() && ready(),
-                "cannot install python ldap3, pycryptodome and impacket with pip (is the package index reachable?): {}",
+                "cannot install python ldap3, pycryptodome, impacket and prometheus_client with pip (is the package index reachable?): {}",
                 String::from_utf8_lossy(&pip.stderr)
             );
         }

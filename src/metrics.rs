@@ -1,0 +1,226 @@
+//! What the server counts about its work: connections, operations by
+//! type and result, their latency, registrations, bytes. One set of
+//! counters, read by two views: the cn=Monitor entry and `/metrics`.
+//!
+//! Every thread that serves writes here (the acceptor, the workers, the
+//! expiry thread through the store); the views read it when asked. Each
+//! count is a relaxed atomic, so that counting costs a request a few
+//! nanoseconds and takes no lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The operations counted, in the order of [`OpKind::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Bind,
+    Unbind,
+    Search,
+    Modify,
+    Add,
+    Delete,
+    ModifyDn,
+    Compare,
+    Abandon,
+    Extended,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 10] = [
+        OpKind::Bind,
+        OpKind::Unbind,
+        OpKind::Search,
+        OpKind::Modify,
+        OpKind::Add,
+        OpKind::Delete,
+        OpKind::ModifyDn,
+        OpKind::Compare,
+        OpKind::Abandon,
+        OpKind::Extended,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Bind => "bind",
+            OpKind::Unbind => "unbind",
+            OpKind::Search => "search",
+            OpKind::Modify => "modify",
+            OpKind::Add => "add",
+            OpKind::Delete => "delete",
+            OpKind::ModifyDn => "modifydn",
+            OpKind::Compare => "compare",
+            OpKind::Abandon => "abandon",
+            OpKind::Extended => "extended",
+        }
+    }
+}
+
+/// The upper bounds of the latency buckets, in microseconds: from 50 us,
+/// a cached search on loopback, to 10 s, a time limit.
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000,
+    10_000_000,
+];
+
+/// Result codes are counted in slots 0 to 127; a larger one (none that
+/// RFC 4511 defines) is counted in the last.
+const CODES: usize = 128;
+
+/// One operation's counts.
+pub struct OpStats {
+    results: [AtomicU64; CODES],
+    /// Requests answered within each bucket's bound (not cumulative).
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Default for OpStats {
+    fn default() -> OpStats {
+        OpStats {
+            results: std::array::from_fn(|_| AtomicU64::new(0)),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl OpStats {
+    /// The results given, as (code, count), for the codes given at least
+    /// once.
+    pub fn results(&self) -> Vec<(u32, u64)> {
+        self.results
+            .iter()
+            .enumerate()
+            .map(|(code, n)| (code as u32, n.load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    /// How many requests were served.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The latency histogram: the sum in seconds, the count, and the
+    /// cumulative count at each bound (in seconds), ending with +Inf.
+    pub fn histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut cumulative = 0;
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let bound = LATENCY_BUCKETS_US
+                .get(i)
+                .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
+            out.push((bound, cumulative));
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, cumulative, out)
+    }
+}
+
+/// Every counter of the server.
+pub struct Metrics {
+    pub started: Instant,
+    /// Connections taken by the acceptor and handed to a worker.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections refused because the server was at max-connections.
+    pub refused_busy: AtomicU64,
+    /// Connections refused because their address was at
+    /// max-connections-per-address.
+    pub refused_per_address: AtomicU64,
+    /// Requests refused because their address is denied (deny-address).
+    pub refused_denied: AtomicU64,
+    /// Binds made to wait after failures from their address.
+    pub binds_delayed: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Dynamic entries created (a registration is a person or an
+    /// application added).
+    pub registrations: AtomicU64,
+    /// Time-to-live refreshes: the Refresh operation, an sttl search, a
+    /// Modify of entryTTL.
+    pub refreshes: AtomicU64,
+    /// Entries removed by a Delete (with the applications that go with a
+    /// person).
+    pub deletes: AtomicU64,
+    ops: [OpStats; OpKind::ALL.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            started: Instant::now(),
+            accepted: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            refused_busy: AtomicU64::new(0),
+            refused_per_address: AtomicU64::new(0),
+            refused_denied: AtomicU64::new(0),
+            binds_delayed: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            registrations: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            deletes: AtomicU64::new(0),
+            ops: std::array::from_fn(|_| OpStats::default()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one request of `kind`, answered with `code` (none for an
+    /// Unbind or an Abandon) after `took`.
+    pub fn served(&self, kind: OpKind, code: Option<u32>, took: Duration) {
+        let stats = &self.ops[kind as usize];
+        if let Some(code) = code {
+            stats.results[(code as usize).min(CODES - 1)].fetch_add(1, Ordering::Relaxed);
+        }
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        let bucket = LATENCY_BUCKETS_US.partition_point(|&bound| bound < us);
+        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        stats.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn op(&self, kind: OpKind) -> &OpStats {
+        &self.ops[kind as usize]
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_lands_in_the_first_bucket_that_holds_it() {
+        let m = Metrics::default();
+        m.served(OpKind::Search, Some(0), Duration::from_micros(50));
+        m.served(OpKind::Search, Some(0), Duration::from_micros(51));
+        m.served(OpKind::Search, Some(32), Duration::from_secs(60));
+        m.served(OpKind::Unbind, None, Duration::ZERO);
+        let (sum, count, buckets) = m.op(OpKind::Search).histogram();
+        assert_eq!(count, 3);
+        assert!((sum - 60.000101).abs() < 1e-9, "{sum}");
+        assert_eq!(buckets[0], (50e-6, 1));
+        assert_eq!(buckets[1], (100e-6, 2));
+        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 3));
+        assert_eq!(m.op(OpKind::Search).results(), [(0, 2), (32, 1)]);
+        assert_eq!(m.op(OpKind::Unbind).results(), []);
+        assert_eq!(m.op(OpKind::Unbind).count(), 1);
+    }
+
+    #[test]
+    fn a_code_beyond_the_table_is_counted_in_the_last_slot() {
+        let m = Metrics::default();
+        m.served(OpKind::Extended, Some(4096), Duration::ZERO);
+        assert_eq!(m.op(OpKind::Extended).results(), [(127, 1)]);
+    }
+}
