@@ -29,6 +29,7 @@ pub mod daemon;
 pub mod directory;
 pub mod http;
 pub mod ils;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod protocol;

@@ -29,6 +29,7 @@ const RANKS: &[(&str, u32)] = &[
     ("directory", 2),
     ("throttle", 1),
     ("metrics", 1),
+    ("memory", 1),
 ];
 
 /// The source files of `src/`, by module path (`ops/search`, `ils`).

@@ -45,10 +45,12 @@ pub fn spawn(store: Arc<Store>, inbox: Receiver<ExpiryMsg>) -> std::io::Result<J
 fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
     let mut timetable = Timetable::default();
     loop {
+        // At least once a minute, to give freed memory back.
         let wait = match timetable.next() {
             Some(at) => Duration::from_millis(at.saturating_sub(store.now())),
             None => IDLE,
-        };
+        }
+        .min(crate::memory::EVERY);
         match inbox.recv_timeout(wait) {
             Ok(ExpiryMsg::Schedule(d)) => {
                 timetable.push(d);
@@ -70,6 +72,7 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
         }
         timetable.compact(store);
         sweep(store, &mut timetable);
+        crate::memory::give_back();
     }
 }
 

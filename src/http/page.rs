@@ -27,6 +27,9 @@ use crate::session::Shared;
 /// Users on one page.
 pub const PAGE_SIZE: usize = 50;
 
+/// Users in one answer of `/users.json`.
+pub const JSON_PAGE_SIZE: usize = 1000;
+
 /// Slots of the store read per hold of its read lock.
 const SLICE: usize = 1024;
 
@@ -407,14 +410,17 @@ placeholder=\"name or e-mail, % for any text\"></label> <button type=\"submit\">
     }
 }
 
-/// The same listing for scripts: every user found (no paging), the
-/// conferences, the counts.
+/// The same listing for scripts, a thousand users an answer (`page`
+/// from 1), with the conferences and the counts.
 pub fn json(shared: &Shared, addresses: bool, query: &str) -> Response {
     let query = Query::parse(query);
     let listing = listing(shared, &query, addresses);
+    let pages = listing.users.len().div_ceil(JSON_PAGE_SIZE).max(1);
     let users: Vec<serde_json::Value> = listing
         .users
         .iter()
+        .skip((query.page.min(pages) - 1) * JSON_PAGE_SIZE)
+        .take(JSON_PAGE_SIZE)
         .map(|u| {
             let mut v = serde_json::json!({
                 "cn": u.cn,
@@ -451,6 +457,8 @@ pub fn json(shared: &Shared, addresses: bool, query: &str) -> Response {
     let body = serde_json::json!({
         "online": listing.online,
         "found": listing.users.len(),
+        "page": query.page.min(pages),
+        "pages": pages,
         "users": users,
         "conferences": conferences,
     });
