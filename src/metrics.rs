@@ -63,8 +63,11 @@ pub const LATENCY_BUCKETS_US: [u64; 14] = [
 ];
 
 /// Result codes are counted in slots 0 to 127; a larger one (none that
-/// RFC 4511 defines) is counted in the last.
+/// RFC 4511 defines) is counted in the last, [`OTHER_CODE`].
 const CODES: usize = 128;
+
+/// The slot of every code above 126.
+pub const OTHER_CODE: u32 = CODES as u32 - 1;
 
 /// One operation's counts.
 pub struct OpStats {
@@ -101,20 +104,23 @@ impl OpStats {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
-    /// The latency histogram: the sum in seconds, the count, and the
-    /// cumulative count at each bound (in seconds), ending with +Inf.
+    /// The latency histogram: the sum in seconds, the count, and each
+    /// bucket's bound (in seconds, the last +Inf) with the requests that
+    /// fell in it and in no lower one, as prometheus-client takes them
+    /// (it adds them up into Prometheus' cumulative buckets).
     pub fn histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
+        let mut count = 0;
         let mut out = Vec::with_capacity(self.buckets.len());
         for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
+            let n = bucket.load(Ordering::Relaxed);
+            count += n;
             let bound = LATENCY_BUCKETS_US
                 .get(i)
                 .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
-            out.push((bound, cumulative));
+            out.push((bound, n));
         }
         let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, cumulative, out)
+        (sum, count, out)
     }
 }
 
@@ -174,7 +180,7 @@ impl Metrics {
     pub fn served(&self, kind: OpKind, code: Option<u32>, took: Duration) {
         let stats = &self.ops[kind as usize];
         if let Some(code) = code {
-            stats.results[(code as usize).min(CODES - 1)].fetch_add(1, Ordering::Relaxed);
+            stats.results[(code.min(OTHER_CODE)) as usize].fetch_add(1, Ordering::Relaxed);
         }
         let us = took.as_micros().min(u64::MAX as u128) as u64;
         let bucket = LATENCY_BUCKETS_US.partition_point(|&bound| bound < us);
@@ -210,8 +216,9 @@ mod tests {
         assert_eq!(count, 3);
         assert!((sum - 60.000101).abs() < 1e-9, "{sum}");
         assert_eq!(buckets[0], (50e-6, 1));
-        assert_eq!(buckets[1], (100e-6, 2));
-        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 3));
+        assert_eq!(buckets[1], (100e-6, 1));
+        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 1));
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 3);
         assert_eq!(m.op(OpKind::Search).results(), [(0, 2), (32, 1)]);
         assert_eq!(m.op(OpKind::Unbind).results(), []);
         assert_eq!(m.op(OpKind::Unbind).count(), 1);

@@ -503,6 +503,68 @@ fn slow_and_oversized_http_requests_do_not_disturb_ldap_clients() {
 }
 
 #[test]
+fn a_directory_larger_than_a_slice_of_the_store_is_listed_whole() {
+    let server = http_server(|_| {});
+    let mut raw = server.raw();
+    let count = 2600;
+    for i in 0..count {
+        let cn = format!("many{i:04}@example.org");
+        let dn = format!("cn={cn},ou=Dynamic,o=Intranet");
+        raw.send(&add(
+            i + 1,
+            dn.as_bytes(),
+            &[(b"objectClass", &[b"RTPerson"]), (b"cn", &[cn.as_bytes()])],
+        ));
+    }
+    for _ in 0..count {
+        assert!(matches!(raw.recv(), Some(Response::Result { code: 0, .. })));
+    }
+    let (code, page) = get(http_addr(&server), "/");
+    assert_eq!(code, 200);
+    assert!(page.contains(&format!("{count} online")), "{:.300}", page);
+    let script = r#"
+import json, sys, urllib.request
+names = set()
+for page in (1, 2, 3):
+    doc = json.load(urllib.request.urlopen(sys.argv[1] + str(page)))
+    names.update(u["cn"] for u in doc["users"])
+print(len(names), doc["pages"])
+"#;
+    let out = run_python(
+        script,
+        &[format!("http://{}/users.json?page=", http_addr(&server))],
+    );
+    assert_eq!(out.trim(), format!("{count} 3"));
+}
+
+#[test]
+fn a_host_that_is_not_this_server_gets_421() {
+    let server = http_server(|c| c.http_hosts = vec!["ils.example.org".into()]);
+    let addr = http_addr(&server);
+    let status = |host: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &format!("Host: {host}"),
+            ])
+            .arg(format!("http://{addr}/users.json"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A page whose domain was rebound to 127.0.0.1, in the operator's
+    // browser: its requests carry its own name.
+    assert_eq!(status("rebound.example.com"), "421");
+    assert_eq!(status("ils.example.org:8002"), "200");
+    assert_eq!(status("localhost"), "200");
+}
+
+#[test]
 fn only_get_and_head_are_served() {
     let server = http_server(|_| {});
     let addr = http_addr(&server);

@@ -269,6 +269,13 @@ pub const SETTINGS: &[Setting] = &[
         flag: true,
     },
     Setting {
+        name: "http-host",
+        hint: "NAME",
+        help: "a name the HTTP pages answer to in Host, besides addresses and localhost (repeatable)",
+        repeatable: true,
+        flag: false,
+    },
+    Setting {
         name: "http-threads",
         hint: "N",
         help: "threads serving HTTP (default 2)",
@@ -589,6 +596,15 @@ impl Config {
                 self.http_allow.push(Cidr::parse(value)?);
             }
             "http-show-addresses" => self.http_show_addresses = yes_or_no(value)?,
+            "http-host" if value.is_empty() || value.contains(char::is_whitespace) => {
+                return Err("http-host needs one name".into());
+            }
+            "http-host" => {
+                if fresh {
+                    self.http_hosts.clear();
+                }
+                self.http_hosts.push(value.to_string());
+            }
             "http-threads" => {
                 self.http_threads = number(value, 1)?;
                 if self.http_threads > 64 {

@@ -104,7 +104,8 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
     // The addresses go first: a client that finds this server in the
     // domain while it stops is sent to a server about to be gone.
     if let Some(publisher) = publisher {
-        publisher.stop(config.publish_timeout);
+        // Connecting, TLS, binding and the Modify: a step each.
+        publisher.stop(config.publish_timeout * 4);
     }
     server.shutdown();
     Ok(())

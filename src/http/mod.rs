@@ -40,11 +40,43 @@ pub struct Policy {
     pub allow: Vec<Cidr>,
     /// Whether the page and `/users.json` show users' IP addresses.
     pub show_addresses: bool,
+    /// The names the pages answer to in a request's Host, besides IP
+    /// addresses and `localhost`.
+    pub hosts: Vec<String>,
 }
 
 impl Policy {
     fn allows(&self, ip: IpAddr) -> bool {
         self.allow.iter().any(|c| c.contains(ip))
+    }
+
+    /// Whether a request's Host names this server: an IP address,
+    /// `localhost`, or a name of `http-host`. Any other name is how a web
+    /// page whose domain was rebound to 127.0.0.1 would reach the pages
+    /// from the administrator's own browser (DNS rebinding).
+    fn answers_to(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else {
+            // HTTP/1.0 has no Host; its clients are scripts, not pages.
+            return true;
+        };
+        let name = match host.strip_prefix('[') {
+            Some(v6) => {
+                return v6
+                    .split(']')
+                    .next()
+                    .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+            }
+            None => host.rsplit_once(':').map_or(host, |(n, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    n
+                } else {
+                    host
+                }
+            }),
+        };
+        name.parse::<std::net::Ipv4Addr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
 }
 
@@ -94,26 +126,26 @@ impl HttpServer {
             stopping,
         });
         let (jobs, inbox) = crossbeam_channel::bounded(settings.max_connections);
+        let done = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::new();
         for _ in 0..settings.threads.max(1) {
-            let (state, inbox) = (state.clone(), inbox.clone());
+            let (state, inbox, done) = (state.clone(), inbox.clone(), done.clone());
             workers.push(
                 std::thread::Builder::new()
                     .name("ilsd-http".into())
-                    .spawn(move || work(&state, &inbox))?,
+                    .spawn(move || work(&state, &inbox, &done))?,
             );
         }
-        let done = Arc::new(AtomicBool::new(false));
         let mut addrs = Vec::new();
         let mut acceptors = Vec::new();
         for listener in listeners {
             let addr = listener.local_addr()?;
             addrs.push(addr);
-            let (jobs, done) = (jobs.clone(), done.clone());
+            let (state, jobs, done) = (state.clone(), jobs.clone(), done.clone());
             acceptors.push(
                 std::thread::Builder::new()
                     .name(format!("ilsd-http-accept-{addr}"))
-                    .spawn(move || accept(&listener, &jobs, &done))?,
+                    .spawn(move || accept(&listener, &state, &jobs, &done))?,
             );
             log::info!("http: listening on {addr}");
         }
@@ -164,8 +196,13 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn accept(listener: &TcpListener, jobs: &Sender<(TcpStream, SocketAddr)>, done: &AtomicBool) {
-    let full = Throttle::new();
+fn accept(
+    listener: &TcpListener,
+    state: &State,
+    jobs: &Sender<(TcpStream, SocketAddr)>,
+    done: &AtomicBool,
+) {
+    let (full, failures, refused) = (Throttle::new(), Throttle::new(), Throttle::new());
     loop {
         let accepted = listener.accept();
         if done.load(Ordering::SeqCst) {
@@ -174,32 +211,66 @@ fn accept(listener: &TcpListener, jobs: &Sender<(TcpStream, SocketAddr)>, done: 
         let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
-                log::warn!("http: accept failed: {e}");
+                failures.warn(|n| format!("http: accept failed ({n} since the last warning): {e}"));
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        // Who may not see the pages is answered here, before it can take
+        // a worker or a place in the queue.
+        if !state.policy.read().allows(peer.ip()) {
+            refused.warn(|n| {
+                format!("http: {peer} refused: not in http-allow ({n} since the last warning)")
+            });
+            answer_and_close(&stream, &Response::text(403, "Forbidden", "forbidden\n"));
+            continue;
+        }
         match jobs.try_send((stream, peer)) {
             Ok(()) => {}
             Err(TrySendError::Full((stream, peer))) => {
                 full.warn(|n| {
                     format!("http: {peer} refused: every worker busy ({n} since the last warning)")
                 });
-                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-                respond(
+                answer_and_close(
                     &stream,
                     &Response::text(503, "Service Unavailable", "busy\n"),
-                    false,
                 );
-                let _ = stream.shutdown(Shutdown::Both);
             }
             Err(TrySendError::Disconnected(_)) => return,
         }
     }
 }
 
-fn work(state: &State, inbox: &Receiver<(TcpStream, SocketAddr)>) {
+/// Answers a request that is not read, and closes after taking in (for a
+/// moment) what the client sent, so that the close does not reset the
+/// connection under the answer.
+fn answer_and_close(stream: &TcpStream, response: &Response) {
+    respond(
+        stream,
+        response,
+        false,
+        Instant::now() + Duration::from_secs(1),
+    );
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let mut left = MAX_REQUEST;
+    while left > 0 {
+        match (&*stream).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+fn work(state: &State, inbox: &Receiver<(TcpStream, SocketAddr)>, done: &AtomicBool) {
     for (stream, peer) in inbox.iter() {
+        // A stop closes what still waits, unread.
+        if done.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(Shutdown::Both);
+            continue;
+        }
         // A bug in one page must not cost the pool a worker.
         let served =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(state, &stream, peer)));
@@ -215,6 +286,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub query: String,
+    pub host: Option<String>,
 }
 
 /// Why no request could be read.
@@ -247,10 +319,16 @@ fn read_request(mut stream: &TcpStream, timeout: Duration) -> Result<Request, Re
             Ok(httparse::Status::Complete(_)) => {
                 let target = parsed.path.unwrap_or("/");
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let host = parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("host"))
+                    .map(|h| String::from_utf8_lossy(h.value).trim().to_string());
                 return Ok(Request {
                     method: parsed.method.unwrap_or_default().to_string(),
                     path: path.to_string(),
                     query: query.to_string(),
+                    host,
                 });
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST => {}
@@ -280,58 +358,66 @@ impl Response {
     }
 }
 
-/// Writes `response`, with the body unless the request was a HEAD.
-fn respond(mut stream: &TcpStream, response: &Response, head_only: bool) {
+/// Writes `response`, with the body unless the request was a HEAD, all
+/// of it by `deadline`: a client that reads slowly is cut off there.
+fn respond(mut stream: &TcpStream, response: &Response, head_only: bool, deadline: Instant) {
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; form-action 'self'\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'\r\n\r\n",
         response.status,
         response.reason,
         response.content_type,
         response.body.len()
     );
-    let _ = stream.write_all(head.as_bytes());
-    if !head_only {
-        let _ = stream.write_all(&response.body);
+    let body: &[u8] = if head_only { &[] } else { &response.body };
+    for part in [head.as_bytes(), body] {
+        for chunk in part.chunks(16 * 1024) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero()
+                || stream.set_write_timeout(Some(left)).is_err()
+                || stream.write_all(chunk).is_err()
+            {
+                return;
+            }
+        }
     }
     let _ = stream.flush();
 }
 
 fn serve(state: &State, stream: &TcpStream, peer: SocketAddr) {
-    let _ = stream.set_write_timeout(Some(state.timeout));
     let request = match read_request(stream, state.timeout) {
         Ok(r) => r,
         Err(ReadError::Gone) => return,
         Err(ReadError::TooLarge) => {
             let body = "request too large\n";
-            return respond(
+            return answer_and_close(
                 stream,
                 &Response::text(431, "Request Header Fields Too Large", body),
-                false,
             );
         }
         Err(ReadError::Malformed) => {
-            return respond(
-                stream,
-                &Response::text(400, "Bad Request", "bad request\n"),
-                false,
-            );
+            return answer_and_close(stream, &Response::text(400, "Bad Request", "bad request\n"));
         }
     };
+    let deadline = Instant::now() + state.timeout;
     let policy = state.policy.read().clone();
-    if !policy.allows(peer.ip()) {
-        log::debug!("http: {peer} refused: not in http-allow");
+    if !policy.answers_to(request.host.as_deref()) {
+        log::debug!(
+            "http: {peer} refused: Host {:?} is not this server's",
+            request.host
+        );
+        let body = "this server does not answer to that name (http-host)\n";
         return respond(
             stream,
-            &Response::text(403, "Forbidden", "forbidden\n"),
+            &Response::text(421, "Misdirected Request", body),
             false,
+            deadline,
         );
     }
     let head_only = request.method == "HEAD";
     if request.method != "GET" && !head_only {
-        return respond(
+        return answer_and_close(
             stream,
             &Response::text(405, "Method Not Allowed", "only GET and HEAD\n"),
-            false,
         );
     }
     let response = route(state, &policy, &request);
@@ -341,7 +427,7 @@ fn serve(state: &State, stream: &TcpStream, peer: SocketAddr) {
         request.path,
         response.status
     );
-    respond(stream, &response, head_only);
+    respond(stream, &response, head_only, deadline);
 }
 
 fn route(state: &State, policy: &Policy, request: &Request) -> Response {
@@ -371,10 +457,40 @@ mod tests {
         let policy = Policy {
             allow: vec![Cidr::parse("127.0.0.0/8").unwrap()],
             show_addresses: false,
+            hosts: Vec::new(),
         };
         assert!(policy.allows("127.0.0.2".parse().unwrap()));
         assert!(policy.allows("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!policy.allows("192.0.2.1".parse().unwrap()));
         assert!(!policy.allows("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_pages_answer_to_addresses_localhost_and_the_names_given() {
+        let policy = Policy {
+            allow: Vec::new(),
+            show_addresses: false,
+            hosts: vec!["ils.example.org".into()],
+        };
+        for host in [
+            None,
+            Some("127.0.0.1"),
+            Some("127.0.0.1:8002"),
+            Some("[::1]:8002"),
+            Some("[::1]"),
+            Some("localhost:8002"),
+            Some("ILS.example.org"),
+            Some("ils.example.org:80"),
+        ] {
+            assert!(policy.answers_to(host), "{host:?}");
+        }
+        for host in [
+            Some("evil.example.com"),
+            Some("evil.example.com:8002"),
+            Some("[evil]"),
+            Some(""),
+        ] {
+            assert!(!policy.answers_to(host), "{host:?}");
+        }
     }
 }

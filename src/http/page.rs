@@ -11,6 +11,7 @@
 //! on the HTTP workers.
 
 use std::fmt::Write;
+use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 
 use encoding_rs::WINDOWS_1252;
@@ -183,32 +184,45 @@ pub fn listing(shared: &Shared, query: &Query, addresses: bool) -> Listing {
     let mut users = Vec::new();
     let mut conferences = Vec::new();
     let mut online = 0;
+    // The entries met, by the hash of their key: when the table is
+    // rehashed between two slices the walk starts again from the first
+    // slot, and what was met is not met twice (as the state file does).
+    let mut met = std::collections::HashSet::new();
+    let mut layout = None;
+    let mut restarts = 0;
     let mut from = 0;
     loop {
         let dir = store.read();
         let now = store.now();
+        // A directory rehashed at every slice (a flood of registrations)
+        // is walked again at most a few times; what moved then is missed
+        // for this page.
+        if layout.is_some_and(|l| l != dir.layout()) && restarts < 3 {
+            from = 0;
+            restarts += 1;
+        }
+        layout = Some(dir.layout());
+        let hasher = dir.key_hasher();
         let mut next = None;
         for (i, (SlotCursor { slot, .. }, entry)) in dir.slots_from(from).enumerate() {
-            if i == SLICE {
+            if dir.alive(entry, now) && met.insert(hasher.hash_one(&*entry.key)) {
+                if entry.is(class::CONFERENCE) {
+                    conferences.push(conference(&dir, entry, now));
+                }
+                if entry.is(class::PERSON) {
+                    let view = PersonView::new(&dir, entry, now);
+                    if !view.hidden() {
+                        online += 1;
+                        if filter.as_ref().is_none_or(|f| f.matches(&view)) {
+                            users.push(user(&view, now / 1000, addresses));
+                        }
+                    }
+                }
+            }
+            // `slot` is where the walk goes on.
+            if i + 1 == SLICE {
                 next = Some(slot);
                 break;
-            }
-            if !dir.alive(entry, now) {
-                continue;
-            }
-            if entry.is(class::CONFERENCE) {
-                conferences.push(conference(&dir, entry, now));
-            }
-            if !entry.is(class::PERSON) {
-                continue;
-            }
-            let view = PersonView::new(&dir, entry, now);
-            if view.hidden() {
-                continue;
-            }
-            online += 1;
-            if filter.as_ref().is_none_or(|f| f.matches(&view)) {
-                users.push(user(&view, now / 1000, addresses));
             }
         }
         drop(dir);
@@ -219,13 +233,10 @@ pub fn listing(shared: &Shared, query: &Query, addresses: bool) -> Listing {
     }
     let key = |u: &User| (u.name.to_lowercase(), u.cn.to_lowercase());
     users.sort_by_cached_key(key);
-    // An entry moved between two slices is met twice.
-    users.dedup_by(|a, b| a.cn.eq_ignore_ascii_case(&b.cn));
     if query.descending {
         users.reverse();
     }
     conferences.sort_by_cached_key(|c| c.name.to_lowercase());
-    conferences.dedup_by(|a, b| a.name.eq_ignore_ascii_case(&b.name));
     Listing {
         users,
         conferences,

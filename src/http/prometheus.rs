@@ -11,7 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::metrics::{Metrics, OpKind};
+use crate::metrics::{Metrics, OTHER_CODE, OpKind};
 use crate::session::Shared;
 
 /// The collector that reads the shared counters at each scrape.
@@ -102,7 +102,10 @@ impl Collector for Counters {
                     .op(k)
                     .results()
                     .into_iter()
-                    .map(|(code, n)| (code.to_string(), n))
+                    .map(|(code, n)| match code {
+                        OTHER_CODE => ("other".to_string(), n),
+                        code => (code.to_string(), n),
+                    })
                     .collect();
                 (k, rows)
             })

@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ldap3_proto::LdapCodec;
@@ -31,6 +31,10 @@ const START_TLS: &str = "1.3.6.1.4.1.1466.20037";
 /// The largest message accepted from the server: a search of one
 /// container's service instances, with room to spare.
 const MAX_MESSAGE: usize = 4 << 20;
+
+/// The most entries a search keeps: far more ILS servers than any domain
+/// has, and a bound on what a hostile server can make the client hold.
+pub const MAX_ENTRIES: usize = 10_000;
 
 /// How the connection is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +78,10 @@ impl Uri {
                 None => return Err(format!("'{text}': ':port' expected after ']'")),
             }
         } else {
-            match rest.rsplit_once(':') {
+            match rest.split_once(':') {
+                Some((_, port)) if port.contains(':') => {
+                    return Err(format!("'{text}': an IPv6 address goes in brackets"));
+                }
                 Some((host, port)) => (host, Some(port)),
                 None => (rest, None),
             }
@@ -212,6 +219,15 @@ enum Stream {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -243,6 +259,9 @@ pub struct Client {
     input: BytesMut,
     last_id: i32,
     timeout: Duration,
+    /// When the answer to the request in flight must have come, whole:
+    /// a server that keeps sending without answering is cut off too.
+    deadline: Instant,
 }
 
 impl Client {
@@ -264,6 +283,7 @@ impl Client {
             input: BytesMut::new(),
             last_id: 0,
             timeout,
+            deadline: Instant::now() + timeout,
         };
         match security {
             Security::Plain => {}
@@ -276,6 +296,15 @@ impl Client {
                         value: None,
                     }),
                 )?;
+                // Bytes that came after the StartTLS answer, before the
+                // handshake, are not protected by it: someone in the
+                // middle could have put answers there (the STARTTLS
+                // injection of CVE-2011-0411). Nothing may be waiting.
+                if !client.input.is_empty() {
+                    return Err(Error::Protocol(
+                        "data after the StartTLS answer, before TLS began".into(),
+                    ));
+                }
                 client.start_tls(uri, tls)?;
             }
         }
@@ -288,6 +317,7 @@ impl Client {
         tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> Result<(), Error> {
         let config = tls.ok_or_else(|| Error::Tls("no TLS settings".into()))?;
+
         let name = ServerName::try_from(uri.host.clone())
             .map_err(|e| Error::Tls(format!("'{}': {e}", uri.host)))?;
         let conn = rustls::ClientConnection::new(Arc::clone(config), name)
@@ -347,6 +377,9 @@ impl Client {
         loop {
             let msg = self.receive(id)?;
             match msg.op {
+                LdapOp::SearchResultEntry(_) if entries.len() >= MAX_ENTRIES => {
+                    return Err(Error::Protocol(format!("more than {MAX_ENTRIES} entries")));
+                }
                 LdapOp::SearchResultEntry(entry) => entries.push(entry),
                 LdapOp::SearchResultReference(_) => {}
                 LdapOp::SearchResultDone(result) => {
@@ -410,6 +443,7 @@ impl Client {
         };
         let mut out = BytesMut::new();
         self.codec.encode(msg, &mut out)?;
+        self.deadline = Instant::now() + self.timeout;
         self.stream
             .write_all(&out)
             .and_then(|()| self.stream.flush())
@@ -436,6 +470,11 @@ impl Client {
                     });
                 }
             }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out(io::ErrorKind::TimedOut.into(), self.timeout));
+            }
+            self.stream.tcp().set_read_timeout(Some(left))?;
             let mut chunk = [0u8; 16 * 1024];
             let n = self
                 .stream
@@ -524,6 +563,78 @@ mod tests {
         ] {
             assert!(Uri::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A server that answers whatever comes first with `answer`.
+    fn fake_server(answer: Vec<u8>) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.read(&mut [0u8; 1024]);
+            let _ = s.write_all(&answer);
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        port
+    }
+
+    fn encoded(id: i32, op: LdapOp) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        LdapCodec::default()
+            .encode(
+                LdapMsg {
+                    msgid: id,
+                    op,
+                    ctrl: Vec::new(),
+                },
+                &mut out,
+            )
+            .unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn answers_slipped_in_before_tls_are_refused() {
+        let ok = LdapResult {
+            code: LdapResultCode::Success,
+            matcheddn: String::new(),
+            message: String::new(),
+            referral: Vec::new(),
+        };
+        let mut answer = encoded(
+            1,
+            LdapOp::ExtendedResponse(ldap3_proto::proto::LdapExtendedResponse {
+                res: ok.clone(),
+                name: None,
+                value: None,
+            }),
+        );
+        // A forged answer to the bind that would follow.
+        answer.extend(encoded(
+            2,
+            LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {
+                res: ok,
+                saslcreds: None,
+            }),
+        ));
+        let port = fake_server(answer);
+        let uri = Uri::parse(&format!("ldap://127.0.0.1:{port}")).unwrap();
+        let e = Client::connect(&uri, Security::StartTls, None, Duration::from_secs(2))
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::Protocol(_)), "{e}");
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_given_up_on_at_the_deadline() {
+        let port = fake_server(Vec::new());
+        let uri = Uri::parse(&format!("ldap://127.0.0.1:{port}")).unwrap();
+        let mut c =
+            Client::connect(&uri, Security::Plain, None, Duration::from_millis(500)).unwrap();
+        let started = std::time::Instant::now();
+        let e = c.bind("cn=x", "y").unwrap_err();
+        assert!(e.to_string().contains("no answer within"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

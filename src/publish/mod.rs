@@ -29,6 +29,10 @@ use client::{Client, Error, Security, Uri};
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
+/// How often a publication is made again: an entry deleted or changed in
+/// the domain meanwhile is put right.
+const REPUBLISH: Duration = Duration::from_secs(3600);
+
 /// Where and as whom the server publishes itself.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -66,7 +70,8 @@ struct Session {
 }
 
 impl Settings {
-    fn open(&self) -> Result<Session, Error> {
+    /// Connects and binds.
+    fn connect(&self) -> Result<Client, Error> {
         let tls = match self.security {
             Security::Plain => None,
             _ => Some(client::tls_config(self.ca_file.as_deref())?),
@@ -75,6 +80,12 @@ impl Settings {
         if let Some((who, password)) = &self.bind {
             client.bind(who, &password.0)?;
         }
+        Ok(client)
+    }
+
+    /// Connects, binds and learns the naming context.
+    fn open(&self) -> Result<Session, Error> {
+        let mut client = self.connect()?;
         let base = match &self.base {
             Some(base) => base.clone(),
             None => naming_context(&mut client)?,
@@ -204,8 +215,10 @@ fn publish(settings: &Settings, addresses: &[SocketAddr]) -> Result<String, Erro
 /// Deletes the addresses of the serviceInstance `dn` (3.5.10); one that
 /// has none already is withdrawn.
 fn withdraw(settings: &Settings, dn: &str) -> Result<(), Error> {
-    let mut s = settings.open()?;
-    match s.client.modify(
+    // The DN is known: no search for the naming context, one step less
+    // within the time a stop allows.
+    let mut client = settings.connect()?;
+    match client.modify(
         dn,
         vec![change(LdapModifyType::Delete, "winsockAddresses", vec![])],
     ) {
@@ -217,7 +230,7 @@ fn withdraw(settings: &Settings, dn: &str) -> Result<(), Error> {
             ) => {}
         Err(e) => return Err(e),
     }
-    s.client.unbind();
+    client.unbind();
     Ok(())
 }
 
@@ -268,50 +281,66 @@ impl Publisher {
 }
 
 fn run(settings: &Settings, addresses: &[SocketAddr], inbox: &Receiver<Message>) {
-    let mut wait = FIRST_RETRY;
+    if addresses.is_empty() {
+        log::warn!(
+            "publish: nothing to publish: the listeners' host has no address but loopback (set publish-address)"
+        );
+    }
+    let mut retry = FIRST_RETRY;
     let mut failures = 0u32;
-    let published = loop {
-        match publish(settings, addresses) {
-            Ok(dn) => {
-                log::info!("publish: {dn} on {} with {}", settings.uri, list(addresses));
-                break Some(dn);
-            }
-            Err(e) => {
-                failures += 1;
-                // Every failure while they are few, then one in ten: a
-                // DC down for a day should not fill the journal.
-                if failures <= 3 || failures.is_multiple_of(10) {
-                    log::warn!(
-                        "publish: {} failed ({e}); trying again in {}s",
-                        settings.uri,
-                        wait.as_secs()
-                    );
+    let mut published: Option<String> = None;
+    loop {
+        let wait = if addresses.is_empty() {
+            MAX_RETRY
+        } else {
+            match publish(settings, addresses) {
+                Ok(dn) => {
+                    if published.as_ref() != Some(&dn) || failures > 0 {
+                        log::info!("publish: {dn} on {} with {}", settings.uri, list(addresses));
+                    }
+                    published = Some(dn);
+                    failures = 0;
+                    retry = FIRST_RETRY;
+                    REPUBLISH
+                }
+                Err(e) => {
+                    failures += 1;
+                    // Every failure while they are few, then one in ten:
+                    // a DC down for a day should not fill the journal.
+                    if failures <= 3 || failures.is_multiple_of(10) {
+                        log::warn!(
+                            "publish: {} failed ({e}); trying again in {}s",
+                            settings.uri,
+                            retry.as_secs()
+                        );
+                    }
+                    let wait = retry;
+                    retry = (retry * 2).min(MAX_RETRY);
+                    wait
                 }
             }
-        }
+        };
         match inbox.recv_timeout(wait) {
             Ok(Message::Stop(done)) => {
+                if let Some(dn) = &published {
+                    let started = Instant::now();
+                    match withdraw(settings, dn) {
+                        Ok(()) => log::info!(
+                            "publish: withdrew the addresses of {dn} in {} ms",
+                            started.elapsed().as_millis()
+                        ),
+                        Err(e) => {
+                            log::warn!("publish: cannot withdraw the addresses of {dn}: {e}")
+                        }
+                    }
+                }
                 let _ = done.send(());
                 return;
             }
             Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => wait = (wait * 2).min(MAX_RETRY),
-        }
-    };
-    let Ok(Message::Stop(done)) = inbox.recv() else {
-        return;
-    };
-    if let Some(dn) = published {
-        let started = Instant::now();
-        match withdraw(settings, &dn) {
-            Ok(()) => log::info!(
-                "publish: withdrew the addresses of {dn} in {} ms",
-                started.elapsed().as_millis()
-            ),
-            Err(e) => log::warn!("publish: cannot withdraw the addresses of {dn}: {e}"),
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
-    let _ = done.send(());
 }
 
 fn list(addresses: &[SocketAddr]) -> String {
@@ -324,8 +353,8 @@ fn list(addresses: &[SocketAddr]) -> String {
 
 /// The addresses to publish for the listeners `listen` (those of
 /// `dual_stack` take IPv4 too): each specific address as it is, and for
-/// a wildcard the host's addresses of that family, loopback only when
-/// the host has no other.
+/// a wildcard the host's addresses of that family that other hosts can
+/// reach: not loopback, not link-local.
 pub fn addresses_to_publish(listen: &[SocketAddr], dual_stack: &[SocketAddr]) -> Vec<SocketAddr> {
     let host: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
         .map(|ifs| {
@@ -344,28 +373,21 @@ pub fn addresses_to_publish(listen: &[SocketAddr], dual_stack: &[SocketAddr]) ->
             out.push(addr);
             continue;
         }
-        let wanted = |ip: &IpAddr| {
-            ip.is_ipv4() == addr.is_ipv4() || (dual_stack.contains(&addr) && ip.is_ipv4())
-        };
-        let usable = |ip: &&IpAddr| {
-            wanted(ip)
-                && !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.to_ipv4_mapped().is_some())
-        };
-        let others: Vec<IpAddr> = host
-            .iter()
-            .filter(usable)
-            .filter(|ip| !ip.is_loopback())
-            .copied()
-            .collect();
-        let chosen = if others.is_empty() {
-            host.iter().filter(usable).copied().collect()
-        } else {
-            others
+        let reachable = |ip: &&IpAddr| {
+            let family =
+                ip.is_ipv4() == addr.is_ipv4() || (dual_stack.contains(&addr) && ip.is_ipv4());
+            let local = match ip {
+                IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
+                IpAddr::V6(v6) => {
+                    v6.is_loopback() || v6.is_unicast_link_local() || v6.to_ipv4_mapped().is_some()
+                }
+            };
+            family && !local
         };
         out.extend(
-            chosen
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, addr.port())),
+            host.iter()
+                .filter(reachable)
+                .map(|&ip| SocketAddr::new(ip, addr.port())),
         );
     }
     out.sort();
@@ -474,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wildcard_is_published_as_the_hosts_addresses_of_its_family() {
+    fn a_wildcard_is_published_as_the_hosts_reachable_addresses_of_its_family() {
         let listen: Vec<SocketAddr> = vec!["0.0.0.0:1002".parse().unwrap()];
         let out = addresses_to_publish(&listen, &[]);
         assert!(!out.is_empty(), "every host has loopback at least");

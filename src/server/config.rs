@@ -72,6 +72,8 @@ pub struct Config {
     /// Who may see them.
     pub http_allow: Vec<Cidr>,
     pub http_show_addresses: bool,
+    /// Names the pages answer to besides addresses and localhost.
+    pub http_hosts: Vec<String>,
     pub http_threads: usize,
     pub http_max_connections: usize,
     pub http_timeout: Duration,
@@ -136,6 +138,7 @@ impl Default for Config {
             http_listen: Vec::new(),
             http_allow: default_http_allow(),
             http_show_addresses: false,
+            http_hosts: Vec::new(),
             http_threads: 2,
             http_max_connections: 64,
             http_timeout: Duration::from_secs(10),
@@ -174,6 +177,7 @@ impl Config {
             policy: http::Policy {
                 allow: self.http_allow.clone(),
                 show_addresses: self.http_show_addresses,
+                hosts: self.http_hosts.clone(),
             },
             threads: self.http_threads,
             max_connections: self.http_max_connections,
