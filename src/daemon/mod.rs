@@ -148,6 +148,8 @@ struct RestartOnly {
     publish: Vec<String>,
     http_listen: Vec<std::net::SocketAddr>,
     http_threads: usize,
+    http_max_connections: usize,
+    http_timeout: std::time::Duration,
 }
 
 impl RestartOnly {
@@ -162,6 +164,8 @@ impl RestartOnly {
             publish: publication::restart_only(config),
             http_listen: config.http_listen.clone(),
             http_threads: config.http_threads,
+            http_max_connections: config.http_max_connections,
+            http_timeout: config.http_timeout,
         }
     }
 }
@@ -195,6 +199,11 @@ fn reload(server: &Server, args: &Args, started: &RestartOnly, own_sockets: bool
         ),
         ("http-listen", next.http_listen != started.http_listen),
         ("http-threads", next.http_threads != started.http_threads),
+        (
+            "http-max-connections",
+            next.http_max_connections != started.http_max_connections,
+        ),
+        ("http-timeout", next.http_timeout != started.http_timeout),
         (
             "the publish- settings",
             publication::restart_only(&next) != started.publish,
