@@ -654,3 +654,36 @@ fn list_servers_without_a_domain_controller_is_unavailable() {
     let (code, _, stderr) = output(&["-f", "/dev/null", "--list-servers"]);
     assert_eq!(code, 64, "{stderr}");
 }
+
+#[test]
+fn sighup_applies_a_new_http_allow() {
+    let dir = Scratch::new("hup-http");
+    let conf = dir.file("ilsd.conf", "listen 127.0.0.1:0\nhttp-listen 127.0.0.1:0\n");
+    let daemon = Daemon::spawn(ilsd(&["-f", conf.to_str().unwrap()]));
+    // Logged before "ready", which spawn waited for.
+    let line = daemon
+        .seen
+        .borrow()
+        .iter()
+        .find(|l| l.contains("http: listening on"))
+        .cloned()
+        .expect("the HTTP listener is logged");
+    let http = line.rsplit(' ').next().unwrap().trim().to_string();
+    let status = || {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("http://{http}/healthz"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(status(), "200");
+    std::fs::write(
+        &conf,
+        "listen 127.0.0.1:0\nhttp-listen 127.0.0.1:0\nhttp-allow 192.0.2.0/24\n",
+    )
+    .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("reloaded");
+    assert_eq!(status(), "403");
+}
