@@ -538,6 +538,34 @@ print(len(names), doc["pages"])
 }
 
 #[test]
+fn conferences_are_listed_escaped_and_no_more_than_two_hundred() {
+    let server = http_server(|_| {});
+    let mut raw = server.raw();
+    let count = 250;
+    for i in 0..count {
+        let uid = format!("Conf{i:03} <b>");
+        let dn = format!("uid=Conf{i:03},ou=Dynamic,o=Intranet");
+        raw.send(&add(
+            i + 1,
+            dn.as_bytes(),
+            &[
+                (b"objectClass", &[b"rtConference"]),
+                (b"uid", &[uid.as_bytes()]),
+                (b"generalDescription", &[b"weekly"]),
+            ],
+        ));
+    }
+    for _ in 0..count {
+        assert!(matches!(raw.recv(), Some(Response::Result { code: 0, .. })));
+    }
+    let page = dom(&format!("http://{}/", http_addr(&server)));
+    assert!(page.contains("250 conference(s)"), "{:.300}", page);
+    assert!(page.contains("Conf000 &lt;b&gt;") && page.contains("Conf199 &lt;b&gt;"));
+    assert!(!page.contains("Conf200"), "more than 200 conferences listed");
+    assert!(page.contains("The first 200 of 250 conferences."));
+}
+
+#[test]
 fn a_host_that_is_not_this_server_gets_421() {
     let server = http_server(|c| c.http_hosts = vec!["ils.example.org".into()]);
     let addr = http_addr(&server);

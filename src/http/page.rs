@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use encoding_rs::WINDOWS_1252;
 
 use super::Response;
-use crate::directory::entry::{Entry, class};
+use crate::directory::entry::{Entry, Key, class};
 use crate::directory::schema::{Attr, attr};
 use crate::directory::store::{Directory, SlotCursor, Store};
 use crate::ils::ip_address_of;
@@ -30,6 +30,9 @@ pub const PAGE_SIZE: usize = 50;
 
 /// Users in one answer of `/users.json`.
 pub const JSON_PAGE_SIZE: usize = 1000;
+
+/// The most conferences a page lists: any client can make them.
+pub const MAX_CONFERENCES: usize = 200;
 
 /// Slots of the store read per hold of its read lock.
 const SLICE: usize = 1024;
@@ -63,9 +66,17 @@ pub struct Conference {
 
 /// What a page shows.
 pub struct Listing {
-    /// The users found, sorted.
+    /// The users of the page asked for, sorted.
     pub users: Vec<User>,
+    /// How many users were found, on every page.
+    pub found: usize,
+    /// The page shown (from 1) and how many there are.
+    pub page: usize,
+    pub pages: usize,
+    /// The conferences, the first [`MAX_CONFERENCES`] by name.
     pub conferences: Vec<Conference>,
+    /// How many conferences there are.
+    pub conference_count: usize,
     /// Every visible user, found or not.
     pub online: usize,
 }
@@ -177,12 +188,32 @@ impl Query {
     }
 }
 
-/// Every visible user that `query` finds, and the conferences.
-pub fn listing(shared: &Shared, query: &Query, addresses: bool) -> Listing {
+/// The display name a user is sorted by, in lower case.
+fn sort_name(view: &PersonView<'_>) -> String {
+    let full = [first(view, &attr::GIVEN_NAME), first(view, &attr::SURNAME)]
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match full.is_empty() {
+        true => first(view, &attr::CN).to_lowercase(),
+        false => full.to_lowercase(),
+    }
+}
+
+/// The page `query` asks for, of `page_size` users, and the counts.
+///
+/// The store is walked a slice at a time, keeping for each user found
+/// only its sort name and its key; the page's users are then built from
+/// their entries. So what a listing holds is some tens of bytes a user
+/// found, whatever the users carry.
+pub fn listing(shared: &Shared, query: &Query, addresses: bool, page_size: usize) -> Listing {
     let store = &shared.store;
     let filter = (!query.find.is_empty()).then(|| find_filter(query.find.as_bytes()));
-    let mut users = Vec::new();
+    let mut found: Vec<(String, Key)> = Vec::new();
     let mut conferences = Vec::new();
+    let mut conference_count = 0;
     let mut online = 0;
     // The entries met, by the hash of their key: when the table is
     // rehashed between two slices the walk starts again from the first
@@ -207,14 +238,20 @@ pub fn listing(shared: &Shared, query: &Query, addresses: bool) -> Listing {
         for (i, (SlotCursor { slot, .. }, entry)) in dir.slots_from(from).enumerate() {
             if dir.alive(entry, now) && met.insert(hasher.hash_one(&*entry.key)) {
                 if entry.is(class::CONFERENCE) {
+                    conference_count += 1;
                     conferences.push(conference(&dir, entry, now));
+                    // Kept to the first by name as they come.
+                    if conferences.len() > 2 * MAX_CONFERENCES {
+                        conferences.sort_by_cached_key(|c| c.name.to_lowercase());
+                        conferences.truncate(MAX_CONFERENCES);
+                    }
                 }
                 if entry.is(class::PERSON) {
                     let view = PersonView::new(&dir, entry, now);
                     if !view.hidden() {
                         online += 1;
                         if filter.as_ref().is_none_or(|f| f.matches(&view)) {
-                            users.push(user(&view, now / 1000, addresses));
+                            found.push((sort_name(&view), entry.key.clone()));
                         }
                     }
                 }
@@ -231,15 +268,39 @@ pub fn listing(shared: &Shared, query: &Query, addresses: bool) -> Listing {
             None => break,
         }
     }
-    let key = |u: &User| (u.name.to_lowercase(), u.cn.to_lowercase());
-    users.sort_by_cached_key(key);
+    found.sort_unstable();
     if query.descending {
-        users.reverse();
+        found.reverse();
     }
     conferences.sort_by_cached_key(|c| c.name.to_lowercase());
+    conferences.truncate(MAX_CONFERENCES);
+    let pages = found.len().div_ceil(page_size).max(1);
+    let page = query.page.min(pages);
+    let users = {
+        let dir = store.read();
+        let now = store.now();
+        found
+            .iter()
+            .skip((page - 1) * page_size)
+            .take(page_size)
+            .filter_map(|(_, key)| {
+                // Gone since the walk: left out of the page.
+                let entry = dir.get(key).filter(|e| dir.alive(e, now))?;
+                Some(user(
+                    &PersonView::new(&dir, entry, now),
+                    now / 1000,
+                    addresses,
+                ))
+            })
+            .collect()
+    };
     Listing {
         users,
+        found: found.len(),
+        page,
+        pages,
         conferences,
+        conference_count,
         online,
     }
 }
@@ -303,14 +364,9 @@ fn link(query: &Query, page: usize, descending: bool) -> String {
 /// The page.
 pub fn html(shared: &Shared, addresses: bool, query: &str) -> Response {
     let query = Query::parse(query);
-    let listing = listing(shared, &query, addresses);
-    let pages = listing.users.len().div_ceil(PAGE_SIZE).max(1);
-    let page = query.page.min(pages);
-    let shown = listing
-        .users
-        .iter()
-        .skip((page - 1) * PAGE_SIZE)
-        .take(PAGE_SIZE);
+    let listing = listing(shared, &query, addresses, PAGE_SIZE);
+    let (page, pages) = (listing.page, listing.pages);
+    let shown = listing.users.iter();
     let mut h = String::with_capacity(16 * 1024);
     let _ = write!(
         h,
@@ -318,11 +374,10 @@ pub fn html(shared: &Shared, addresses: bool, query: &str) -> Response {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>Who is online</title><style>{STYLE}</style></head><body>\
 <h1>Who is online</h1><p id=\"counts\">{} online, {} conference(s)",
-        listing.online,
-        listing.conferences.len()
+        listing.online, listing.conference_count
     );
     if !query.find.is_empty() {
-        let _ = write!(h, "; {} found", listing.users.len());
+        let _ = write!(h, "; {} found", listing.found);
     }
     let _ = write!(
         h,
@@ -409,6 +464,14 @@ placeholder=\"name or e-mail, % for any text\"></label> <button type=\"submit\">
             );
         }
         h.push_str("</tbody></table>");
+        if listing.conference_count > listing.conferences.len() {
+            let _ = write!(
+                h,
+                "<p class=\"small\">The first {} of {} conferences.</p>",
+                listing.conferences.len(),
+                listing.conference_count
+            );
+        }
     }
     h.push_str("<p class=\"small\">ilsd ");
     h.push_str(env!("CARGO_PKG_VERSION"));
@@ -425,13 +488,10 @@ placeholder=\"name or e-mail, % for any text\"></label> <button type=\"submit\">
 /// from 1), with the conferences and the counts.
 pub fn json(shared: &Shared, addresses: bool, query: &str) -> Response {
     let query = Query::parse(query);
-    let listing = listing(shared, &query, addresses);
-    let pages = listing.users.len().div_ceil(JSON_PAGE_SIZE).max(1);
+    let listing = listing(shared, &query, addresses, JSON_PAGE_SIZE);
     let users: Vec<serde_json::Value> = listing
         .users
         .iter()
-        .skip((query.page.min(pages) - 1) * JSON_PAGE_SIZE)
-        .take(JSON_PAGE_SIZE)
         .map(|u| {
             let mut v = serde_json::json!({
                 "cn": u.cn,
@@ -467,9 +527,10 @@ pub fn json(shared: &Shared, addresses: bool, query: &str) -> Response {
         .collect();
     let body = serde_json::json!({
         "online": listing.online,
-        "found": listing.users.len(),
-        "page": query.page.min(pages),
-        "pages": pages,
+        "found": listing.found,
+        "page": listing.page,
+        "pages": listing.pages,
+        "conference_count": listing.conference_count,
         "users": users,
         "conferences": conferences,
     });
