@@ -7,7 +7,7 @@
 //! count is a relaxed atomic, so that counting costs a request a few
 //! nanoseconds and takes no lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The operations counted, in the order of [`OpKind::ALL`].
@@ -69,22 +69,52 @@ const CODES: usize = 128;
 /// The slot of every code above 126.
 pub const OTHER_CODE: u32 = CODES as u32 - 1;
 
-/// One operation's counts.
-pub struct OpStats {
+/// One operation's counts in one shard.
+struct OpCells {
     results: [AtomicU64; CODES],
     /// Requests answered within each bucket's bound (not cumulative).
     buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     sum_us: AtomicU64,
 }
 
-impl Default for OpStats {
-    fn default() -> OpStats {
-        OpStats {
+impl Default for OpCells {
+    fn default() -> OpCells {
+        OpCells {
             results: std::array::from_fn(|_| AtomicU64::new(0)),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_us: AtomicU64::new(0),
         }
     }
+}
+
+/// What the workers count on every request, in one shard: each thread
+/// writes to its own shard (the shards are as many as there are likely
+/// workers), so that two cores never pass a counter's cache line back and
+/// forth. The views add the shards up.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    ops: [OpCells; OpKind::ALL.len()],
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+const SHARDS: usize = 16;
+
+/// The shard of the calling thread.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
+/// One operation's counts, added up over the shards.
+pub struct OpStats {
+    results: [u64; CODES],
+    buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: u64,
 }
 
 impl OpStats {
@@ -94,14 +124,14 @@ impl OpStats {
         self.results
             .iter()
             .enumerate()
-            .map(|(code, n)| (code as u32, n.load(Ordering::Relaxed)))
+            .map(|(code, &n)| (code as u32, n))
             .filter(|&(_, n)| n > 0)
             .collect()
     }
 
     /// How many requests were served.
     pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+        self.buckets.iter().sum()
     }
 
     /// The latency histogram: the sum in seconds, the count, and each
@@ -109,18 +139,18 @@ impl OpStats {
     /// fell in it and in no lower one, as prometheus-client takes them
     /// (it adds them up into Prometheus' cumulative buckets).
     pub fn histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut count = 0;
-        let mut out = Vec::with_capacity(self.buckets.len());
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            let n = bucket.load(Ordering::Relaxed);
-            count += n;
-            let bound = LATENCY_BUCKETS_US
-                .get(i)
-                .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
-            out.push((bound, n));
-        }
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, count, out)
+        let out = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let bound = LATENCY_BUCKETS_US
+                    .get(i)
+                    .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
+                (bound, n)
+            })
+            .collect();
+        (self.sum_us as f64 / 1e6, self.count(), out)
     }
 }
 
@@ -140,8 +170,6 @@ pub struct Metrics {
     pub refused_denied: AtomicU64,
     /// Binds made to wait after failures from their address.
     pub binds_delayed: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
     /// Dynamic entries created (a registration is a person or an
     /// application added).
     pub registrations: AtomicU64,
@@ -151,7 +179,7 @@ pub struct Metrics {
     /// Entries removed by a Delete (with the applications that go with a
     /// person).
     pub deletes: AtomicU64,
-    ops: [OpStats; OpKind::ALL.len()],
+    shards: Box<[Shard]>,
 }
 
 impl Default for Metrics {
@@ -164,32 +192,76 @@ impl Default for Metrics {
             refused_per_address: AtomicU64::new(0),
             refused_denied: AtomicU64::new(0),
             binds_delayed: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
             registrations: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
-            ops: std::array::from_fn(|_| OpStats::default()),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 }
 
 impl Metrics {
+    fn shard(&self) -> &Shard {
+        &self.shards[shard_index()]
+    }
+
     /// Counts one request of `kind`, answered with `code` (none for an
     /// Unbind or an Abandon) after `took`.
     pub fn served(&self, kind: OpKind, code: Option<u32>, took: Duration) {
-        let stats = &self.ops[kind as usize];
+        let cells = &self.shard().ops[kind as usize];
         if let Some(code) = code {
-            stats.results[(code.min(OTHER_CODE)) as usize].fetch_add(1, Ordering::Relaxed);
+            cells.results[code.min(OTHER_CODE) as usize].fetch_add(1, Ordering::Relaxed);
         }
         let us = took.as_micros().min(u64::MAX as u128) as u64;
         let bucket = LATENCY_BUCKETS_US.partition_point(|&bound| bound < us);
-        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        stats.sum_us.fetch_add(us, Ordering::Relaxed);
+        cells.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        cells.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    pub fn op(&self, kind: OpKind) -> &OpStats {
-        &self.ops[kind as usize]
+    /// Counts bytes read from a client.
+    pub fn received(&self, n: usize) {
+        self.shard().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts bytes written to a client.
+    pub fn sent(&self, n: usize) {
+        self.shard()
+            .bytes_out
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.bytes_in.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn bytes_out(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.bytes_out.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// One operation's counts so far.
+    pub fn op(&self, kind: OpKind) -> OpStats {
+        let mut total = OpStats {
+            results: [0; CODES],
+            buckets: [0; LATENCY_BUCKETS_US.len() + 1],
+            sum_us: 0,
+        };
+        for shard in self.shards.iter() {
+            let cells = &shard.ops[kind as usize];
+            for (t, c) in total.results.iter_mut().zip(&cells.results) {
+                *t += c.load(Ordering::Relaxed);
+            }
+            for (t, c) in total.buckets.iter_mut().zip(&cells.buckets) {
+                *t += c.load(Ordering::Relaxed);
+            }
+            total.sum_us += cells.sum_us.load(Ordering::Relaxed);
+        }
+        total
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {
@@ -222,6 +294,21 @@ mod tests {
         assert_eq!(m.op(OpKind::Search).results(), [(0, 2), (32, 1)]);
         assert_eq!(m.op(OpKind::Unbind).results(), []);
         assert_eq!(m.op(OpKind::Unbind).count(), 1);
+    }
+
+    #[test]
+    fn every_thread_counts_into_the_same_totals() {
+        let m = Metrics::default();
+        std::thread::scope(|s| {
+            for _ in 0..40 {
+                s.spawn(|| {
+                    m.served(OpKind::Add, Some(0), Duration::from_micros(10));
+                    m.received(3);
+                });
+            }
+        });
+        assert_eq!(m.op(OpKind::Add).results(), [(0, 40)]);
+        assert_eq!(m.bytes_in(), 120);
     }
 
     #[test]

@@ -198,13 +198,13 @@ impl Collector for Counters {
             &mut e,
             "received",
             "bytes read from LDAP clients",
-            &[(none, get(&m.bytes_in))],
+            &[(none, m.bytes_in())],
         )?;
         counter(
             &mut e,
             "sent",
             "bytes written to LDAP clients",
-            &[(none, get(&m.bytes_out))],
+            &[(none, m.bytes_out())],
         )?;
         gauge(
             &mut e,

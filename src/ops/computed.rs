@@ -54,8 +54,14 @@ pub fn monitor_values(shared: &Shared) -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("bindsDelayed", vec![count(&counters.binds_delayed)]),
         ("connectionsAccepted", vec![count(&counters.accepted)]),
         ("connectionsOpen", vec![count(&counters.open)]),
-        ("bytesIn", vec![count(&counters.bytes_in)]),
-        ("bytesOut", vec![count(&counters.bytes_out)]),
+        (
+            "bytesIn",
+            vec![counters.bytes_in().to_string().into_bytes()],
+        ),
+        (
+            "bytesOut",
+            vec![counters.bytes_out().to_string().into_bytes()],
+        ),
         ("registrations", vec![count(&counters.registrations)]),
         ("refreshes", vec![count(&store.refreshed)]),
         ("expiries", vec![count(&store.expired)]),

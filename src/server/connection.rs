@@ -18,7 +18,6 @@ use ldap3_proto::LdapResultCode;
 
 use tokio_util::codec::Decoder;
 
-use crate::metrics::Metrics;
 use crate::ops::{self, Outcome};
 use crate::protocol::{RequestCodec, StreamError, notice_of_disconnection};
 use crate::session::{Session, Shared};
@@ -108,7 +107,7 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
                 stream
                     .write_all(buf)
                     .inspect_err(|e| failed = Some(e.kind()))?;
-                Metrics::add(&shared.counters.bytes_out, buf.len() as u64);
+                shared.counters.sent(buf.len());
                 buf.clear();
                 Ok(())
             };
@@ -149,7 +148,7 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
         match stream.read(&mut chunk) {
             Ok(0) => return End::Closed,
             Ok(n) => {
-                Metrics::add(&shared.counters.bytes_in, n as u64);
+                shared.counters.received(n);
                 input.extend_from_slice(&chunk[..n]);
             }
             Err(e)
@@ -173,7 +172,7 @@ fn run(shared: &Shared, mut stream: &TcpStream, session: &mut Session) -> End {
 fn write_out(shared: &Shared, mut stream: &TcpStream, out: &mut BytesMut) -> io::Result<()> {
     if !out.is_empty() {
         stream.write_all(out)?;
-        Metrics::add(&shared.counters.bytes_out, out.len() as u64);
+        shared.counters.sent(out.len());
         out.clear();
     }
     Ok(())
