@@ -45,7 +45,7 @@ pub fn spawn(store: Arc<Store>, inbox: Receiver<ExpiryMsg>) -> std::io::Result<J
 fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
     let mut timetable = Timetable::default();
     loop {
-        // At least once a minute, to give freed memory back.
+        // At least every ten seconds, to give freed memory back.
         let wait = match timetable.next() {
             Some(at) => Duration::from_millis(at.saturating_sub(store.now())),
             None => IDLE,
