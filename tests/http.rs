@@ -561,7 +561,10 @@ fn conferences_are_listed_escaped_and_no_more_than_two_hundred() {
     let page = dom(&format!("http://{}/", http_addr(&server)));
     assert!(page.contains("250 conference(s)"), "{:.300}", page);
     assert!(page.contains("Conf000 &lt;b&gt;") && page.contains("Conf199 &lt;b&gt;"));
-    assert!(!page.contains("Conf200"), "more than 200 conferences listed");
+    assert!(
+        !page.contains("Conf200"),
+        "more than 200 conferences listed"
+    );
     assert!(page.contains("The first 200 of 250 conferences."));
 }
 
