@@ -452,8 +452,10 @@ pub fn list_servers(settings: &Settings) -> Result<Vec<Listed>, Error> {
     Ok(out)
 }
 
-/// Whether an ILS server answers at `addr` now: an anonymous LDAPv3
-/// search of the root DSE, as any client's first look.
+/// Whether an ILS server answers at `addr` now: an anonymous ILS search,
+/// the people (`objectClass=rtPerson`, as the Dialer lists them) with a
+/// name no one has, so that the answer is small. An ILS server answers it
+/// with success; an LDAP server that is not one, with noSuchObject.
 pub fn answers(addr: SocketAddr, timeout: Duration) -> Result<(), Error> {
     let uri = Uri {
         host: addr.ip().to_string(),
@@ -462,10 +464,10 @@ pub fn answers(addr: SocketAddr, timeout: Duration) -> Result<(), Error> {
     };
     let mut c = Client::connect(&uri, Security::Plain, None, timeout)?;
     c.search(
-        "",
+        "objectClass=rtPerson",
         LdapSearchScope::Base,
-        LdapFilter::Present("objectClass".into()),
-        &["namingContexts"],
+        LdapFilter::Equality("cn".into(), "ilsd-list-servers.invalid".into()),
+        &["cn"],
     )?;
     c.unbind();
     Ok(())
