@@ -51,6 +51,31 @@ pub fn give_back() -> bool {
     true
 }
 
+/// What malloc holds from the system, and how much of it is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heap {
+    pub in_use: u64,
+    pub held: u64,
+}
+
+/// The heap as glibc counts it; `None` with another allocator.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn heap() -> Option<Heap> {
+    // SAFETY: mallinfo2 only reads malloc's counters, under its locks.
+    let m = unsafe { libc::mallinfo2() };
+    // The arenas' bytes and the large blocks mapped on their own.
+    let mapped = m.hblkhd as u64;
+    Some(Heap {
+        in_use: m.uordblks as u64 + mapped,
+        held: m.arena as u64 + mapped,
+    })
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn heap() -> Option<Heap> {
+    None
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim() {
     // SAFETY: malloc_trim only walks and releases malloc's own free
@@ -67,6 +92,20 @@ fn trim() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn the_heap_counts_what_is_allocated() {
+        let before = heap().unwrap();
+        let block = vec![1u8; 4 << 20];
+        let during = heap().unwrap();
+        assert!(
+            during.in_use >= before.in_use + (4 << 20) - 4096,
+            "{before:?} {during:?}"
+        );
+        assert!(during.held >= during.in_use);
+        drop(block);
+    }
 
     #[test]
     fn it_trims_at_most_every_ten_seconds() {

@@ -380,6 +380,11 @@ fn metrics_parse_and_move_with_the_operations() {
     assert!(sample(&after, "ilsd_connections_open{}") >= 1.0);
     assert!(moved("ilsd_received_bytes_total{}") > 0.0 || moved("ilsd_received_total{}") > 0.0);
     assert!(sample(&after, "ilsd_store_memory_bytes{}") > 0.0);
+    let (in_use, held) = (
+        sample(&after, "ilsd_heap_bytes{kind=in_use}"),
+        sample(&after, "ilsd_heap_bytes{kind=held}"),
+    );
+    assert!(in_use > 0.0 && held >= in_use, "{in_use} {held}");
     assert!(
         after
             .iter()

@@ -170,6 +170,18 @@ impl Collector for Counters {
             Some(&Unit::Bytes),
             &[(none, memory as f64)],
         )?;
+        if let Some(heap) = crate::memory::heap() {
+            gauge(
+                &mut e,
+                "heap",
+                "what malloc holds from the system, and what of it is in use",
+                Some(&Unit::Bytes),
+                &[
+                    (&[("kind", "in_use")], heap.in_use as f64),
+                    (&[("kind", "held")], heap.held as f64),
+                ],
+            )?;
+        }
         counter(
             &mut e,
             "registrations",
