@@ -96,14 +96,12 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn the_heap_counts_what_is_allocated() {
-        let before = heap().unwrap();
+        // Other tests allocate and free at the same time: only the block
+        // itself is sure to be counted.
         let block = vec![1u8; 4 << 20];
         let during = heap().unwrap();
-        assert!(
-            during.in_use >= before.in_use + (4 << 20) - 4096,
-            "{before:?} {during:?}"
-        );
-        assert!(during.held >= during.in_use);
+        assert!(during.in_use >= 4 << 20, "{during:?}");
+        assert!(during.held >= during.in_use, "{during:?}");
         drop(block);
     }
 
