@@ -194,16 +194,28 @@ fn start_published(args: &[String]) -> Daemon {
     Daemon::spawn(cmd)
 }
 
+/// One of OpenLDAP's tools against the DC over LDAPS, bound as its
+/// administrator.
+fn dc_tool(tool: &str) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.env("LDAPTLS_CACERT", fact("AD_CA")).args([
+        "-H",
+        &fact("AD_LDAPS"),
+        "-D",
+        &fact("AD_ADMIN"),
+        "-w",
+        &fact("AD_ADMIN_PASS"),
+    ]);
+    cmd
+}
+
 /// OpenLDAP's ldapsearch against the DC, as the administrator, over
 /// LDAPS: the entries found, each as (attribute, value) pairs with the
 /// base64 values decoded.
 fn dc_search(base: &str, filter: &str) -> Vec<Vec<(String, Vec<u8>)>> {
     use base64::Engine;
-    let out = Command::new("ldapsearch")
-        .env("LDAPTLS_CACERT", fact("AD_CA"))
-        .args(["-LLL", "-o", "ldif-wrap=no", "-H", &fact("AD_LDAPS")])
-        .args(["-D", &fact("AD_ADMIN"), "-w", &fact("AD_ADMIN_PASS")])
-        .args(["-b", base, filter])
+    let out = dc_tool("ldapsearch")
+        .args(["-LLL", "-o", "ldif-wrap=no", "-b", base, filter])
         .output()
         .expect("ldapsearch runs (ldap-utils)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -271,18 +283,7 @@ struct Remove(String);
 
 impl Drop for Remove {
     fn drop(&mut self) {
-        let _ = Command::new("ldapdelete")
-            .env("LDAPTLS_CACERT", fact("AD_CA"))
-            .args([
-                "-H",
-                &fact("AD_LDAPS"),
-                "-D",
-                &fact("AD_ADMIN"),
-                "-w",
-                &fact("AD_ADMIN_PASS"),
-            ])
-            .arg(&self.0)
-            .output();
+        let _ = dc_tool("ldapdelete").arg(&self.0).output();
     }
 }
 
@@ -358,20 +359,7 @@ fn an_entry_published_before_is_brought_up_to_date_not_duplicated() {
             "dn: {dn}\nobjectClass: serviceInstance\ncn: {name}\ndisplayName: old\nserviceClassID:: QHnxyad50RGwCADAT8MB7g==\nserviceInstanceVersion:: AQAAAAAAAAA=\nwinsockAddresses:: AAAAABAAAAAAAAAAEAAAAAEAAAAGAAAAAgAD6sAAAgoAAAAAAAAAAAIAA+rAAAIKAAAAAAAAAAA=\n"
         ),
     );
-    let out = Command::new("ldapadd")
-        .env("LDAPTLS_CACERT", fact("AD_CA"))
-        .args([
-            "-H",
-            &fact("AD_LDAPS"),
-            "-D",
-            &fact("AD_ADMIN"),
-            "-w",
-            &fact("AD_ADMIN_PASS"),
-        ])
-        .arg("-f")
-        .arg(&ldif)
-        .output()
-        .unwrap();
+    let out = dc_tool("ldapadd").arg("-f").arg(&ldif).output().unwrap();
     assert!(
         out.status.success(),
         "ldapadd: {}",

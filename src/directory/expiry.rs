@@ -32,9 +32,6 @@ const BATCH: usize = 2048;
 /// How long new deadlines are let gather before they are taken in.
 const GATHER: Duration = Duration::from_millis(5);
 
-/// The longest sleep when nothing is scheduled.
-const IDLE: Duration = Duration::from_secs(3600);
-
 /// Starts the expiry thread.
 pub fn spawn(store: Arc<Store>, inbox: Receiver<ExpiryMsg>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -46,11 +43,12 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
     let mut timetable = Timetable::default();
     loop {
         // At least every ten seconds, to give freed memory back.
-        let wait = match timetable.next() {
-            Some(at) => Duration::from_millis(at.saturating_sub(store.now())),
-            None => IDLE,
-        }
-        .min(crate::memory::EVERY);
+        let wait = timetable
+            .next()
+            .map_or(crate::memory::EVERY, |at| {
+                Duration::from_millis(at.saturating_sub(store.now()))
+            })
+            .min(crate::memory::EVERY);
         match inbox.recv_timeout(wait) {
             Ok(ExpiryMsg::Schedule(d)) => {
                 timetable.push(d);

@@ -103,14 +103,22 @@ fn flag(view: &PersonView<'_>, a: &Attr) -> bool {
     first(view, a).trim() == "1"
 }
 
-fn user(view: &PersonView<'_>, now_secs: u64, addresses: bool) -> User {
-    let cn = first(view, &attr::CN);
+/// The name a user is shown by: given name and surname, or else the cn.
+fn display_name(view: &PersonView<'_>) -> String {
     let full = [first(view, &attr::GIVEN_NAME), first(view, &attr::SURNAME)]
         .iter()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    match full.is_empty() {
+        true => first(view, &attr::CN),
+        false => full,
+    }
+}
+
+fn user(view: &PersonView<'_>, now_secs: u64, addresses: bool) -> User {
+    let cn = first(view, &attr::CN);
     let mail = first(view, &attr::MAIL);
     let application = [
         first(view, &attr::APP_NAME),
@@ -131,7 +139,7 @@ fn user(view: &PersonView<'_>, now_secs: u64, addresses: bool) -> User {
         })
         .flatten();
     User {
-        name: if full.is_empty() { cn.clone() } else { full },
+        name: display_name(view),
         email: if mail.is_empty() { cn.clone() } else { mail },
         cn,
         location: first(view, &attr::LOCATION),
@@ -190,16 +198,7 @@ impl Query {
 
 /// The display name a user is sorted by, in lower case.
 fn sort_name(view: &PersonView<'_>) -> String {
-    let full = [first(view, &attr::GIVEN_NAME), first(view, &attr::SURNAME)]
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    match full.is_empty() {
-        true => first(view, &attr::CN).to_lowercase(),
-        false => full.to_lowercase(),
-    }
+    display_name(view).to_lowercase()
 }
 
 /// The page `query` asks for, of `page_size` users, and the counts.
