@@ -13,7 +13,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::directory::entry::{Entry, Key};
+use crate::directory::entry::Entry;
 use crate::directory::store::{BatchScratch, Deadline, ExpiryMsg, Store, sweep_time};
 
 /// Deadlines examined per hold of the write lock: about a millisecond of
@@ -89,7 +88,8 @@ fn run(store: &Store, inbox: &Receiver<ExpiryMsg>) {
 /// otherwise fill the timetable for a whole TTL.
 pub struct Timetable {
     times: BinaryHeap<Reverse<u64>>,
-    due: HashMap<u64, Vec<Key>>,
+    /// The hash and identity of each entry's key ([`Deadline`]).
+    due: HashMap<u64, Vec<(u64, usize)>>,
     /// How many deadlines are held.
     count: usize,
     /// The count at which stale deadlines are dropped.
@@ -112,14 +112,14 @@ impl Default for Timetable {
 }
 
 impl Timetable {
-    pub fn push(&mut self, Deadline { at, key }: Deadline) {
+    pub fn push(&mut self, Deadline { at, hash, id }: Deadline) {
         self.due
             .entry(at)
             .or_insert_with(|| {
                 self.times.push(Reverse(at));
                 Vec::new()
             })
-            .push(key);
+            .push((hash, id));
         self.count += 1;
     }
 
@@ -134,12 +134,12 @@ impl Timetable {
         let mut dir = store.read();
         let mut checked = 0usize;
         for (&at, keys) in self.due.iter_mut() {
-            keys.retain(|key| {
+            keys.retain(|&(hash, id)| {
                 checked += 1;
                 if checked.is_multiple_of(4096) {
                     parking_lot::RwLockReadGuard::bump(&mut dir);
                 }
-                dir.holding(key)
+                dir.named_by(&Deadline { at, hash, id })
                     .is_some_and(|e| e.scheduled.load(Ordering::Relaxed) == at)
             });
         }
@@ -174,7 +174,7 @@ impl Timetable {
             let take = keys.len().min(limit - out.len());
             out.extend(
                 keys.drain(keys.len() - take..)
-                    .map(|key| Deadline { at, key }),
+                    .map(|(hash, id)| Deadline { at, hash, id }),
             );
             self.count -= take;
             if keys.is_empty() {
@@ -204,9 +204,9 @@ impl Timetable {
 /// couple of milliseconds for a CPU, and work done outside the lock (such
 /// as looking entries up under the read lock first) runs at a fraction of
 /// a core. So a batch gathers deadlines across due times up to [`BATCH`],
-/// only the key hashes are computed before taking the lock and only the
-/// freeing is left until after it; under the lock each entry is found by
-/// its hash and the identity of its key, without comparing names, and the
+/// each of which carries its key's hash, and only the freeing is left
+/// until after the lock; under the lock each entry is found by its hash
+/// and the identity of its key, without comparing names, and the
 /// batch is removed a step at a time for many entries at once
 /// ([`Directory::remove_batch`](crate::directory::store::Directory::remove_batch)),
 /// which halved the time the lock is held.
@@ -223,24 +223,21 @@ pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
     // The buffers live across batches: allocating one of this size makes
     // glibc's malloc consolidate the small chunks the last batch freed.
     let mut due: Vec<Deadline> = Vec::with_capacity(BATCH);
-    let mut hashes: Vec<u64> = Vec::with_capacity(BATCH);
     let mut graveyard: Vec<Box<Entry>> = Vec::with_capacity(BATCH);
     let mut later = Vec::new();
     let mut scratch = BatchScratch::default();
-    let hasher = store.read().key_hasher().clone();
     loop {
         timetable.take_due(store.now(), BATCH, &mut due);
         if due.is_empty() {
             break;
         }
         costs.get_or_insert_with(|| (Instant::now(), thread_cpu()));
-        hashes.extend(due.iter().map(|d| hasher.hash_one(&*d.key)));
         let asked = Instant::now();
         let mut dir = store.write();
         let lock_start = Instant::now();
         waited += lock_start - asked;
         let now = store.now();
-        let doomed = |entry: &Entry, &Deadline { at, ref key }: &Deadline| {
+        let doomed = |entry: &Entry, &Deadline { at, .. }: &Deadline| {
             if entry.scheduled.load(Ordering::Relaxed) != at {
                 // A refresh brought the deadline forward and scheduled it
                 // separately; this one is stale.
@@ -250,24 +247,16 @@ pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
             if expires > now {
                 let at = sweep_time(expires);
                 entry.scheduled.store(at, Ordering::Relaxed);
-                later.push(Deadline {
-                    at,
-                    key: key.clone(),
-                });
+                // Of the key itself: an entry found by a deadline for an
+                // earlier key at the same address need not share its hash.
+                later.push(store.deadline(at, &entry.key));
             }
             expires <= now
         };
-        removed += dir.remove_batch(
-            &due,
-            &hashes,
-            doomed,
-            &mut |e| graveyard.push(e),
-            &mut scratch,
-        );
+        removed += dir.remove_batch(&due, doomed, &mut |e| graveyard.push(e), &mut scratch);
         locked += lock_start.elapsed();
         parking_lot::RwLockWriteGuard::unlock_fair(dir);
         due.clear();
-        hashes.clear();
         graveyard.clear();
         for deadline in later.drain(..) {
             timetable.push(deadline);
@@ -346,10 +335,7 @@ mod tests {
     fn timetable_of(store: &Store) -> Timetable {
         let mut timetable = Timetable::default();
         for (_, e) in store.read().slots_from(0) {
-            timetable.push(Deadline {
-                at: e.expires(),
-                key: e.key.clone(),
-            });
+            timetable.push(store.deadline(e.expires(), &e.key));
         }
         timetable
     }
@@ -372,14 +358,16 @@ mod tests {
                 .key
                 .clone()
         };
+        // Held, so that no new key takes a removed one's address.
+        let mut gone = Vec::new();
         for i in 0..4 {
-            let gone = key(&format!("u{i}"));
-            store.write().remove(&gone);
+            gone.push(key(&format!("u{i}")));
+            store.write().remove(&gone[i]);
         }
         add(&store, "u0", 60_000);
         let u0 = key("u0");
         let at = store.read().get(&u0).unwrap().expires();
-        timetable.push(Deadline { at, key: u0 });
+        timetable.push(store.deadline(at, &u0));
         // Brought forward: the later deadline is stale.
         let u5 = key("u5");
         let sooner = store.now() + 30_000;
@@ -389,10 +377,7 @@ mod tests {
             .unwrap()
             .scheduled
             .store(sooner, Ordering::Relaxed);
-        timetable.push(Deadline {
-            at: sooner,
-            key: u5,
-        });
+        timetable.push(store.deadline(sooner, &u5));
         assert_eq!(timetable.len(), 12);
 
         timetable.compact(&store);
@@ -493,13 +478,27 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_keeps_no_part_of_a_removed_entry() {
+        let (store, _inbox) = store();
+        add(&store, "gone", 60_000);
+        let mut timetable = timetable_of(&store);
+        assert_eq!(timetable.len(), 1);
+        let key = store.read().by_cn(b"gone").next().unwrap().key.clone();
+        store.write().remove(&key);
+        // Only this test holds the key now: the deadline waiting in the
+        // timetable for a minute does not keep it allocated.
+        assert_eq!(Arc::strong_count(&key), 1);
+        assert_eq!(Arc::weak_count(&key), 0);
+        timetable.compact_at = 1;
+        timetable.compact(&store);
+        assert_eq!(timetable.len(), 0, "dropped as stale");
+    }
+
+    #[test]
     fn deadlines_come_due_in_order_of_time() {
         let mut timetable = Timetable::default();
-        for (at, name) in [(30, "c"), (10, "a"), (20, "b"), (10, "a2")] {
-            timetable.push(Deadline {
-                at,
-                key: Key::from(name.as_bytes()),
-            });
+        for (id, at) in [30, 10, 20, 10].into_iter().enumerate() {
+            timetable.push(Deadline { at, hash: 0, id });
         }
         assert_eq!(timetable.len(), 4);
         let mut due = Vec::new();

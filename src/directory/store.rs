@@ -24,11 +24,39 @@ use crate::directory::filter::{fold_case, text_eq, trim_spaces};
 use crate::directory::owner::{Owner, OwnerId, Owners};
 use crate::directory::schema::{Attr, attr};
 
-/// A deadline for the expiry thread: the entry `key` may expire at `at`.
-#[derive(Debug)]
+/// A deadline for the expiry thread: the entry whose key hashes to `hash`
+/// and is the one at `id` may expire at `at`.
+///
+/// A deadline names its entry rather than holding a share of its key.
+/// Most deadlines outlive their entries (a NetMeeting user unregisters
+/// long before its TTL runs out, and a refresh leaves the old deadline
+/// behind), and a held key would keep each of those small blocks
+/// allocated until its deadline came: megabytes of them, scattered among
+/// the workers' short-lived buffers where malloc cannot give the pages
+/// back. The address of a freed key can be given to a later key; only a
+/// key of the same name also has the same hash, and such an entry is
+/// removed only if its own scheduled time and expiry say so, so a
+/// deadline never removes an entry before its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline {
     pub at: u64,
-    pub key: Key,
+    pub hash: u64,
+    pub id: usize,
+}
+
+impl Deadline {
+    fn new(hasher: &RandomState, at: u64, key: &Key) -> Deadline {
+        Deadline {
+            at,
+            hash: hasher.hash_one(&**key),
+            id: key_id(key),
+        }
+    }
+}
+
+/// What a [`Deadline`] knows a key by, besides its hash.
+pub fn key_id(key: &Key) -> usize {
+    Arc::as_ptr(key) as *const u8 as usize
 }
 
 /// The granularity of the expiry thread's deadlines, in milliseconds.
@@ -224,9 +252,13 @@ impl NameIndex {
     }
 
     fn remove_hashed(&mut self, hash: u64, key: &Key) {
+        self.remove_hashed_id(hash, key_id(key));
+    }
+
+    fn remove_hashed_id(&mut self, hash: u64, id: usize) {
         if let Ok(slot) = self
             .table
-            .find_entry(hash, |(h, k)| *h == hash && Arc::ptr_eq(k, key))
+            .find_entry(hash, |(h, k)| *h == hash && key_id(k) == id)
         {
             slot.remove();
         }
@@ -478,10 +510,15 @@ impl Directory {
         self.unlink(entry, &mut |_| {})
     }
 
-    /// The hasher of the entry table: the expiry thread hashes keys with
-    /// it before taking the write lock, for [`remove_batch`](Directory::remove_batch).
+    /// The hasher of the entry table, for telling entries apart by the
+    /// hashes of their keys (a listing that restarts, a state file).
     pub fn key_hasher(&self) -> &RandomState {
         &self.hasher
+    }
+
+    /// The deadline `at` for the entry holding `key`.
+    pub fn deadline(&self, at: u64, key: &Key) -> Deadline {
+        Deadline::new(&self.hasher, at, key)
     }
 
     /// The entry that holds this very key, found by the key's hash.
@@ -495,12 +532,18 @@ impl Directory {
         self.get_same(self.hasher.hash_one(&**key), key)
     }
 
+    /// The entry a deadline names, if it is still there (or another of
+    /// the same name now holds its key's address).
+    pub fn named_by(&self, deadline: &Deadline) -> Option<&Entry> {
+        self.entries
+            .find(deadline.hash, same_id(deadline.id))
+            .map(|e| &**e)
+    }
+
     /// Removes the entries of a batch of deadlines that `doomed` says are
     /// due, with the application entries that live with them. Each entry
-    /// is found by the hash of its key, `hashes[i]` for `due[i]` by the
-    /// [`key_hasher`](Directory::key_hasher), and by the identity of the
-    /// key: a later entry of the same name is not taken for it, and no
-    /// names are compared. The removed entries are handed to `graveyard`
+    /// is found by the hash and the identity of its key, as its deadline
+    /// names it: no names are compared. The removed entries are handed to `graveyard`
     /// rather than freed, so that the caller can free them after releasing
     /// the write lock. Returns how many entries were removed.
     ///
@@ -516,31 +559,30 @@ impl Directory {
     pub fn remove_batch(
         &mut self,
         due: &[Deadline],
-        hashes: &[u64],
         mut doomed: impl FnMut(&Entry, &Deadline) -> bool,
         graveyard: &mut impl FnMut(Box<Entry>),
         scratch: &mut BatchScratch,
     ) -> usize {
         const CHUNK: usize = 256;
         let mut removed = 0;
-        for start in (0..due.len().min(hashes.len())).step_by(CHUNK) {
-            let end = (start + CHUNK).min(due.len()).min(hashes.len());
+        for start in (0..due.len()).step_by(CHUNK) {
+            let end = (start + CHUNK).min(due.len());
             let BatchScratch {
                 doomed: chosen,
                 names,
                 linked,
             } = scratch;
             // Find the entries and decide.
-            for i in start..end {
-                if let Some(entry) = self.entries.find(hashes[i], same(&due[i].key))
-                    && doomed(entry, &due[i])
+            for (i, deadline) in due.iter().enumerate().take(end).skip(start) {
+                if let Some(entry) = self.named_by(deadline)
+                    && doomed(entry, deadline)
                 {
                     chosen.push(i);
                 }
             }
             // Hash their names.
             chosen.retain(|&i| {
-                let Some(entry) = self.entries.find(hashes[i], same(&due[i].key)) else {
+                let Some(entry) = self.named_by(&due[i]) else {
                     return false;
                 };
                 if entry.person().is_some() || !entry.dependents().is_empty() {
@@ -557,11 +599,12 @@ impl Directory {
             });
             // Take the names out of the indexes.
             for &(which, hash, i) in names.iter() {
-                self.names_mut(which).remove_hashed(hash, &due[i].key);
+                self.names_mut(which).remove_hashed_id(hash, due[i].id);
             }
             // Take the entries out of the table.
             for &i in chosen.iter() {
-                if let Ok(slot) = self.entries.find_entry(hashes[i], same(&due[i].key)) {
+                let Deadline { hash, id, .. } = due[i];
+                if let Ok(slot) = self.entries.find_entry(hash, same_id(id)) {
                     let entry = slot.remove().0;
                     self.tally(Tally::of(&entry), false);
                     graveyard(entry);
@@ -569,7 +612,8 @@ impl Directory {
                 }
             }
             for &i in linked.iter() {
-                if let Ok(slot) = self.entries.find_entry(hashes[i], same(&due[i].key)) {
+                let Deadline { hash, id, .. } = due[i];
+                if let Ok(slot) = self.entries.find_entry(hash, same_id(id)) {
                     let entry = slot.remove().0;
                     removed += self.unlink(entry, graveyard);
                 }
@@ -796,6 +840,11 @@ fn same(key: &Key) -> impl Fn(&Box<Entry>) -> bool + '_ {
     move |e| Arc::ptr_eq(&e.key, key)
 }
 
+/// Matches the entry whose key is at `id`.
+fn same_id(id: usize) -> impl Fn(&Box<Entry>) -> bool {
+    move |e| key_id(&e.key) == id
+}
+
 /// Working space of [`Directory::remove_batch`], kept by its caller from
 /// one batch to the next: allocating it under the write lock, after the
 /// last batch's entries were freed, would make glibc's malloc consolidate
@@ -812,6 +861,8 @@ pub struct Store {
     dir: RwLock<Directory>,
     epoch: Instant,
     expiry: Sender<ExpiryMsg>,
+    /// The entry table's hasher, for deadlines made under the read lock.
+    key_hasher: RandomState,
     pub ttl: TtlPolicy,
     /// Refreshes of a time to live, by any of the operations that do it.
     pub refreshed: AtomicU64,
@@ -821,8 +872,10 @@ pub struct Store {
 
 impl Store {
     pub fn new(ttl: TtlPolicy, expiry: Sender<ExpiryMsg>) -> Store {
+        let dir = Directory::default();
         Store {
-            dir: RwLock::new(Directory::default()),
+            key_hasher: dir.hasher.clone(),
+            dir: RwLock::new(dir),
             epoch: Instant::now(),
             expiry,
             ttl,
@@ -866,7 +919,7 @@ impl Store {
         let due = sweep_time(at);
         let scheduled = entry.scheduled.fetch_min(due, Ordering::Relaxed);
         if due < scheduled {
-            self.schedule(due, entry.key.clone());
+            self.schedule(due, &entry.key);
         }
     }
 
@@ -903,10 +956,16 @@ impl Store {
         }
     }
 
-    fn schedule(&self, at: u64, key: Key) {
+    /// The deadline `at` for the entry holding `key`.
+    pub fn deadline(&self, at: u64, key: &Key) -> Deadline {
+        Deadline::new(&self.key_hasher, at, key)
+    }
+
+    fn schedule(&self, at: u64, key: &Key) {
+        let deadline = self.deadline(at, key);
         // The expiry thread only stops at shutdown; a failed send then
         // means nothing is left to expire.
-        let _ = self.expiry.send(ExpiryMsg::Schedule(Deadline { at, key }));
+        let _ = self.expiry.send(ExpiryMsg::Schedule(deadline));
     }
 
     /// Asks the expiry thread to stop.
@@ -1154,7 +1213,7 @@ mod tests {
         // More entries than one chunk of the batch holds.
         for i in 0..600 {
             let key = dir.insert(person(&format!("p{i}")), 0).unwrap().key.clone();
-            due.push(Deadline { at: i, key });
+            due.push(dir.deadline(i, &key));
         }
         // A person with an application, both due.
         let p = dir.insert(person("linked"), 0).unwrap().key.clone();
@@ -1162,23 +1221,19 @@ mod tests {
         app.key = Key::from(&b"cn=linked,appname=x,ou=applications,o=intranet"[..]);
         let a = dir.insert(app, 0).unwrap().key.clone();
         dir.attach(&p, &a);
-        due.push(Deadline { at: 1, key: p });
-        due.push(Deadline { at: 1, key: a });
+        due.push(dir.deadline(1, &p));
+        due.push(dir.deadline(1, &a));
         // A deadline for an entry since replaced by another of its name.
         let old = dir.insert(person("again"), 0).unwrap().key.clone();
         dir.remove(&old);
         dir.insert(person("again"), 0).unwrap();
-        due.push(Deadline { at: 1, key: old });
-        let hashes: Vec<u64> = due
-            .iter()
-            .map(|d| dir.key_hasher().hash_one(&*d.key))
-            .collect();
+        // The old key is still held here: its address is not reused.
+        due.push(dir.deadline(1, &old));
         let before = dir.len();
 
         let mut buried = 0;
         let removed = dir.remove_batch(
             &due,
-            &hashes,
             |_, d| d.at % 2 == 1,
             &mut |_| buried += 1,
             &mut BatchScratch::default(),
