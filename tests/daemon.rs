@@ -228,6 +228,48 @@ fn sighup_applies_a_new_maximum_ttl_and_keeps_entries() {
     assert!(ttl_after(&mut raw, 6) <= 50, "old configuration kept");
 }
 
+/// A debugger that calls a function in the running server (gdb's
+/// `call`, as in `call malloc_stats()`) interrupts the main thread's wait
+/// for signals; the read it was in can come back with an error no program
+/// should see. The server must go on, and still reload and stop on its
+/// signals.
+#[test]
+fn a_debugger_calling_into_the_server_leaves_it_serving() {
+    if Command::new("gdb").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("ILSD_CI").is_none(),
+            "gdb is missing; .ci/run installs it"
+        );
+        eprintln!("SKIPPED: gdb is not installed (.ci/run installs it)");
+        return;
+    }
+    let mut daemon = Daemon::spawn(ilsd(&["-f", "/dev/null", "-l", "127.0.0.1:0"]));
+    let pid = daemon.child.id().to_string();
+    for _ in 0..2 {
+        let out = Command::new("gdb")
+            .args(["-p", &pid, "-batch", "-nx", "-ex", "call (int)getpid()"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        // Whether the call returns depends on the machine (in some
+        // virtual machines gdb cannot restore the thread's extended
+        // registers and says so); that it attached and left does not.
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("detached"),
+            "gdb did not attach to ilsd: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(daemon.child.try_wait().unwrap().is_none(), "ilsd died");
+    daemon.raw();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("reloaded");
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait(Duration::from_secs(5)).success());
+}
+
 #[test]
 fn notifies_the_service_manager() {
     let dir = Scratch::new("notify");

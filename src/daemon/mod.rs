@@ -1,6 +1,6 @@
 //! The daemon: what running as a system service takes around the
 //! server. Options and the configuration file ([`options`], [`config`]),
-//! signals (stop on SIGTERM or SIGINT, reload on SIGHUP), readiness for
+//! signals (stop on SIGTERM or SIGINT, reload on SIGHUP: [`signals`]), readiness for
 //! the service manager, socket activation and privileges ([`process`]).
 //!
 //! Runs on the main thread; the server's own threads are started by
@@ -11,6 +11,7 @@ pub mod config;
 pub mod options;
 pub mod process;
 pub mod publication;
+mod signals;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
@@ -27,7 +28,7 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
     warn_plain_passwords(&config);
     // SIGPIPE is already ignored by the Rust runtime: a client that goes
     // away mid-write is an error on that connection, never a signal.
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+    let mut signals = signals::Waiter::new(&[SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| DaemonError::Internal(format!("cannot handle signals: {e}")))?;
     let activated = process::activated_listeners()?;
     let activated_any = !activated.is_empty();
@@ -83,19 +84,16 @@ pub fn serve(args: &Args, config: Config) -> Result<(), DaemonError> {
     // What a reload cannot change: compared with every reload's file, not
     // with the last one read.
     let started = RestartOnly::of(&config);
-    for signal in signals.forever() {
-        match signal {
-            SIGHUP => reload(&server, args, &started, !activated_any),
-            _ => break,
-        }
+    while signals.next() == SIGHUP {
+        reload(&server, args, &started, !activated_any);
     }
     process::notify("STOPPING=1");
     log::info!("stopping");
     // A second stop signal does not wait for answers still being written.
     let closer = server.closer();
     std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if signal != SIGHUP {
+        loop {
+            if signals.next() != SIGHUP {
                 log::info!("stopping now");
                 closer.close_all();
             }
