@@ -26,27 +26,32 @@ pub struct Waiter {
 impl Waiter {
     /// Starts recording `which`.
     pub fn new(which: &[i32]) -> io::Result<Waiter> {
+        // A signal's actions run in the order they were registered: the
+        // signal is recorded before the pipe is written, so that a wait
+        // woken by the pipe always finds it.
+        let signals = Signals::new(which)?;
         let (wake, write) = UnixStream::pair()?;
         for &signal in which {
             signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
         }
-        Ok(Waiter {
-            signals: Signals::new(which)?,
-            wake,
-        })
+        Ok(Waiter { signals, wake })
     }
 
     /// Blocks until one of the signals arrives, and returns it.
     pub fn next(&mut self) -> i32 {
         loop {
-            // Asked before each wait: a signal that comes after this has
-            // already written to the pipe by the time the read starts.
+            // Asked before each wait: a signal that comes after this
+            // writes to the pipe, and the read returns at once.
             if let Some(signal) = self.signals.pending().next() {
                 return signal;
             }
             match self.wake.read(&mut [0u8; 64]) {
-                Ok(_) => {}
+                Ok(n) if n > 0 => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The writing ends stay registered for the life of the
+                // process, so neither an end of file nor an error should
+                // come; if one does, it must not spin.
+                Ok(_) => std::thread::sleep(Duration::from_millis(10)),
                 Err(e) => {
                     log::debug!("waiting for signals: {e}; waiting again");
                     std::thread::sleep(Duration::from_millis(10));

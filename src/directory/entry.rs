@@ -324,7 +324,8 @@ pub struct Entry {
     pub attrs: Attributes,
     /// Milliseconds on the store clock when the entry expires, or [`NEVER`].
     pub expires: AtomicU64,
-    /// The earliest deadline the expiry heap holds for this entry.
+    /// The earliest deadline the expiry thread's timetable holds for this
+    /// entry.
     pub scheduled: AtomicU64,
     /// The person, first when [`Entry::person`] has one, then the
     /// dependents.

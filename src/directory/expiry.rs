@@ -240,7 +240,8 @@ pub fn sweep(store: &Store, timetable: &mut Timetable) -> usize {
         let doomed = |entry: &Entry, &Deadline { at, .. }: &Deadline| {
             if entry.scheduled.load(Ordering::Relaxed) != at {
                 // A refresh brought the deadline forward and scheduled it
-                // separately; this one is stale.
+                // separately, or the entry this deadline was made for is
+                // gone and another key took its address: stale.
                 return false;
             }
             let expires = entry.expires();
@@ -447,7 +448,10 @@ mod tests {
         let at = store.read().get(&old).unwrap().expires();
         assert_eq!(store.write().remove(&old), 1);
         // The new entry of the same name looks due at the old deadline too,
-        // but has deadlines of its own: the old one is not for it.
+        // but has deadlines of its own: the old one is not for it. (The
+        // old key is still held here; had the new key taken its address,
+        // the old deadline would find the new entry, and rightly remove it
+        // since it is due.)
         add(&store, "a", 0);
         let new = store.read().by_cn(b"a").next().unwrap().key.clone();
         store

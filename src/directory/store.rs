@@ -33,10 +33,12 @@ use crate::directory::schema::{Attr, attr};
 /// behind), and a held key would keep each of those small blocks
 /// allocated until its deadline came: megabytes of them, scattered among
 /// the workers' short-lived buffers where malloc cannot give the pages
-/// back. The address of a freed key can be given to a later key; only a
-/// key of the same name also has the same hash, and such an entry is
-/// removed only if its own scheduled time and expiry say so, so a
-/// deadline never removes an entry before its time.
+/// back. The address of a freed key can be given to a later key, of any
+/// name (the entry table compares only a few bits of the hash before it
+/// asks whether the address matches), so a deadline may find an entry it
+/// was not made for. That is harmless because the expiry thread judges an
+/// entry by its own scheduled time and expiry, never by the deadline's:
+/// a deadline never removes an entry before its time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline {
     pub at: u64,
@@ -532,8 +534,8 @@ impl Directory {
         self.get_same(self.hasher.hash_one(&**key), key)
     }
 
-    /// The entry a deadline names, if it is still there (or another of
-    /// the same name now holds its key's address).
+    /// The entry a deadline names, if it is still there, or whichever
+    /// entry's key now has the address its key had ([`Deadline`]).
     pub fn named_by(&self, deadline: &Deadline) -> Option<&Entry> {
         self.entries
             .find(deadline.hash, same_id(deadline.id))
@@ -543,7 +545,9 @@ impl Directory {
     /// Removes the entries of a batch of deadlines that `doomed` says are
     /// due, with the application entries that live with them. Each entry
     /// is found by the hash and the identity of its key, as its deadline
-    /// names it: no names are compared. The removed entries are handed to `graveyard`
+    /// names it: no names are compared. `doomed` must judge the entry
+    /// found by its own scheduled time and expiry: a deadline may find an
+    /// entry that took the address of its key ([`Deadline`]). The removed entries are handed to `graveyard`
     /// rather than freed, so that the caller can free them after releasing
     /// the write lock. Returns how many entries were removed.
     ///
