@@ -19,7 +19,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use ilsd::directory::dn::Dn;
 use ilsd::directory::entry::NEVER;
-use ilsd::directory::store::{self, ExpiryMsg, Store, TtlPolicy};
+use ilsd::directory::store::{self, Deadline, ExpiryMsg, Store, TtlPolicy};
 use ilsd::ops;
 use ilsd::protocol::{self, RequestCodec};
 use ilsd::server::Config;
@@ -120,7 +120,7 @@ pub fn state(data: &[u8]) {
     let (store, inbox) = store();
     let loaded = ilsd::state::load_from(&store, data);
     assert!(loaded.entries <= data.len(), "more entries than bytes");
-    check(&store, &inbox);
+    check(&store, &inbox, &mut Vec::new());
 }
 
 /// One operation of a *session*, chosen by the fuzzer from a small world
@@ -181,6 +181,7 @@ pub fn session(data: &[u8]) {
     };
     let (shared, inbox) = shared_with_inbox();
     let mut session = Session::new("127.0.0.2:1".parse().unwrap());
+    let mut deadlines = Vec::new();
     for (i, step) in steps.into_iter().take(64).enumerate() {
         let msgid = i as i32 + 1;
         let frame = match step {
@@ -197,7 +198,7 @@ pub fn session(data: &[u8]) {
         for msg in responses(&out) {
             assert_eq!(msg.msgid, msgid, "every response carries the request's ID");
         }
-        check(&shared.store, &inbox);
+        check(&shared.store, &inbox, &mut deadlines);
     }
 }
 
@@ -255,9 +256,15 @@ fn responses(mut bytes: &[u8]) -> Vec<LdapMsg> {
 }
 
 /// The directory agrees with itself, and every dynamic entry that can
-/// expire is scheduled by its deadline.
-fn check(store: &Store, inbox: &Receiver<ExpiryMsg>) {
-    while inbox.try_recv().is_ok() {}
+/// expire is scheduled by its deadline: one of the deadlines sent to the
+/// expiry thread (gathered in `deadlines`) is for its scheduled time and
+/// finds it.
+fn check(store: &Store, inbox: &Receiver<ExpiryMsg>, deadlines: &mut Vec<Deadline>) {
+    for msg in inbox.try_iter() {
+        if let ExpiryMsg::Schedule(deadline) = msg {
+            deadlines.push(deadline);
+        }
+    }
     let dir = store.read();
     if let Err(e) = dir.check() {
         panic!("the directory disagrees with itself: {e}");
@@ -269,6 +276,11 @@ fn check(store: &Store, inbox: &Receiver<ExpiryMsg>) {
             assert!(
                 scheduled <= store::sweep_time(expires),
                 "an entry no one will expire"
+            );
+            assert!(
+                deadlines.iter().any(|d| d.at == scheduled
+                    && dir.named_by(d).is_some_and(|found| std::ptr::eq(found, e))),
+                "an entry whose deadline does not find it"
             );
         }
     }
