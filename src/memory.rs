@@ -2,13 +2,14 @@
 //!
 //! glibc's malloc keeps what a program frees for its next allocations,
 //! in as many arenas as threads have used. Under a steady churn of
-//! registrations, connections and answers, the free pages scattered
-//! through those arenas grow slowly even while the memory in use stays
-//! flat (measured: 13 MB in use, 25 MB held, after eight minutes of the
-//! soak), and resident memory creeps up with them. [`give_back`] returns
-//! those pages with `malloc_trim`, every ten seconds or, when a trim
-//! takes long (it walks every arena, holding its lock), a thousand times
-//! as long as the last one took: at most a thousandth of the time.
+//! registrations, connections and answers, free pages scattered through
+//! those arenas stay resident even while the memory in use is flat.
+//! [`give_back`] returns them with `malloc_trim`, every ten seconds or,
+//! when a trim takes long (it walks every arena, holding its lock), a
+//! thousand times as long as the last one took: at most a thousandth of
+//! the time. What scattered them most was long-lived small blocks among
+//! the workers' short-lived ones; the expiry thread's deadlines no longer
+//! hold any ([`Deadline`](crate::directory::store::Deadline)).
 //! Called by the expiry thread, the one thread that always runs and
 //! wakes regularly.
 
