@@ -250,11 +250,7 @@ impl NameIndex {
     }
 
     fn remove(&mut self, value: &[u8], key: &Key) {
-        self.remove_hashed(self.hash(value), key);
-    }
-
-    fn remove_hashed(&mut self, hash: u64, key: &Key) {
-        self.remove_hashed_id(hash, key_id(key));
+        self.remove_hashed_id(self.hash(value), key_id(key));
     }
 
     fn remove_hashed_id(&mut self, hash: u64, id: usize) {
@@ -519,7 +515,8 @@ impl Directory {
     }
 
     /// The deadline `at` for the entry holding `key`.
-    pub fn deadline(&self, at: u64, key: &Key) -> Deadline {
+    #[cfg(test)]
+    fn deadline(&self, at: u64, key: &Key) -> Deadline {
         Deadline::new(&self.hasher, at, key)
     }
 
